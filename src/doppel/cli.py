@@ -1,0 +1,68 @@
+"""The `doppel` command: parses arguments and dispatches to a stage; nothing else.
+
+Each stage module named in COMMANDS provides `add_arguments(parser)` and
+`run(args) -> int`; a stage whose module is not there yet is left out.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+from .errors import DoppelError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "extract": ("doppel.extract", "detect, align and filter faces from videos or photos into a face set"),
+    "faceset": ("doppel.faceset_cli", "inspect a face set (contact sheet, re-filter)"),
+    "train": ("doppel.swap.train", "train the swap model (shared encoder, one decoder per person)"),
+    "swap": ("doppel.swap.convert", "draw person B's face over person A in a video or photo"),
+    "lipsync": ("doppel.lipsync.cli", "make a video's mouth follow new speech audio; 'lipsync train' learns the model"),
+    "detect": ("doppel.detect.cli", "say whether videos are manipulated, where and why; 'detect train' learns the models"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    out = {}
+    for name, (mod, text) in COMMANDS.items():
+        if importlib.util.find_spec(mod) is not None:
+            out[name] = (mod, text)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    p = argparse.ArgumentParser(prog="doppel", description=(
+        "Make and detect face-swap and lip-sync deepfakes. Every output doppel synthesizes is "
+        "labelled as synthetic. For research, detection datasets, forensic analysis and consented work."))
+    p.add_argument("--version", action="version", version=f"doppel {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (mod, text) in _available().items():
+        sp = sub.add_parser(name, help=text, description=text,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sp.set_defaults(_module=mod)
+        importlib.import_module(mod).add_arguments(sp)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except DoppelError as e:
+        print(f"doppel {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"doppel {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
