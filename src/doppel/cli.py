@@ -27,7 +27,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _available() -> dict[str, tuple[str, str]]:
     out = {}
     for name, (mod, text) in COMMANDS.items():
-        if importlib.util.find_spec(mod) is not None:
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except ModuleNotFoundError:  # its package is not there either
+            found = False
+        if found:
             out[name] = (mod, text)
     return out
 
