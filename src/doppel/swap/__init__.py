@@ -1,0 +1,1 @@
+"""Face swap: the autoencoder model, augmentation, losses, training and conversion."""
