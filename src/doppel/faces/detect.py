@@ -139,6 +139,8 @@ def embedding(image: np.ndarray, landmarks: np.ndarray, jitter: int = 0) -> np.n
     pts = [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks]
     box = landmarks_box(landmarks)
     shape = dlib.full_object_detection(_rect(box), pts)
+    # PyAV pads rows of some widths (e.g. 844 px), and dlib only takes contiguous arrays
+    image = np.ascontiguousarray(image)
     return np.array(_encoder().compute_face_descriptor(image, shape, jitter), dtype=np.float32)
 
 
