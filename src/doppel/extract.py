@@ -29,7 +29,7 @@ from .faceset import ALIGNMENTS, FaceRecord, FaceSet
 log = logging.getLogger(__name__)
 
 IDENTITY_FACES = 16  # meta["identity"] averages the embeddings of up to this many faces spread over the set
-SAMPLE_SECONDS = 1.0  # without a reference, embed at most one face per this many seconds of video
+SAMPLE_SECONDS = 2.0  # without a reference, embed at most one face per this many seconds of video (and ~16 a video)
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,13 @@ class _Run:
         self.summary = Summary()
         self.track_embeddings: list[np.ndarray] = []
         self.next_sample = 0.0
+        self.sample_every = SAMPLE_SECONDS
 
     def video(self, info: media.VideoInfo) -> None:
         """Track faces through one video (or through the photos of a folder, one by one)."""
         tracker = detect.FaceTracker(self.cfg.detect)
         self.track_embeddings, self.next_sample = [], 0.0
+        self.sample_every = max(SAMPLE_SECONDS, info.duration / IDENTITY_FACES)
         total = -(-info.frame_count // self.cfg.every) if info.frame_count else None
         bar = tqdm(media.iter_frames(info.path, self.cfg.every), total=total, unit="frame",
                    desc=Path(info.path).name, leave=False, disable=None)
@@ -152,7 +154,7 @@ class _Run:
                 record.embedding = fresh[i]
             elif not record.reason and frame.time >= self.next_sample:
                 record.embedding = _rounded(detect.embedding(frame.image, face.landmarks))
-                self.next_sample = frame.time + SAMPLE_SECONDS
+                self.next_sample = frame.time + self.sample_every
             self.fs.add(record, crop)
             any_kept |= not record.reason
             if record.reason:
@@ -189,7 +191,7 @@ def _rounded(a) -> list[float]:
 
 # --- set level ----------------------------------------------------------------
 
-def refilter(fs: FaceSet, cfg: QualityConfig) -> Counter:
+def refilter(fs: FaceSet, cfg: QualityConfig, save: bool = True) -> Counter:
     """Re-apply every threshold to the stored scores and move crops between faces/ and dropped/.
 
     Per-face filters first, then near-duplicates and --max-faces over the faces
@@ -208,6 +210,8 @@ def refilter(fs: FaceSet, cfg: QualityConfig) -> Counter:
             if k not in keep:
                 reasons[i] = "max-faces"
     _move(fs, records, reasons)
+    if save:
+        fs.save()
     return Counter(r.reason for r in fs.dropped)
 
 
@@ -217,7 +221,7 @@ def _shapes_of(records: list[FaceRecord], index: list[int], size: int) -> np.nda
 
 
 def _move(fs: FaceSet, records: list[FaceRecord], reasons: list[str]) -> None:
-    """File each record under faces/ or dropped/ by its new reason; the JSON is saved in between.
+    """File each record under faces/ or dropped/ by its new reason (saving the JSON when a crop moved).
 
     New names are hard-linked (or copied) first, alignments.json is saved, and
     only then are the old names removed, so an interruption anywhere leaves a
@@ -235,7 +239,8 @@ def _move(fs: FaceSet, records: list[FaceRecord], reasons: list[str]) -> None:
         record.reason = why
     fs.faces = [r for r in records if not r.reason]
     fs.dropped = [r for r in records if r.reason]
-    fs.save()
+    if stale:
+        fs.save()
     for path in stale:
         path.unlink(missing_ok=True)
 
@@ -297,7 +302,7 @@ def extract(inputs: list[str | os.PathLike], output: str | os.PathLike,
 def _finish(fs: FaceSet, cfg: ExtractConfig, summary: Summary) -> None:
     """Set-level filters over the whole set, meta["identity"] and the final save."""
     fs.meta["quality"] = asdict(cfg.quality)
-    counts = refilter(fs, cfg.quality)
+    counts = refilter(fs, cfg.quality, save=False)
     for reason in quality.SET_REASONS:
         summary.dropped[reason] = counts.get(reason, 0)
     summary.kept = len(fs.faces)
