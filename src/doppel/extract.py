@@ -29,6 +29,7 @@ from .faceset import ALIGNMENTS, FaceRecord, FaceSet
 log = logging.getLogger(__name__)
 
 IDENTITY_FACES = 16  # meta["identity"] averages the embeddings of up to this many faces spread over the set
+PHOTO_DETECT_SIZE = 1024  # photos are detected at up to this size (videos at DetectConfig.detect_size, for speed)
 SAMPLE_SECONDS = 2.0  # without a reference, embed at most one face per this many seconds of video (and ~16 a video)
 
 
@@ -78,6 +79,7 @@ def check_inputs(inputs: list[str | os.PathLike]) -> list[media.VideoInfo]:
 
 def _photo_faces(image: np.ndarray, cfg: detect.DetectConfig) -> list[detect.Face]:
     """Faces of a still photo; retries with pyramid upsampling when the downscaled photo shows none."""
+    cfg = replace(cfg, detect_size=max(cfg.detect_size, PHOTO_DETECT_SIZE))
     faces = detect.find_faces(image, cfg)
     if not faces:
         faces = detect.find_faces(image, replace(cfg, upsample=cfg.upsample + 1))

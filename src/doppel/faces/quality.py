@@ -146,7 +146,7 @@ def face_size(landmarks68: np.ndarray) -> float:
 def _raw_pose(shape: np.ndarray) -> np.ndarray:
     """(pitch, yaw, roll) degrees of POSE_MODEL fitted to an aligned shape by cv2.solvePnP."""
     pts = np.ascontiguousarray(np.asarray(shape, np.float64)[POSE_POINTS] * 1000.0)
-    cam = np.array([[4000.0, 0, 500], [0, 4000.0, 500], [0, 0, 1]])  # long lens: near-orthographic
+    cam = np.array([[20000.0, 0, 500], [0, 20000.0, 500], [0, 0, 1]])  # long lens: near-orthographic
     ok, rvec, tvec = cv2.solvePnP(POSE_MODEL, pts, cam, None, flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return np.full(3, np.nan)
