@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import DoppelError
 
 DETECTORS = ("hog", "cnn")
+REGION_MARGIN = 0.5  # landmarks are fitted on the frame region around the box plus this many box sizes
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def detect_boxes(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> list[
 
 
 def _region(image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
-    """The part of `image` around `box` (one box size of margin) and its (x, y) offset.
+    """The part of `image` around `box` (REGION_MARGIN box sizes of margin) and its (x, y) offset.
 
     dlib copies the whole array it is given on every call (~1 ms at 720p); the
     shape predictors only read pixels near the box, so fitting on this region
@@ -110,8 +111,9 @@ def _region(image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
     h, w = image.shape[:2]
     x0, y0, x1, y1 = np.asarray(box, float)
     bw, bh = x1 - x0, y1 - y0
-    ox, oy = int(max(0, np.floor(x0 - bw))), int(max(0, np.floor(y0 - bh)))
-    ex, ey = int(min(w, np.ceil(x1 + bw))), int(min(h, np.ceil(y1 + bh)))
+    mx, my = REGION_MARGIN * bw, REGION_MARGIN * bh
+    ox, oy = int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my)))
+    ex, ey = int(min(w, np.ceil(x1 + mx))), int(min(h, np.ceil(y1 + my)))
     if ex <= ox or ey <= oy:  # box outside the frame: let dlib see the whole frame
         return image, np.zeros(2)
     return np.ascontiguousarray(image[oy:ey, ox:ex]), np.array([ox, oy], float)
