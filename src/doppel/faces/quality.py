@@ -87,11 +87,16 @@ def face_mask(shape: np.ndarray, size: int = MEASURE_SIZE) -> np.ndarray:
     return mask.astype(bool)
 
 
+def _small(crop: np.ndarray) -> np.ndarray:
+    """Crop (S, S, 3) uint8 -> (64, 64, 3) uint8 by area averaging."""
+    if crop.shape[0] == MEASURE_SIZE:
+        return crop
+    return cv2.resize(crop, (MEASURE_SIZE, MEASURE_SIZE), interpolation=cv2.INTER_AREA)
+
+
 def _grey(crop: np.ndarray) -> np.ndarray:
     """Crop (S, S, 3) uint8 -> grey (64, 64) float32 in [0, 255]."""
-    small = cv2.resize(crop, (MEASURE_SIZE, MEASURE_SIZE), interpolation=cv2.INTER_AREA) \
-        if crop.shape[0] != MEASURE_SIZE else crop
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return cv2.cvtColor(_small(crop), cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
 def sharpness(crop: np.ndarray, shape: np.ndarray) -> float:
@@ -118,8 +123,7 @@ def brightness_contrast(crop: np.ndarray, shape: np.ndarray) -> tuple[float, flo
 def tint(crop: np.ndarray, shape: np.ndarray) -> float:
     """Chroma of the face's mean colour in CIE Lab (sqrt(a^2 + b^2), L in 0-100); 0 is grey."""
     _check_crop(crop)
-    small = cv2.resize(crop, (MEASURE_SIZE, MEASURE_SIZE), interpolation=cv2.INTER_AREA)
-    mean = small[face_mask(shape)].mean(0).astype(np.float32) / 255.0
+    mean = _small(crop)[face_mask(shape)].mean(0).astype(np.float32) / 255.0
     _, a, b = cv2.cvtColor(mean.reshape(1, 1, 3), cv2.COLOR_RGB2LAB)[0, 0]
     return float(np.hypot(a, b))
 
