@@ -11,11 +11,14 @@ import argparse
 import inspect
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 IDENTITY_FACES = 16  # meta["identity"] averages the embeddings of up to this many faces spread over the set
 PHOTO_DETECT_SIZE = 1024  # photos are detected at up to this size (videos at DetectConfig.detect_size, for speed)
+PREFETCH = 8  # frames decoded ahead on a background thread
 SAMPLE_SECONDS = 2.0  # without a reference, embed at most one face per this many seconds of video (and ~16 a video)
 
 
@@ -122,6 +126,46 @@ def score_face(image: np.ndarray, face: detect.Face, crop: np.ndarray, matrix: n
     return {k: round(float(v), 4) for k, v in scores.items()}
 
 
+def prefetch(items: Iterator, depth: int = PREFETCH) -> Iterator:
+    """Yield from `items`, produced `depth` ahead on a background thread.
+
+    PyAV decodes and converts frames without holding the GIL, so decoding the
+    next frames overlaps with dlib working on this one. Errors raised by the
+    producer are re-raised here; leaving early stops the thread.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                box.put((item, None))
+        except BaseException as e:  # handed to the consumer
+            box.put((None, e))
+        box.put((done, None))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
 class _Run:
     """State of one extract run: the face set, the counts and the per-track identities."""
 
@@ -138,7 +182,7 @@ class _Run:
         self.track_embeddings, self.next_sample = [], 0.0
         self.sample_every = max(SAMPLE_SECONDS, info.duration / IDENTITY_FACES)
         total = -(-info.frame_count // self.cfg.every) if info.frame_count else None
-        bar = tqdm(media.iter_frames(info.path, self.cfg.every), total=total, unit="frame",
+        bar = tqdm(prefetch(media.iter_frames(info.path, self.cfg.every)), total=total, unit="frame",
                    desc=Path(info.path).name, leave=False, disable=None)
         for frame in bar:
             faces = _photo_faces(frame.image, self.cfg.detect) if info.is_image else tracker(frame.image)
