@@ -111,6 +111,17 @@ def _check_same_person(fs: FaceSet, reference: np.ndarray | None, max_distance: 
                           f"(embedding distance {distance:.2f} > {max_distance})")
 
 
+def _remembered_reference(fs: FaceSet, reference: np.ndarray | None) -> np.ndarray | None:
+    """The reference of this run, stored in the set; a run without one reuses the set's."""
+    if reference is not None:
+        fs.meta["reference"] = _rounded(reference)
+        return reference
+    if fs.meta.get("reference") is not None:
+        log.info("%s was made with a reference photo: keeping only that person", fs.root)
+        return np.asarray(fs.meta["reference"], np.float32)
+    return None
+
+
 # --- per frame ----------------------------------------------------------------
 
 def score_face(image: np.ndarray, face: detect.Face, crop: np.ndarray, matrix: np.ndarray,
@@ -182,11 +193,14 @@ class _Run:
         self.track_embeddings, self.next_sample = [], 0.0
         self.sample_every = max(SAMPLE_SECONDS, info.duration / IDENTITY_FACES)
         total = -(-info.frame_count // self.cfg.every) if info.frame_count else None
-        bar = tqdm(prefetch(media.iter_frames(info.path, self.cfg.every)), total=total, unit="frame",
-                   desc=Path(info.path).name, leave=False, disable=None)
-        for frame in bar:
-            faces = _photo_faces(frame.image, self.cfg.detect) if info.is_image else tracker(frame.image)
-            self.frame(info, frame, faces)
+        frames = prefetch(media.iter_frames(info.path, self.cfg.every))
+        try:
+            for frame in tqdm(frames, total=total, unit="frame", desc=Path(info.path).name, leave=False,
+                              disable=None):
+                faces = _photo_faces(frame.image, self.cfg.detect) if info.is_image else tracker(frame.image)
+                self.frame(info, frame, faces)
+        finally:
+            frames.close()  # stops the decoding thread now, also on Ctrl-C
 
     def frame(self, info: media.VideoInfo, frame: media.Frame, faces: list[detect.Face]) -> None:
         """Align, score and file every face of one frame."""
@@ -327,6 +341,7 @@ def extract(inputs: list[str | os.PathLike], output: str | os.PathLike,
     existed = root.exists()
     fs = FaceSet.create(root, cfg.size, cfg.coverage)
     _check_same_person(fs, reference, cfg.quality.max_identity)
+    reference = _remembered_reference(fs, reference)
     before = (len(fs.faces), len(fs.dropped))
     run = _Run(fs, cfg, reference)
     try:

@@ -87,6 +87,10 @@ def test_reference_keeps_only_the_right_person(data_dir, tmp_path):
     kept = {r.frame_index for r in fs.faces}
     assert kept == {2, 3}, f"kept frames {kept} (0-1 Powell, 2-3 Bush)"
     assert all(r.reason == "not-reference" for r in fs.dropped if r.frame_index < 2)
+    # extending it without --reference still keeps only that person
+    ex.extract([data_dir / LFW / "Colin_Powell" / "Colin_Powell_0003.jpg"], tmp_path / "fs")
+    fs = FaceSet.open(tmp_path / "fs")
+    assert len(fs.faces) == 2 and fs.dropped[-1].reason == "not-reference"
     # extending the set with another person's reference is refused
     with pytest.raises(ex.DoppelError, match="different person"):
         other = data_dir / LFW / "Colin_Powell" / "Colin_Powell_0003.jpg"
