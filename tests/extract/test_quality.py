@@ -134,3 +134,16 @@ def test_scorers_reject_bad_input():
         quality.sharpness(np.zeros((64, 32, 3), np.uint8), align.template())
     with pytest.raises(ValueError, match="68, 2"):
         quality.fit_error(np.zeros((5, 2)), np.zeros((5, 2)))
+
+
+def test_near_duplicates_matches_a_brute_force_greedy_across_blocks():
+    rng = np.random.default_rng(3)
+    shapes = align.template() + rng.normal(0, 0.0012, (300, 68, 2))
+    expected, kept = [], []
+    for i, s in enumerate(shapes):
+        close = any(quality.shape_distance(s, shapes[k]) <= 0.002 for k in kept)
+        expected.append(close)
+        if not close:
+            kept.append(i)
+    assert 0 < sum(expected) < len(shapes)  # a real mix of kept and dropped
+    assert quality.near_duplicates(shapes, 0.002, block=32).tolist() == expected
