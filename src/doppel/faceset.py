@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import numpy as np
 
 from . import media
@@ -49,7 +50,9 @@ class FaceRecord:
         return np.asarray(self.matrix, np.float64)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # A shallow copy: the fields are already JSON types, and asdict's deep copy
+        # made saving a few thousand records take seconds.
+        return dict(vars(self))
 
     @classmethod
     def from_json(cls, d: dict) -> "FaceRecord":
@@ -112,7 +115,11 @@ class FaceSet:
         folder = "dropped" if record.reason else "faces"
         record.file = self._next_name(folder)
         (self.root / folder).mkdir(parents=True, exist_ok=True)
-        media.write_image(self.root / record.file, crop)
+        # Written in place, not through a temporary name: alignments.json names a crop only
+        # after this returns, and a crop it does not name is ignored, so a torn write is
+        # harmless, and the temporary file cost ~2 ms a face.
+        if not cv2.imwrite(str(self.root / record.file), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
+            raise media.MediaError(f"could not write {self.root / record.file}")
         (self.dropped if record.reason else self.faces).append(record)
         return record
 

@@ -79,10 +79,35 @@ def invert(matrix: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
 
 
+def _source_region(matrix: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Frame pixels (x0, y0, x1, y1) that the crop reads, plus a margin, clipped to the frame."""
+    corners = transform_points(np.array([[0, 0], [size, 0], [0, size], [size, size]], float), invert(matrix))
+    x0, y0 = np.floor(corners.min(0)).astype(int) - 8
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 8
+    h, w = shape[:2]
+    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
 def crop(image: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Warp `image` (H, W, C) into the (size, size, C) aligned crop."""
-    interp = cv2.INTER_AREA if matrix_scale(matrix) < 1 else cv2.INTER_CUBIC
-    return cv2.warpAffine(image, np.asarray(matrix, np.float64), (size, size), flags=interp, borderMode=border)
+    """Warp `image` (H, W, C) into the (size, size, C) aligned crop.
+
+    warpAffine has no area filter (INTER_AREA acts as bilinear there), so a big
+    shrink would alias; the face's region is first shrunk to the crop's scale
+    with cv2.resize(INTER_AREA), and the warp only rotates and shifts.
+    """
+    m = np.asarray(matrix, np.float64)
+    if matrix_scale(m) < 0.5:
+        x0, y0, x1, y1 = _source_region(m, size, image.shape)
+        if x1 > x0 and y1 > y0:
+            image = image[y0:y1, x0:x1]
+            m = m.copy()
+            m[:, 2] += m[:, :2] @ np.array([x0, y0], float)
+            k = matrix_scale(m)
+            image = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+            m[:, :2] /= k
+            m[:, 2] += m[:, :2] @ np.full(2, 0.5 - 0.5 * k)  # cv2.resize maps pixel centres: x' = k(x + 0.5) - 0.5
+    interp = cv2.INTER_LINEAR if matrix_scale(m) < 1 else cv2.INTER_CUBIC
+    return cv2.warpAffine(image, m, (size, size), flags=interp, borderMode=border)
 
 
 def uncrop(face: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import DoppelError
 
 DETECTORS = ("hog", "cnn")
+REGION_MARGIN = 0.5  # landmarks are fitted on the frame region around the box plus this many box sizes
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,38 @@ def detect_boxes(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> list[
     return out
 
 
+def _region(image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
+    """The part of `image` around `box` (REGION_MARGIN box sizes of margin) and its (x, y) offset.
+
+    dlib copies the whole array it is given on every call (~1 ms at 720p); the
+    shape predictors only read pixels near the box, so fitting on this region
+    gives the same landmarks.
+    """
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = np.asarray(box, float)
+    bw, bh = x1 - x0, y1 - y0
+    mx, my = REGION_MARGIN * bw, REGION_MARGIN * bh
+    ox, oy = int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my)))
+    ex, ey = int(min(w, np.ceil(x1 + mx))), int(min(h, np.ceil(y1 + my)))
+    if ex <= ox or ey <= oy:  # box outside the frame: let dlib see the whole frame
+        return image, np.zeros(2)
+    return np.ascontiguousarray(image[oy:ey, ox:ex]), np.array([ox, oy], float)
+
+
+def _fit(predictor, image: np.ndarray, box) -> np.ndarray:
+    sub, off = _region(image, box)
+    shape = predictor(sub, _rect(np.asarray(box, float) - np.tile(off, 2)))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) + off
+
+
 def landmarks68(image: np.ndarray, box) -> np.ndarray:
     """68 landmarks (68, 2) float64 fitted inside `box` at full resolution."""
-    shape = _predictor68()(image, _rect(box))
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+    return _fit(_predictor68(), image, box)
 
 
 def landmarks5(image: np.ndarray, box) -> np.ndarray:
     """dlib's 5-point model (eye corners and nose base), (5, 2): a second, independent fit."""
-    shape = _predictor5()(image, _rect(box))
-    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+    return _fit(_predictor5(), image, box)
 
 
 def embedding(image: np.ndarray, landmarks: np.ndarray, jitter: int = 0) -> np.ndarray:
@@ -118,6 +141,8 @@ def embedding(image: np.ndarray, landmarks: np.ndarray, jitter: int = 0) -> np.n
     pts = [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks]
     box = landmarks_box(landmarks)
     shape = dlib.full_object_detection(_rect(box), pts)
+    # PyAV pads rows of some widths (e.g. 844 px), and dlib only takes contiguous arrays
+    image = np.ascontiguousarray(image)
     return np.array(_encoder().compute_face_descriptor(image, shape, jitter), dtype=np.float32)
 
 

@@ -1,0 +1,474 @@
+"""Stage: videos or photos -> face set (`doppel extract INPUT... -o FACESET`).
+
+Reads as named steps: check the inputs, embed the reference face, open (or
+start) the face set, then per frame find faces, align, score and file each one
+under faces/ or dropped/; finally apply the set-level variety filters, store
+the person's mean embedding in meta["identity"] and save atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from . import media
+from .errors import DoppelError
+from .faces import align, detect, quality
+from .faces.quality import QualityConfig
+from .faceset import ALIGNMENTS, FaceRecord, FaceSet
+
+log = logging.getLogger(__name__)
+
+IDENTITY_FACES = 16  # meta["identity"] averages the embeddings of up to this many faces spread over the set
+PHOTO_DETECT_SIZE = 1024  # photos are detected at up to this size (videos at DetectConfig.detect_size, for speed)
+PREFETCH = 8  # frames decoded ahead on a background thread
+SAMPLE_SECONDS = 2.0  # without a reference, embed at most one face per this many seconds of video (and ~16 a video)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    size: int = align.DEFAULT_SIZE  # side of the aligned crop in pixels
+    coverage: float = align.DEFAULT_COVERAGE  # fraction of the crop the template face spans
+    detect: detect.DetectConfig = detect.DetectConfig()  # detector, downscale and re-detection interval
+    every: int = 1  # read every Nth frame of a video
+    quality: QualityConfig = QualityConfig()  # thresholds of the filters
+    reference: str | None = None  # photo of the one person to keep (None: everyone)
+
+
+@dataclass
+class Summary:
+    frames: int = 0  # frames read
+    found: int = 0  # faces found
+    kept: int = 0  # faces kept in the whole set after the set-level filters
+    frames_kept: int = 0  # frames of this run with at least one face passing the per-face filters
+    dropped: Counter = field(default_factory=Counter)  # this run's drops by reason (set-level: whole set)
+    seconds: float = 0.0  # wall time of the run
+
+    def table(self) -> str:
+        """The closing summary as aligned text rows."""
+        rows = [("frames read", self.frames), ("faces found", self.found),
+                ("frames with a kept face", self.frames_kept), ("faces kept (whole set)", self.kept)]
+        rows += [(f"dropped: {r}", n) for r, n in sorted(self.dropped.items())]
+        rows.append(("frames/s", f"{self.frames / max(self.seconds, 1e-9):.1f}"))
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v:>8}" for k, v in rows)
+
+
+# --- checking inputs --------------------------------------------------------
+
+def check_inputs(inputs: list[str | os.PathLike]) -> list[media.VideoInfo]:
+    """Probe every input before anything is written; DoppelError names the first bad one."""
+    if not inputs:
+        raise DoppelError("no input given")
+    infos = []
+    for path in inputs:
+        info = media.probe(path)
+        if not info.is_image and info.frame_count == 0 and info.duration == 0:
+            raise DoppelError(f"video has no frames: {path}")
+        infos.append(info)
+    return infos
+
+
+def _photo_faces(image: np.ndarray, cfg: detect.DetectConfig) -> list[detect.Face]:
+    """Faces of a still photo; retries with pyramid upsampling when the downscaled photo shows none."""
+    cfg = replace(cfg, detect_size=max(cfg.detect_size, PHOTO_DETECT_SIZE))
+    faces = detect.find_faces(image, cfg)
+    if not faces:
+        faces = detect.find_faces(image, replace(cfg, upsample=cfg.upsample + 1))
+    return faces
+
+
+def reference_embedding(path: str | os.PathLike, cfg: detect.DetectConfig) -> np.ndarray:
+    """128-D embedding of the largest face in a reference photo."""
+    image = media.read_image(path)
+    faces = _photo_faces(image, cfg)
+    if not faces:
+        raise DoppelError(f"no face found in the reference photo: {path}")
+    if len(faces) > 1:
+        log.warning("reference photo %s shows %d faces; using the largest", path, len(faces))
+    return detect.embedding(image, faces[0].landmarks)
+
+
+def _check_same_person(fs: FaceSet, reference: np.ndarray | None, max_distance: float) -> None:
+    stored = fs.meta.get("identity")
+    if reference is None or stored is None:
+        return
+    distance = float(np.linalg.norm(np.asarray(stored) - reference))
+    if distance > max_distance:
+        raise DoppelError(f"{fs.root} holds a face set of a different person than the reference "
+                          f"(embedding distance {distance:.2f} > {max_distance})")
+
+
+def _remembered_reference(fs: FaceSet, reference: np.ndarray | None) -> np.ndarray | None:
+    """The reference of this run, stored in the set; a run without one reuses the set's."""
+    if reference is not None:
+        fs.meta["reference"] = _rounded(reference)
+        return reference
+    if fs.meta.get("reference") is not None:
+        log.info("%s was made with a reference photo: keeping only that person", fs.root)
+        return np.asarray(fs.meta["reference"], np.float32)
+    return None
+
+
+# --- per frame ----------------------------------------------------------------
+
+def score_face(image: np.ndarray, face: detect.Face, crop: np.ndarray, matrix: np.ndarray,
+               people: int) -> dict[str, float]:
+    """Every per-face quality score of one face; image (H, W, 3) uint8, crop (S, S, 3) uint8."""
+    shape = quality.aligned_shape(face.landmarks, matrix, crop.shape[0])
+    brightness, contrast = quality.brightness_contrast(crop, shape)
+    yaw, pitch = quality.head_pose(shape)
+    scores = {"people": people, "size": quality.face_size(face.landmarks),
+              "sharpness": quality.sharpness(crop, shape), "brightness": brightness, "contrast": contrast,
+              "tint": quality.tint(crop, shape), "fit": quality.fit_error(face.landmarks, detect.landmarks5(image, face.box)),
+              "yaw": yaw, "pitch": pitch}
+    return {k: round(float(v), 4) for k, v in scores.items()}
+
+
+def prefetch(items: Iterator, depth: int = PREFETCH) -> Iterator:
+    """Yield from `items`, produced `depth` ahead on a background thread.
+
+    PyAV decodes and converts frames without holding the GIL, so decoding the
+    next frames overlaps with dlib working on this one. Errors raised by the
+    producer are re-raised here; leaving early stops the thread.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                box.put((item, None))
+        except BaseException as e:  # handed to the consumer
+            box.put((None, e))
+        box.put((done, None))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                box.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+class _Run:
+    """State of one extract run: the face set, the counts and the per-track identities."""
+
+    def __init__(self, fs: FaceSet, cfg: ExtractConfig, reference: np.ndarray | None):
+        self.fs, self.cfg, self.reference = fs, cfg, reference
+        self.summary = Summary()
+        self.track_embeddings: list[np.ndarray] = []
+        self.next_sample = 0.0
+        self.sample_every = SAMPLE_SECONDS
+
+    def video(self, info: media.VideoInfo) -> None:
+        """Track faces through one video (or through the photos of a folder, one by one)."""
+        tracker = detect.FaceTracker(self.cfg.detect)
+        self.track_embeddings, self.next_sample = [], 0.0
+        self.sample_every = max(SAMPLE_SECONDS, info.duration / IDENTITY_FACES)
+        total = -(-info.frame_count // self.cfg.every) if info.frame_count else None
+        frames = prefetch(media.iter_frames(info.path, self.cfg.every))
+        try:
+            for frame in tqdm(frames, total=total, unit="frame", desc=Path(info.path).name, leave=False,
+                              disable=None):
+                faces = _photo_faces(frame.image, self.cfg.detect) if info.is_image else tracker(frame.image)
+                self.frame(info, frame, faces)
+        finally:
+            frames.close()  # stops the decoding thread now, also on Ctrl-C
+
+    def frame(self, info: media.VideoInfo, frame: media.Frame, faces: list[detect.Face]) -> None:
+        """Align, score and file every face of one frame."""
+        self.summary.frames += 1
+        self.summary.found += len(faces)
+        distances, fresh = self._identities(frame.image, faces)
+        any_kept = False
+        for i, face in enumerate(faces):
+            record, crop = self._record(info, frame, face, len(faces), distances[i])
+            if fresh[i] is not None:
+                record.embedding = fresh[i]
+            elif not record.reason and frame.time >= self.next_sample:
+                record.embedding = _rounded(detect.embedding(frame.image, face.landmarks))
+                self.next_sample = frame.time + self.sample_every
+            self.fs.add(record, crop)
+            any_kept |= not record.reason
+            if record.reason:
+                self.summary.dropped[record.reason] += 1
+        self.summary.frames_kept += any_kept
+
+    def _record(self, info, frame, face, people, distance) -> tuple[FaceRecord, np.ndarray]:
+        matrix = align.align_matrix(face.landmarks, self.fs.size, self.fs.coverage)
+        crop = align.crop(frame.image, matrix, self.fs.size)
+        scores = score_face(frame.image, face, crop, matrix, people)
+        if distance is not None:
+            scores["identity"] = round(distance, 4)
+        record = FaceRecord(source=str(info.path), frame_index=frame.index, timestamp=round(frame.time, 4),
+                            box=_rounded(face.box), landmarks=np.round(face.landmarks, 2).tolist(),
+                            matrix=np.round(matrix, 6).tolist(), scores=scores)
+        record.reason = quality.drop_reason(scores, self.cfg.quality)
+        return record, crop
+
+    def _identities(self, image, faces) -> tuple[list[float | None], list[list[float] | None]]:
+        """Distance of each face to the reference; embedded on detection frames, reused while tracked."""
+        if self.reference is None:
+            return [None] * len(faces), [None] * len(faces)
+        fresh: list[list[float] | None] = [None] * len(faces)
+        if any(not f.tracked for f in faces) or len(faces) != len(self.track_embeddings):
+            self.track_embeddings = [detect.embedding(image, f.landmarks) for f in faces]
+            fresh = [_rounded(e) for e in self.track_embeddings]
+        dist = [float(np.linalg.norm(e - self.reference)) for e in self.track_embeddings]
+        return dist, fresh
+
+
+def _rounded(a) -> list[float]:
+    return [round(float(v), 5) for v in np.asarray(a).ravel()]
+
+
+# --- set level ----------------------------------------------------------------
+
+def refilter(fs: FaceSet, cfg: QualityConfig, save: bool = True) -> Counter:
+    """Re-apply every threshold to the stored scores and move crops between faces/ and dropped/.
+
+    Per-face filters first, then near-duplicates and --max-faces over the faces
+    still kept, in source and frame order. Returns the count of faces per reason.
+    """
+    records = sorted(fs.faces + fs.dropped, key=lambda r: (r.source, r.frame_index, r.file))
+    reasons = [quality.drop_reason(r.scores, cfg) for r in records]
+    alive = [i for i, why in enumerate(reasons) if not why]
+    duplicate = quality.near_duplicates(_shapes_of(records, alive, fs.size), cfg.min_shape_distance)
+    for i, dup in zip(alive, duplicate):
+        reasons[i] = "duplicate" if dup else ""
+    alive = [i for i in alive if not reasons[i]]
+    if cfg.max_faces and len(alive) > cfg.max_faces:
+        keep = set(quality.most_varied(_shapes_of(records, alive, fs.size), cfg.max_faces).tolist())
+        for k, i in enumerate(alive):
+            if k not in keep:
+                reasons[i] = "max-faces"
+    _move(fs, records, reasons)
+    if save:
+        fs.save()
+    return Counter(r.reason for r in fs.dropped)
+
+
+def _shapes_of(records: list[FaceRecord], index: list[int], size: int) -> np.ndarray:
+    return np.array([quality.aligned_shape(records[i].landmarks_array, records[i].matrix_array, size)
+                     for i in index]).reshape(-1, 68, 2)
+
+
+def _move(fs: FaceSet, records: list[FaceRecord], reasons: list[str]) -> None:
+    """File each record under faces/ or dropped/ by its new reason (saving the JSON when a crop moved).
+
+    New names are hard-linked (or copied) first, alignments.json is saved, and
+    only then are the old names removed, so an interruption anywhere leaves a
+    JSON whose files all exist.
+    """
+    stale = []
+    for record, why in zip(records, reasons):
+        folder = "dropped" if why else "faces"
+        target = f"{folder}/{Path(record.file).name}"
+        if target != record.file:
+            (fs.root / folder).mkdir(exist_ok=True)
+            _link(fs.root / record.file, fs.root / target)
+            stale.append(fs.root / record.file)
+            record.file = target
+        record.reason = why
+    fs.faces = [r for r in records if not r.reason]
+    fs.dropped = [r for r in records if r.reason]
+    if stale:
+        fs.save()
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def identity(fs: FaceSet, count: int = IDENTITY_FACES) -> list[float] | None:
+    """Mean embedding of up to `count` faces spread over the set that passed the per-face filters."""
+    good = [r for r in fs.faces + fs.dropped
+            if r.embedding is not None and r.reason in ("",) + quality.SET_REASONS]
+    if not good:
+        return None
+    good.sort(key=lambda r: (r.source, r.frame_index))
+    pick = np.unique(np.linspace(0, len(good) - 1, min(count, len(good))).round().astype(int))
+    return _rounded(np.mean([good[i].embedding for i in pick], axis=0))
+
+
+# --- the stage ----------------------------------------------------------------
+
+def extract(inputs: list[str | os.PathLike], output: str | os.PathLike,
+            cfg: ExtractConfig = ExtractConfig()) -> Summary:
+    """Detect, align and filter the faces of `inputs` into the face set `output` (new or extended).
+
+    Raises DoppelError for bad input before anything is written; a run that
+    fails leaves no new face set behind and an extended one as it was. Ctrl-C
+    saves the faces filed so far (set-level filters not applied) and re-raises.
+    """
+    start = time.perf_counter()
+    infos = check_inputs(inputs)
+    reference = reference_embedding(cfg.reference, cfg.detect) if cfg.reference else None
+    root = Path(output)
+    existed = root.exists()
+    fs = FaceSet.create(root, cfg.size, cfg.coverage)
+    _check_same_person(fs, reference, cfg.quality.max_identity)
+    reference = _remembered_reference(fs, reference)
+    before = (len(fs.faces), len(fs.dropped))
+    run = _Run(fs, cfg, reference)
+    try:
+        for info in infos:
+            run.video(info)
+        if run.summary.found == 0:
+            raise DoppelError(f"no face found in {', '.join(Path(i.path).name for i in infos)}")
+    except KeyboardInterrupt:
+        _interrupted(fs, cfg, before, existed)
+        raise
+    except BaseException:
+        _discard(fs, before, existed)
+        raise
+    _finish(fs, cfg, run.summary)
+    run.summary.seconds = time.perf_counter() - start
+    return run.summary
+
+
+def _finish(fs: FaceSet, cfg: ExtractConfig, summary: Summary) -> None:
+    """Set-level filters over the whole set, meta["identity"] and the final save."""
+    fs.meta["quality"] = asdict(cfg.quality)
+    counts = refilter(fs, cfg.quality, save=False)
+    for reason in quality.SET_REASONS:
+        summary.dropped[reason] = counts.get(reason, 0)
+    summary.kept = len(fs.faces)
+    ident = identity(fs)
+    if ident is not None:
+        fs.meta["identity"] = ident
+    fs.save()
+    if not fs.faces:
+        log.warning("no face kept in %s; see `doppel faceset sheet` and loosen thresholds with "
+                    "`doppel faceset refilter`", fs.root)
+
+
+def _interrupted(fs: FaceSet, cfg: ExtractConfig, before: tuple[int, int], existed: bool) -> None:
+    if not _added(fs, before):
+        _discard(fs, before, existed)
+        return
+    fs.meta["quality"] = asdict(cfg.quality)
+    fs.save()
+    log.warning("interrupted: saved %d faces to %s; near-duplicate and --max-faces filters not applied "
+                "(run `doppel faceset refilter`)", len(fs.faces), fs.root)
+
+
+def _added(fs: FaceSet, before: tuple[int, int]) -> list[FaceRecord]:
+    """Records this run appended (FaceSet.add appends to faces or dropped)."""
+    return fs.faces[before[0]:] + fs.dropped[before[1]:]
+
+
+def _discard(fs: FaceSet, before: tuple[int, int], existed: bool) -> None:
+    """Undo this run's writes: remove a folder it created, or the crops it added to an existing set."""
+    if not existed:
+        shutil.rmtree(fs.root, ignore_errors=True)
+        return
+    for record in _added(fs, before):
+        (fs.root / record.file).unlink(missing_ok=True)
+
+
+# --- command line -------------------------------------------------------------
+
+FLAG_NAMES = {"max_identity": "--reference-distance"}  # QualityConfig field -> flag, when not --field-name
+
+
+def field_comments(cls) -> dict[str, str]:
+    """The one-line comment of each field of a config dataclass, for --help."""
+    out = {}
+    for line in inspect.getsource(cls).splitlines():
+        name, _, comment = line.partition("#")
+        if ":" in name and comment:
+            out[name.split(":")[0].strip()] = comment.strip()
+    return out
+
+
+def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per QualityConfig field; absent flags keep the face set's stored value or the default."""
+    group = parser.add_argument_group("quality filters (thresholds)")
+    helps = field_comments(QualityConfig)
+    for f in fields(QualityConfig):
+        flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
+        group.add_argument(flag, dest=f.name, type=type(f.default), default=argparse.SUPPRESS,
+                           metavar="N", help=f"{helps.get(f.name, '')} [default {f.default}]")
+
+
+def quality_config(args: argparse.Namespace, stored: dict, reference: bool = False) -> QualityConfig:
+    """Defaults, then thresholds stored in the face set, then flags given on this command line."""
+    values = {f.name: f.default for f in fields(QualityConfig)}
+    if reference:
+        values["max_people"] = 0  # the reference picks the person out of a crowd
+    values.update({k: type(values[k])(v) for k, v in stored.items() if k in values})
+    values.update({k: getattr(args, k) for k in values if hasattr(args, k)})
+    return QualityConfig(**values)
+
+
+def stored_quality(root: str | os.PathLike) -> dict:
+    """Thresholds saved by an earlier run in the face set at `root` ({} when there is none)."""
+    if not (Path(root) / ALIGNMENTS).is_file():
+        return {}
+    try:
+        return FaceSet.open(root).meta.get("quality", {})
+    except DoppelError:
+        return {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, photos or folders of photos")
+    parser.add_argument("-o", "--output", required=True, metavar="FACESET",
+                        help="face set folder: created, or extended when it already holds one")
+    parser.add_argument("--size", type=int, choices=align.SIZES, default=align.DEFAULT_SIZE,
+                        help="side of the aligned crops in pixels")
+    parser.add_argument("--coverage", type=float, default=align.DEFAULT_COVERAGE,
+                        help="fraction of the crop side the face's landmark box spans")
+    parser.add_argument("--detector", choices=detect.DETECTORS, default="hog",
+                        help="dlib HOG (fast) or MMOD CNN (slower, better on turned faces)")
+    parser.add_argument("--every", type=int, default=1, metavar="N", help="read every Nth video frame")
+    parser.add_argument("--reference", metavar="PHOTO",
+                        help="keep only faces of the person in this photo (see --reference-distance)")
+    add_quality_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.every < 1:
+        raise DoppelError(f"--every must be at least 1, got {args.every}")
+    if not 0.1 <= args.coverage <= 1.0:
+        raise DoppelError(f"--coverage must be between 0.1 and 1, got {args.coverage}")
+    qcfg = quality_config(args, stored_quality(args.output), args.reference is not None)
+    cfg = ExtractConfig(size=args.size, coverage=args.coverage, every=args.every, quality=qcfg,
+                        detect=detect.DetectConfig(detector=args.detector), reference=args.reference)
+    summary = extract(args.inputs, args.output, cfg)
+    print(summary.table())
+    return 0
