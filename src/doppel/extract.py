@@ -44,7 +44,7 @@ class ExtractConfig:
     detect: detect.DetectConfig = detect.DetectConfig()  # detector, downscale and re-detection interval
     every: int = 1  # read every Nth frame of a video
     quality: QualityConfig = QualityConfig()  # thresholds of the filters
-    reference: str | None = None  # photo of the one person to keep (None: everyone)
+    reference: str | None = None  # photo of the one person to keep (None: everyone); pair with quality.max_people=0 as the CLI does
 
 
 @dataclass
