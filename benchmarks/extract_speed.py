@@ -59,7 +59,8 @@ def main() -> None:
     clips = args.clip or CLIPS
     cfg = ex.ExtractConfig(reference=str(args.reference) if args.reference else None)
     warm_up(clips[0])
-    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)")
+    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} "
+          "(other work on the machine slows every figure)")
     print(f"{'clip':<44} {'size':>9} {'frames':>6} {'decode f/s':>10} {'extract f/s':>11} {'ratio':>6}")
     for clip in clips:
         info = media.probe(clip)

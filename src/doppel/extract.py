@@ -44,7 +44,7 @@ class ExtractConfig:
     detect: detect.DetectConfig = detect.DetectConfig()  # detector, downscale and re-detection interval
     every: int = 1  # read every Nth frame of a video
     quality: QualityConfig = QualityConfig()  # thresholds of the filters
-    reference: str | None = None  # photo of the one person to keep (None: everyone)
+    reference: str | None = None  # photo of the one person to keep (None: everyone); the CLI then sets max_people=0
 
 
 @dataclass
@@ -132,8 +132,8 @@ def score_face(image: np.ndarray, face: detect.Face, crop: np.ndarray, matrix: n
     yaw, pitch = quality.head_pose(shape)
     scores = {"people": people, "size": quality.face_size(face.landmarks),
               "sharpness": quality.sharpness(crop, shape), "brightness": brightness, "contrast": contrast,
-              "tint": quality.tint(crop, shape), "fit": quality.fit_error(face.landmarks, detect.landmarks5(image, face.box)),
-              "yaw": yaw, "pitch": pitch}
+              "tint": quality.tint(crop, shape), "yaw": yaw, "pitch": pitch,
+              "fit": quality.fit_error(face.landmarks, detect.landmarks5(image, face.box))}
     return {k: round(float(v), 4) for k, v in scores.items()}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
+from dataclasses import asdict
 
 import cv2
 import numpy as np
@@ -104,7 +105,7 @@ def run_refilter(args: argparse.Namespace) -> int:
     fs = FaceSet.open(args.faceset)
     stored = fs.meta.get("quality", {})
     cfg = quality_config(args, stored)
-    fs.meta["quality"] = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+    fs.meta["quality"] = asdict(cfg)
     refilter(fs, cfg, save=False)
     ident = identity(fs)
     if ident is not None:

@@ -146,7 +146,7 @@ def test_extend_then_refilter_moves_crops_and_keeps_files_consistent(data_dir, t
     assert not fs.faces and {r.reason for r in fs.dropped} == {"blur"} and files_exist(fs)
     assert not list((out / "faces").glob("*.png"))
     assert fs.meta["quality"]["min_sharpness"] == 100
-    assert main(["faceset", "refilter", str(out), "--min-sharpness", "0.15", "--max-faces", "2"]) == 0
+    assert main(["faceset", "refilter", str(out), "--min-sharpness", "0.1", "--max-faces", "2"]) == 0
     fs = FaceSet.open(out)
     assert len(fs.faces) == 2 and [r.reason for r in fs.dropped] == ["max-faces"] and files_exist(fs)
     assert len(list((out / "faces").glob("*.png"))) == 2
@@ -186,3 +186,15 @@ def test_contact_sheet_shows_kept_and_each_drop_reason(data_dir, tmp_path):
     assert sheet.shape == (3 * (22 + 32), 4 * 32, 3)
     info = json.loads((tmp_path / "fs" / "alignments.json").read_text())
     assert sorted(r["reason"] for r in info["dropped"]) == ["blur", "dark"]
+
+
+def test_threshold_flags_reach_the_config_and_stored_values_stay():
+    from doppel.cli import build_parser
+    args = build_parser().parse_args(["extract", "x.mp4", "-o", "fs", "--reference", "me.jpg",
+                                      "--reference-distance", "0.5", "--max-faces", "30", "--max-yaw", "20"])
+    cfg = ex.quality_config(args, {"min_sharpness": 0.3, "max_yaw": 60.0}, reference=True)
+    assert (cfg.max_identity, cfg.max_faces, cfg.max_yaw) == (0.5, 30, 20.0)  # flags win
+    assert cfg.min_sharpness == 0.3  # stored in the face set
+    assert cfg.max_people == 0 and cfg.max_tint == ex.QualityConfig().max_tint  # reference default; default
+    plain = build_parser().parse_args(["extract", "x.mp4", "-o", "fs"])
+    assert ex.quality_config(plain, {}) == ex.QualityConfig()

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import align
 
-MEASURE_SIZE = 64  # sharpness and colour are measured on the crop resized to this side, so thresholds hold for every --size
+MEASURE_SIZE = 64  # sharpness and colour are measured at this crop side, so one threshold fits every --size
 FIVE_TO_68 = np.array([45, 42, 36, 39, 33])  # dlib 5-point model's points as indices of the 68-point layout
 LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
 # A generic head in camera axes (x right, y down, z away from the camera), arbitrary
@@ -35,12 +35,12 @@ POSE_MODEL = np.array([(0, 0, 0), (0, 330, 65), (-225, -170, 185), (225, -170, 1
 class QualityConfig:
     max_people: int = 1  # drop every face of a frame holding more faces than this (0: no limit)
     min_size: float = 40.0  # drop faces narrower than this many frame pixels (68-point box)
-    min_sharpness: float = 0.15  # drop blurred faces: Laplacian/intensity variance ratio on the face at 64 px
+    min_sharpness: float = 0.1  # drop blurred faces: Laplacian/intensity variance ratio on the face at 64 px
     min_brightness: float = 40.0  # drop faces whose mean grey level (0-255) is below this
     max_brightness: float = 220.0  # drop faces whose mean grey level is above this
     min_contrast: float = 10.0  # drop faces whose grey-level standard deviation is below this
     max_tint: float = 45.0  # drop faces whose mean colour is this far from grey in Lab (a, b), skin is ~10-30
-    max_fit: float = 0.15  # drop faces whose 68-point eyes/nose disagree with the 5-point model by this x inter-ocular distance
+    max_fit: float = 0.15  # drop faces whose eyes/nose disagree with dlib's 5-point model by this x eye distance
     max_yaw: float = 45.0  # drop faces turned further left/right than this (degrees)
     max_pitch: float = 35.0  # drop faces tilted further up/down than this (degrees)
     max_identity: float = 0.6  # with a reference photo: drop faces whose dlib embedding is farther than this
@@ -104,7 +104,8 @@ def sharpness(crop: np.ndarray, shape: np.ndarray) -> float:
 
     crop: (S, S, 3) uint8 RGB aligned face; shape: (68, 2) aligned landmarks in crop
     units. Measured at 64 px and normalised by contrast, so one threshold fits
-    every crop size and lighting; sharp faces score 0.25-3 on shared/data, a Gaussian blur of sigma 1.5 px brings them under 0.09.
+    every crop size and lighting. Faces on shared/data score 0.12-1.1; a
+    Gaussian blur of sigma 1.5 px (at 64 px) brings them under 0.08.
     """
     _check_crop(crop)
     grey = _grey(crop)
