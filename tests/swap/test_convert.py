@@ -37,6 +37,8 @@ def trained(tmp_path_factory, data_dir):
     crops, emb = _crops(data_dir / CLIP)
     x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a busy 2-core box two threads run ~10x slower here (measured)
     model = build("lite")
     opt = torch.optim.Adam(model.parameters(), 5e-4)
     for _ in range(4):
@@ -45,6 +47,7 @@ def trained(tmp_path_factory, data_dir):
             opt.zero_grad()
             loss.backward()
             opt.step()
+    torch.set_num_threads(threads)
     model.eval()
     return model, emb
 

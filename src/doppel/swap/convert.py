@@ -60,6 +60,7 @@ class SwapSettings:
     preview: str | None = None  # PNG strip of a few frames, input | swapped
     preview_frames: int = 4  # frames in the preview strip
     crf: int = 18  # H.264 quality of the output video
+    threads: int = 1  # torch threads for the model; video decode/encode threads use the other cores
     detect: detect.DetectConfig = detect.DetectConfig()  # face detector and tracker
 
 
@@ -416,7 +417,12 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     details = dict(model=Path(model_path).name, to=settings.to, source=input.name,
                    mask=settings.mask.shape, color=settings.color)
     shown = _preview_picks(sorted(placements), settings.preview_frames) if settings.preview else set()
-    pairs = _write(input, output, photo, info_v.fps, renderer, placements, shown, settings, details)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        pairs = _write(input, output, photo, info_v.fps, renderer, placements, shown, settings, details)
+    finally:
+        torch.set_num_threads(threads)
     if settings.preview:
         provenance.write_labeled_image(settings.preview, preview_strip(pairs), KIND, **details, preview=True)
     secs = time.perf_counter() - start
@@ -482,6 +488,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     p.add_argument("--preview", default=None, help="write a PNG strip (input | swapped) of a few frames")
     p.add_argument("--crf", type=int, default=d.crf, help="H.264 quality (lower is better)")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads for the model")
     p.add_argument("--detector", default=d.detect.detector, choices=detect.DETECTORS, help="face detector")
 
 
@@ -495,7 +502,7 @@ def settings_from_args(args: argparse.Namespace) -> SwapSettings:
         to=args.to, mask=masks.MaskConfig(args.mask, args.erode, args.feather), color=args.color,
         color_smooth=args.color_smooth, seamless=args.seamless, sharpen=args.sharpen, batch=args.batch,
         max_gap=args.max_gap, jump=args.jump, smooth=args.smooth, match_distance=args.match_distance,
-        max_frames=args.max_frames, preview=args.preview, crf=args.crf,
+        max_frames=args.max_frames, preview=args.preview, crf=args.crf, threads=max(1, args.threads),
         detect=replace(detect.DetectConfig(), detector=args.detector))
 
 

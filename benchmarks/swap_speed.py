@@ -1,0 +1,76 @@
+"""Frames per second of `doppel swap` on a 720p clip, beside the decode + re-encode floor.
+
+    python benchmarks/swap_speed.py [--clip video/source_s32.mp4] [--frames 180] [--threads 1]
+
+The model is an untrained `lite` (same speed as a trained one) whose identity
+of A is the clip's own first face, so the identity check runs as in real use.
+The floor decodes the same frames and writes them with the same writer, audio
+and quality, doing nothing else: swap fps / floor fps says what the face work costs.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from doppel import media
+from doppel.faces import detect
+from doppel.swap import convert
+from doppel.swap.model import build, save_model
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def floor_fps(clip: Path, frames: int, out: Path) -> float:
+    """Decode `frames` frames and re-encode them (same writer, crf and audio as swap)."""
+    t = time.perf_counter()
+    with media.VideoWriter(out, media.probe(clip).fps, convert.SwapSettings().crf, audio=str(clip)) as w:
+        for f in media.iter_frames(clip):
+            if f.index >= frames:
+                break
+            w.write(f.image)
+    return frames / (time.perf_counter() - t)
+
+
+def make_model(clip: Path, preset: str, folder: Path) -> Path:
+    first = next(media.iter_frames(clip)).image
+    faces = detect.find_faces(first)
+    ident = detect.embedding(first, faces[0].landmarks).tolist() if faces else None
+    model = build(preset).eval()
+    save_model(folder, model, info={"coverage": 0.8, "size": model.cfg.size, "identity_a": ident})
+    return folder
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clip", default=str(DATA / "video" / "source_s32.mp4"), help="720p-class video")
+    p.add_argument("--frames", type=int, default=180, help="frames to process (shorten the run)")
+    p.add_argument("--preset", default="lite")
+    p.add_argument("--threads", type=int, default=convert.SwapSettings().threads, help="torch threads")
+    p.add_argument("--batch", type=int, default=convert.SwapSettings().batch)
+    args = p.parse_args()
+    clip = Path(args.clip)
+    info = media.probe(clip)
+    frames = min(args.frames, info.frame_count)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = make_model(clip, args.preset, tmp / "model")
+        floor = floor_fps(clip, frames, tmp / "floor.mp4")
+        settings = convert.SwapSettings(max_frames=frames, threads=args.threads, batch=args.batch)
+        t = time.perf_counter()
+        tracks, _ = convert.track_faces(str(clip), settings, embed=True)
+        pass1 = frames / (time.perf_counter() - t)
+        s = convert.swap(clip, model, tmp / "swap.mp4", settings)
+    print(f"clip {clip.name} {info.width}x{info.height}, {frames} frames, {args.preset}, "
+          f"torch threads {args.threads}, batch {args.batch}, cpus {torch.get_num_threads()} default threads")
+    print(f"floor (decode + encode, nothing else): {floor:.1f} fps")
+    print(f"pass 1 alone (decode + landmarks + tracks): {pass1:.1f} fps")
+    print(f"doppel swap: {s.fps:.1f} fps ({s.swapped}/{s.frames} frames swapped, {s.seconds:.1f} s)")
+    print(f"ratio swap / floor: {s.fps / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()
