@@ -313,7 +313,8 @@ class Renderer:
         face = self.recolour(place.track, face, crop, small)
         roi_shape = (y1 - y0, x1 - x0)
         m = np.clip(align.uncrop(big, shift(matrix, x0, y0, k), roi_shape), 0, 1)
-        new = np.clip(align.uncrop(face, shift(matrix, x0, y0), roi_shape + (3,)), 0, 1)
+        new = np.clip(cv2.warpAffine(face, shift(matrix, x0, y0), roi_shape[::-1], flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REPLICATE), 0, 1)
         new = blend.sharpen(new, self.settings.sharpen, sigma=max(1.0, 0.5 * k))
         new = (new * 255 + 0.5).astype(np.uint8)
         roi = image[y0:y1, x0:x1]
