@@ -219,3 +219,18 @@ def test_smoothing_reduces_jitter_and_keeps_motion():
     jit = lambda d: np.mean([np.abs(d[i + 1] - 2 * d[i] + d[i - 1]).mean() for i in range(1, 29)])
     assert jit(sm) < 0.5 * jit(frames)
     assert np.abs(sm[15] - frames[15]).mean() < 0.5
+
+
+def test_short_gaps_are_interpolated_long_ones_pass_through(model_dir, data_dir, tmp_path):
+    """A clip with 3 faceless frames (filled) and 10 faceless frames (left untouched)."""
+    src = tmp_path / "gaps.mp4"
+    frames = [f.image for f in media.iter_frames(data_dir / CLIP) if f.index < 40]
+    with media.VideoWriter(src, 25, crf=12) as w:
+        for i, im in enumerate(frames):
+            w.write(np.zeros_like(im) if 15 <= i < 18 or 25 <= i < 35 else im)
+    out = tmp_path / "out.mp4"
+    s = convert.swap(src, model_dir, out, convert.SwapSettings(max_gap=5))
+    assert (s.frames, s.interpolated, s.passed_through, s.swapped) == (40, 3, 10, 30)
+    res = [f.image for f in media.iter_frames(out)]
+    assert max(res[i].max() for i in range(25, 35)) < 12  # still black: nothing drawn
+    assert min(res[i].astype(int).sum() for i in range(15, 18)) > 1000  # a face drawn on the filled frames
