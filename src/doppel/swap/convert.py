@@ -293,6 +293,12 @@ def shift(matrix: np.ndarray, x0: int, y0: int, scale: float = 1.0) -> np.ndarra
     return m * scale
 
 
+def _warp_back(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], border: int) -> np.ndarray:
+    """Crop -> frame region warp; bilinear (bicubic costs ~3x more at 720p for no visible gain here)."""
+    return cv2.warpAffine(image, matrix, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=border)
+
+
 class Renderer:
     """Draws model outputs into frames; holds the per-track colour statistics (EMA)."""
 
@@ -333,9 +339,8 @@ class Renderer:
         small = cv2.resize(big, (self.size, self.size), interpolation=cv2.INTER_AREA) if k > 1 else big
         face = self.recolour(place.track, face, crop, small)
         roi_shape = (y1 - y0, x1 - x0)
-        m = np.clip(align.uncrop(big, shift(matrix, x0, y0, k), roi_shape), 0, 1)
-        new = np.clip(cv2.warpAffine(face, shift(matrix, x0, y0), roi_shape[::-1], flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REPLICATE), 0, 1)
+        m = np.clip(_warp_back(big, shift(matrix, x0, y0, k), roi_shape, cv2.BORDER_CONSTANT), 0, 1)
+        new = np.clip(_warp_back(face, shift(matrix, x0, y0), roi_shape, cv2.BORDER_REPLICATE), 0, 1)
         new = blend.sharpen(new, self.settings.sharpen, sigma=max(1.0, 0.5 * k))
         new = (new * 255 + 0.5).astype(np.uint8)
         roi = image[y0:y1, x0:x1]
