@@ -234,3 +234,33 @@ def test_short_gaps_are_interpolated_long_ones_pass_through(model_dir, data_dir,
     res = [f.image for f in media.iter_frames(out)]
     assert max(res[i].max() for i in range(25, 35)) < 12  # still black: nothing drawn
     assert min(res[i].astype(int).sum() for i in range(15, 18)) > 1000  # a face drawn on the filled frames
+
+
+def test_colour_statistics_are_smoothed_over_time():
+    """A target whose brightness flips every frame: the EMA damps the swing of the recoloured face."""
+    from types import SimpleNamespace
+    rng = np.random.default_rng(3)
+    face = np.clip(rng.normal(0.5, 0.1, (64, 64, 3)), 0, 1).astype(np.float32)
+    mask = np.ones((64, 64), np.float32)
+    swings = {}
+    for weight in (1.0, 0.3):
+        r = convert.Renderer(SimpleNamespace(cfg=SimpleNamespace(size=64)), 0.8,
+                             convert.SwapSettings(color="reinhard", color_smooth=weight))
+        means = [r.recolour(0, face, np.full((64, 64, 3), 80 if i % 2 else 160, np.uint8), mask).mean()
+                 for i in range(12)]
+        swings[weight] = np.abs(np.diff(means[4:])).mean()
+    assert swings[1.0] > 0.2 and swings[0.3] < 0.5 * swings[1.0]
+
+
+def test_learned_mask(two_people, tmp_path):
+    path, photo, obama, biden, emb = two_people
+    plain = _save(tmp_path / "plain", build("lite").eval(), identity_a=emb.tolist())
+    with pytest.raises(DoppelError, match="learned"):
+        convert.swap(path, plain, tmp_path / "x.png", convert.SwapSettings(mask=masks.MaskConfig("learned"), detect=WIDE))
+    torch.manual_seed(0)
+    masked = _save(tmp_path / "masked", build("lite", mask=True).eval(), identity_a=emb.tolist())
+    s = convert.swap(path, masked, tmp_path / "y.png", convert.SwapSettings(mask=masks.MaskConfig("learned"), detect=WIDE))
+    assert s.swapped == 1 and not (tmp_path / "x.png").exists()
+    res = media.read_image(tmp_path / "y.png")
+    x0, y0, x1, y1 = obama.box.astype(int)
+    assert np.abs(res[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean() > 2

@@ -479,6 +479,8 @@ def _write(input: Path, output: Path, photo: bool, fps: float, renderer: Rendere
         f = next(frames)
         out = renderer.render([f], placements)[0]
         provenance.write_labeled_image(output, out, KIND, **details)
+        bar.update(1)
+        bar.close()
         return [(f.image, out, 0)] if shown else []
     meta = provenance.video_metadata(KIND, **details)
     with media.VideoWriter(output, fps, settings.crf, audio=str(input), metadata=meta) as writer:
