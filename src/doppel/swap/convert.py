@@ -520,6 +520,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf", type=int, default=d.crf, help="H.264 quality (lower is better)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads for the model")
     p.add_argument("--detector", default=d.detect.detector, choices=detect.DETECTORS, help="face detector")
+    p.add_argument("--detect-size", type=int, default=d.detect.detect_size,
+                   help="longer side (px) frames are shrunk to for detection (raise for small faces)")
 
 
 def settings_from_args(args: argparse.Namespace) -> SwapSettings:
@@ -533,7 +535,7 @@ def settings_from_args(args: argparse.Namespace) -> SwapSettings:
         color_smooth=args.color_smooth, seamless=args.seamless, sharpen=args.sharpen, batch=args.batch,
         max_gap=args.max_gap, jump=args.jump, smooth=args.smooth, cut=args.cut, match_distance=args.match_distance,
         max_frames=args.max_frames, preview=args.preview, crf=args.crf, threads=max(1, args.threads),
-        detect=replace(detect.DetectConfig(), detector=args.detector))
+        detect=replace(detect.DetectConfig(), detector=args.detector, detect_size=args.detect_size))
 
 
 def run(args: argparse.Namespace) -> int:
