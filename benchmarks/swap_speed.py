@@ -61,7 +61,8 @@ def main() -> None:
         floor = floor_fps(clip, frames, tmp / "floor.mp4")
         settings = convert.SwapSettings(max_frames=frames, threads=args.threads, batch=args.batch)
         t = time.perf_counter()
-        tracks, _ = convert.track_faces(str(clip), settings, embed=True)
+        ident = convert.identity_of(convert.read_header(model)[1])
+        tracks, _ = convert.track_faces(str(clip), settings, ident)
         pass1 = frames / (time.perf_counter() - t)
         s = convert.swap(clip, model, tmp / "swap.mp4", settings)
     print(f"clip {clip.name} {info.width}x{info.height}, {frames} frames, {args.preset}, "

@@ -264,3 +264,15 @@ def test_learned_mask(two_people, tmp_path):
     res = media.read_image(tmp_path / "y.png")
     x0, y0, x1, y1 = obama.box.astype(int)
     assert np.abs(res[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean() > 2
+
+
+def test_identity_is_rechecked_until_the_track_matches(monkeypatch):
+    calls = []
+    ident = np.zeros(128, np.float32)
+    far, near = np.ones(128, np.float32), np.full(128, 0.01, np.float32)
+    monkeypatch.setattr(detect, "embedding", lambda im, lm: calls.append(1) or (far if len(calls) == 1 else near))
+    t = convert.Track(0)
+    for i in range(60):
+        t.frames[i] = np.zeros((68, 2))
+        convert.check_identity(t, None, None, ident, 0.6)
+    assert len(calls) == 2 and t.distance < 0.6  # first look far, second (10th frame) near, then no more

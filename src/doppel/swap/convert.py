@@ -2,7 +2,8 @@
 
 Two passes over the input:
 1. landmarks: faces are tracked frame by frame (faces.detect.FaceTracker) and
-   linked into tracks; each track's dlib embedding is computed once and
+   linked into tracks; each track's dlib embedding is computed once (again at
+   its 10th and 40th frame while it does not match) and
    compared with the model's mean face of A, so only A is swapped.
 2. render: per target track the landmarks are cleaned (jumps dropped, short
    gaps interpolated) and smoothed over time; then frames are decoded again,
@@ -40,6 +41,7 @@ KIND = "face-swap"
 VIDEO_EXTS = {".mp4"}
 PHOTO_EXTS = {".png", ".jpg", ".jpeg"}
 TRACK_IOU = 0.3  # a face continues a track when its box overlaps the track's last box this much
+CHECK_AT = (1, 10, 40)  # a track's frame counts at which its identity is (re)checked until it matches A
 PREVIEW_HEIGHT = 240  # pixels per preview tile
 
 
@@ -86,7 +88,7 @@ class Track:
     id: int
     frames: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> (68, 2) landmarks
     boxes: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> (4,) box
-    embedding: np.ndarray | None = None  # dlib 128-D, from the track's first frame
+    distance: float = float("inf")  # smallest embedding distance to A over the frames checked
 
     @property
     def last(self) -> int:
@@ -172,8 +174,21 @@ def region_changed(image: np.ndarray, previous: np.ndarray | None, faces: list[d
     return False
 
 
-def track_faces(path: str, settings: SwapSettings, embed: bool) -> tuple[list[Track], int]:
-    """Pass 1: every face's landmarks, linked into tracks; returns (tracks, frame count)."""
+def check_identity(track: Track, image: np.ndarray, landmarks: np.ndarray, identity: np.ndarray | None,
+                   threshold: float) -> None:
+    """Embed the face at the track's CHECK_AT-th frames (~120 ms each) until it is near A.
+
+    A second look later in the track saves a track that began on a blurred or
+    turned face; a track that matches is never embedded again.
+    """
+    if identity is None or track.distance <= threshold or len(track.frames) not in CHECK_AT:
+        return
+    d = float(np.linalg.norm(detect.embedding(image, landmarks) - identity))
+    track.distance = min(track.distance, d)
+
+
+def track_faces(path: str, settings: SwapSettings, identity: np.ndarray | None) -> tuple[list[Track], int]:
+    """Pass 1: every face's landmarks, linked into tracks and checked against A; (tracks, frame count)."""
     tracker = detect.FaceTracker(settings.detect)
     tracks: list[Track] = []
     count, previous = 0, None
@@ -185,11 +200,10 @@ def track_faces(path: str, settings: SwapSettings, embed: bool) -> tuple[list[Tr
         for face, track in _link(tracker(frame.image), tracks, frame.index, settings.max_gap):
             if track is None:
                 track = Track(len(tracks))
-                if embed:
-                    track.embedding = detect.embedding(frame.image, face.landmarks)
                 tracks.append(track)
             track.frames[frame.index] = face.landmarks
             track.boxes[frame.index] = detect.landmarks_box(face.landmarks)
+            check_identity(track, frame.image, face.landmarks, identity, settings.match_distance)
     return tracks, count
 
 
@@ -199,7 +213,7 @@ def select_targets(tracks: list[Track], identity: np.ndarray | None, max_distanc
     Returns (target tracks, number of other faces left alone).
     """
     if identity is not None:
-        near = [t for t in tracks if float(np.linalg.norm(t.embedding - identity)) <= max_distance]
+        near = [t for t in tracks if t.distance <= max_distance]
         skipped = sum(len(t.frames) for t in tracks if t not in near)
         return near, skipped
     largest: dict[int, tuple[float, Track]] = {}
@@ -208,7 +222,7 @@ def select_targets(tracks: list[Track], identity: np.ndarray | None, max_distanc
             area = (b[2] - b[0]) * (b[3] - b[1])
             if i not in largest or area > largest[i][0]:
                 largest[i] = (area, t)
-    kept = {t.id: Track(t.id, embedding=t.embedding) for t in tracks}
+    kept = {t.id: Track(t.id) for t in tracks}
     for i, (_, t) in largest.items():
         kept[t.id].frames[i], kept[t.id].boxes[i] = t.frames[i], t.boxes[i]
     skipped = sum(len(t.frames) for t in tracks) - len(largest)
@@ -435,7 +449,7 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     if identity is None:
         log.warning("model has no identity_a: swapping the largest face in each frame")
     info_v = media.probe(input)
-    tracks, count = track_faces(str(input), settings, embed=identity is not None)
+    tracks, count = track_faces(str(input), settings, identity)
     targets, skipped = select_targets(tracks, identity, settings.match_distance)
     placements, rejected = plan(targets, settings)
     if not placements:
