@@ -276,3 +276,14 @@ def test_identity_is_rechecked_until_the_track_matches(monkeypatch):
         t.frames[i] = np.zeros((68, 2))
         convert.check_identity(t, None, None, ident, 0.6)
     assert len(calls) == 2 and t.distance < 0.6  # first look far, second (10th frame) near, then no more
+
+
+def test_frame_source_caches_within_budget(data_dir):
+    clip = str(data_dir / CLIP)
+    small = convert.FrameSource(clip, 10, 1)  # 1 byte: nothing kept, decoded twice
+    assert [f.index for f in small] == list(range(10)) and small.cache is None
+    assert [f.index for f in small] == list(range(10)) and small.passes == 2
+    big = convert.FrameSource(clip, 10, 1 << 30)
+    first = [f.image for f in big]
+    assert big.cache is not None and len(big.cache) == 10
+    assert all(a is b.image for a, b in zip(first, big)) and big.passes == 1

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -64,6 +64,7 @@ class SwapSettings:
     preview_frames: int = 4  # frames in the preview strip
     crf: int = 18  # H.264 quality of the output video
     threads: int = 1  # torch threads for the model; video decode/encode threads use the other cores
+    cache_mb: int = 1024  # keep decoded frames between the passes up to this size, else decode twice
     detect: detect.DetectConfig = detect.DetectConfig()  # face detector and tracker
 
 
@@ -135,11 +136,38 @@ def identity_of(info: dict) -> np.ndarray | None:
 
 # --- pass 1: landmarks and tracks ---------------------------------------------
 
-def _frames(path: str, limit: int | None) -> Iterator[media.Frame]:
-    for frame in media.iter_frames(path):
-        if limit is not None and frame.index >= limit:
+class FrameSource:
+    """The input's frames for both passes: kept in memory from the first pass when they fit
+    in `budget` bytes (saves the second decode, ~6 ms a 720p frame), else decoded again."""
+
+    def __init__(self, path: str, limit: int | None, budget: int):
+        self.path, self.limit, self.budget = path, limit, budget
+        self.cache: list[media.Frame] | None = None  # set once a whole pass fitted in the budget
+        self.passes = 0
+
+    def _decode(self) -> Iterator[media.Frame]:
+        for frame in media.iter_frames(self.path):
+            if self.limit is not None and frame.index >= self.limit:
+                return
+            yield frame
+
+    def __iter__(self) -> Iterator[media.Frame]:
+        if self.cache is not None:
+            yield from self.cache
             return
-        yield frame
+        self.passes += 1
+        keep, cache, size = self.passes == 1, [], 0
+        for frame in self._decode():
+            if keep:
+                size += frame.image.nbytes
+                keep = size <= self.budget
+                if keep:
+                    cache.append(frame)
+                else:
+                    cache = []  # over budget: let go of what was kept
+            yield frame
+        if keep:
+            self.cache = cache
 
 
 def _link(faces: list[detect.Face], tracks: list[Track], index: int, max_gap: int) -> list[tuple[detect.Face, Track | None]]:
@@ -187,12 +215,13 @@ def check_identity(track: Track, image: np.ndarray, landmarks: np.ndarray, ident
     track.distance = min(track.distance, d)
 
 
-def track_faces(path: str, settings: SwapSettings, identity: np.ndarray | None) -> tuple[list[Track], int]:
+def track_faces(frames: Iterable[media.Frame], settings: SwapSettings,
+                identity: np.ndarray | None) -> tuple[list[Track], int]:
     """Pass 1: every face's landmarks, linked into tracks and checked against A; (tracks, frame count)."""
     tracker = detect.FaceTracker(settings.detect)
     tracks: list[Track] = []
     count, previous = 0, None
-    for frame in tqdm(_frames(path, settings.max_frames), desc="landmarks", unit="frame", leave=False):
+    for frame in tqdm(frames, desc="landmarks", unit="frame", leave=False):
         count += 1
         if region_changed(frame.image, previous, tracker.faces, settings.cut):
             tracker.faces = []  # the tracker runs its detector when it holds no faces
@@ -449,7 +478,8 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     if identity is None:
         log.warning("model has no identity_a: swapping the largest face in each frame")
     info_v = media.probe(input)
-    tracks, count = track_faces(str(input), settings, identity)
+    source = FrameSource(str(input), settings.max_frames, settings.cache_mb << 20)
+    tracks, count = track_faces(source, settings, identity)
     targets, skipped = select_targets(tracks, identity, settings.match_distance)
     placements, rejected = plan(targets, settings)
     if not placements:
@@ -461,7 +491,7 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        pairs = _write(input, output, photo, info_v.fps, renderer, placements, shown, settings, details)
+        pairs = _write(source, input, output, photo, info_v.fps, renderer, placements, shown, settings, details)
     finally:
         torch.set_num_threads(threads)
     if settings.preview:
@@ -482,12 +512,13 @@ def _preview_picks(indices: list[int], n: int) -> set[int]:
     return {indices[k] for k in picks}
 
 
-def _write(input: Path, output: Path, photo: bool, fps: float, renderer: Renderer,
+def _write(frames: Iterable[media.Frame], input: Path, output: Path, photo: bool, fps: float, renderer: Renderer,
            placements: dict[int, list[Placement]], shown: set[int], settings: SwapSettings,
            details: dict) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """Pass 2: render and write; returns (input, output, index) of the preview frames."""
-    frames = _frames(str(input), settings.max_frames)
-    bar = tqdm(desc="swap", unit="frame", total=settings.max_frames or media.probe(input).frame_count or None)
+    frames = iter(frames)
+    total = min(n for n in (settings.max_frames, media.probe(input).frame_count, 1 << 40) if n)
+    bar = tqdm(desc="swap", unit="frame", total=total)
     pairs = []
     if photo:
         f = next(frames)
@@ -533,6 +564,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preview", default=None, help="write a PNG strip (input | swapped) of a few frames")
     p.add_argument("--crf", type=int, default=d.crf, help="H.264 quality (lower is better)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads for the model")
+    p.add_argument("--cache-mb", type=int, default=d.cache_mb, help="keep decoded frames in memory up to this size")
     p.add_argument("--detector", default=d.detect.detector, choices=detect.DETECTORS, help="face detector")
     p.add_argument("--detect-size", type=int, default=d.detect.detect_size,
                    help="longer side (px) frames are shrunk to for detection (raise for small faces)")
@@ -548,7 +580,7 @@ def settings_from_args(args: argparse.Namespace) -> SwapSettings:
         to=args.to, mask=masks.MaskConfig(args.mask, args.erode, args.feather), color=args.color,
         color_smooth=args.color_smooth, seamless=args.seamless, sharpen=args.sharpen, batch=args.batch,
         max_gap=args.max_gap, jump=args.jump, smooth=args.smooth, cut=args.cut, match_distance=args.match_distance,
-        max_frames=args.max_frames, preview=args.preview, crf=args.crf, threads=max(1, args.threads),
+        max_frames=args.max_frames, preview=args.preview, crf=args.crf, threads=max(1, args.threads), cache_mb=max(0, args.cache_mb),
         detect=replace(detect.DetectConfig(), detector=args.detector, detect_size=args.detect_size))
 
 
