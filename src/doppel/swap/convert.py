@@ -319,9 +319,11 @@ def plan(targets: list[Track], settings: SwapSettings) -> tuple[dict[int, list[P
 
 # --- pass 2: render -----------------------------------------------------------
 
-def face_region(matrix: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
-    """Frame box (x0, y0, x1, y1) covered by the aligned crop, clipped to the frame; None if empty."""
-    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+def face_region(matrix: np.ndarray, box: tuple[float, float, float, float],
+                shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """Frame box (x0, y0, x1, y1) covering the crop-pixel box `box`, clipped to the frame; None if empty."""
+    bx0, by0, bx1, by1 = box
+    corners = np.array([[bx0, by0], [bx1, by0], [bx0, by1], [bx1, by1]], np.float64)
     pts = align.transform_points(corners, align.invert(matrix))
     x0, y0 = np.floor(pts.min(0)).astype(int) - 2
     x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
@@ -372,13 +374,14 @@ class Renderer:
     def draw(self, image: np.ndarray, place: Placement, matrix: np.ndarray, crop: np.ndarray,
              face: np.ndarray, learned: np.ndarray | None) -> None:
         """Blend one new face (S, S, 3) float into `image` (H, W, 3) uint8, in place."""
-        region = face_region(matrix, self.size, image.shape)
-        if region is None:
-            return
-        x0, y0, x1, y1 = region
         k = int(np.clip(round(1 / align.matrix_scale(matrix)), 1, 4))  # mask drawn near frame resolution
         big = masks.make_mask(align.transform_points(place.landmarks, matrix) * k, self.size * k,
                               self.settings.mask, learned)
+        bx, by, bw, bh = cv2.boundingRect((big > 0).astype(np.uint8))
+        region = face_region(matrix, (bx / k, by / k, (bx + bw) / k, (by + bh) / k), image.shape) if bw else None
+        if region is None:
+            return
+        x0, y0, x1, y1 = region  # only where the mask reaches: warps and blend stay small
         small = cv2.resize(big, (self.size, self.size), interpolation=cv2.INTER_AREA) if k > 1 else big
         face = self.recolour(place.track, face, crop, small)
         roi_shape = (y1 - y0, x1 - x0)
