@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from doppel import cli, media
+from doppel.errors import DoppelError
 from doppel.faces import align, blend, detect
 from doppel.faces import mask as masks
 from doppel.swap import convert
@@ -168,11 +169,19 @@ def main() -> None:
         print(f"model {model} ({cfg.preset}, step {info.get('step')}), input {src.name}, "
               f"{args.frames} frames; |A - B| = {np.linalg.norm(ident_a - ident_b):.3f}")
         print(f"{'setting':28s} {'identity':>8s} {'landmarks':>9s} {'flicker':>8s} {'seam out':>8s} {'seam in':>8s} {'found':>6s} {'fps':>6s}")
+        base = convert.SwapSettings()  # baseline row: the input against itself (identity ~0, flicker 1)
+        r = analyse(src, src, base, cfg.size, coverage, ident_a, ident_b, args.every, args.frames)
+        print(f"{'input (no swap)':28s} {r['identity']:8.2f} {r['landmarks']:9.3f} {r['flicker']:8.2f} "
+              f"{r['seam']:8.2f} {r['seam_in']:8.2f} {r['found']:6.2f} {'':>6s}", flush=True)
         for text in args.settings:
             s = replace(parse_setting(text), max_frames=args.frames, match_distance=args.match_distance)
             out = tmp / "swap.mp4"
             t = time.perf_counter()
-            summary = convert.swap(src, model, out, s)
+            try:
+                summary = convert.swap(src, model, out, s)
+            except DoppelError as e:
+                print(f"{text:28s} error: {e}")
+                continue
             r = analyse(src, out, s, cfg.size, coverage, ident_a, ident_b, args.every, args.frames)
             print(f"{text:28s} {r['identity']:8.2f} {r['landmarks']:9.3f} {r['flicker']:8.2f} "
                   f"{r['seam']:8.2f} {r['seam_in']:8.2f} {r['found']:6.2f} {summary.fps:6.1f}", flush=True)
