@@ -19,6 +19,7 @@ import argparse
 import logging
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -466,11 +467,9 @@ def check_paths(input: Path, output: Path, preview: str | None) -> bool:
 
 # --- the stage ----------------------------------------------------------------
 
-def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | os.PathLike,
-         settings: SwapSettings = SwapSettings()) -> SwapSummary:
-    """Draw B's face over A's in a video or photo; writes `output` (labelled) and returns a summary."""
-    start = time.perf_counter()
-    input, output = Path(input), Path(output)
+def _prepare(input: Path, model_path: str | os.PathLike, output: Path,
+             settings: SwapSettings) -> tuple[bool, SwapModel, dict, np.ndarray | None]:
+    """Every check that can fail before a frame is read: (is photo, model, model info, A's identity)."""
     photo = check_paths(input, output, settings.preview)
     if settings.color not in blend.COLOR:
         raise DoppelError(f"unknown colour transfer {settings.color!r}; choose from {', '.join(blend.COLOR)}")
@@ -480,7 +479,25 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     identity = identity_of(info)
     if identity is None:
         log.warning("model has no identity_a: swapping the largest face in each frame")
-    info_v = media.probe(input)
+    return photo, model, info, identity
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | os.PathLike,
+         settings: SwapSettings = SwapSettings()) -> SwapSummary:
+    """Draw B's face over A's in a video or photo; writes `output` (labelled) and returns a summary."""
+    start = time.perf_counter()
+    input, output = Path(input), Path(output)
+    photo, model, info, identity = _prepare(input, model_path, output, settings)
     source = FrameSource(str(input), settings.max_frames, settings.cache_mb << 20)
     tracks, count = track_faces(source, settings, identity)
     targets, skipped = select_targets(tracks, identity, settings.match_distance)
@@ -491,18 +508,15 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     details = dict(model=Path(model_path).name, to=settings.to, source=input.name,
                    mask=settings.mask.shape, color=settings.color)
     shown = _preview_picks(sorted(placements), settings.preview_frames) if settings.preview else set()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(settings.threads)
-    try:
-        pairs = _write(source, input, output, photo, info_v.fps, renderer, placements, shown, settings, details)
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(settings.threads):
+        fps = media.probe(input).fps
+        pairs = _write(source, input, output, photo, fps, renderer, placements, shown, settings, details)
     if settings.preview:
         provenance.write_labeled_image(settings.preview, preview_strip(pairs), KIND, **details, preview=True)
     secs = time.perf_counter() - start
-    swapped = sum(1 for i in placements if i < count)
+    swapped = len(placements)
     return SwapSummary(str(input), str(output), count, swapped,
-                       sum(1 for i, ps in placements.items() if any(p.interpolated for p in ps)),
+                       sum(1 for ps in placements.values() if any(p.interpolated for p in ps)),
                        count - swapped, rejected, skipped, len({p.track for ps in placements.values() for p in ps}),
                        "embedding" if identity is not None else "largest face", round(secs, 2),
                        round(count / secs, 2))
