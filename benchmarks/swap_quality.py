@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -146,7 +145,12 @@ def train_model(a: Path, b: Path, folder: Path, minutes: float) -> Path:
     return folder / "model"
 
 
-def main() -> None:
+def row(name: str, r: dict, fps: str = "") -> str:
+    return (f"{name:28s} {r['identity']:8.2f} {r['landmarks']:9.3f} {r['flicker']:8.2f} "
+            f"{r['seam']:8.2f} {r['seam_in']:8.2f} {r['found']:6.2f} {fps:>6s}")
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="trained swap model folder (A = --input's person)")
     p.add_argument("--input", default=str(DATA / "talking" / "retalking_face_1.mp4"), help="video of A")
@@ -157,7 +161,11 @@ def main() -> None:
     p.add_argument("--every", type=int, default=10, help="embedding and seam every N frames")
     p.add_argument("--train-minutes", type=float, default=20.0, help="when training a model here")
     p.add_argument("--match-distance", type=float, default=convert.SwapSettings().match_distance)
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     src, bvid = Path(args.input), Path(args.b_video)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -165,30 +173,26 @@ def main() -> None:
         cfg, info = read_header(model)
         ident_a = np.asarray(info["identity_a"], np.float32) if info.get("identity_a") else mean_identity(src)
         ident_b = np.asarray(info["identity_b"], np.float32) if info.get("identity_b") else mean_identity(bvid)
-        coverage = float(info.get("coverage") or align.DEFAULT_COVERAGE)
+        measure = dict(size=cfg.size, coverage=float(info.get("coverage") or align.DEFAULT_COVERAGE),
+                       ident_a=ident_a, ident_b=ident_b, every=args.every, limit=args.frames)
         print(f"model {model} ({cfg.preset}, step {info.get('step')}), input {src.name}, "
               f"{args.frames} frames; |A - B| = {np.linalg.norm(ident_a - ident_b):.3f}")
-        print(f"{'setting':28s} {'identity':>8s} {'landmarks':>9s} {'flicker':>8s} {'seam out':>8s} {'seam in':>8s} {'found':>6s} {'fps':>6s}")
-        base = convert.SwapSettings()  # baseline row: the input against itself (identity ~0, flicker 1)
-        r = analyse(src, src, base, cfg.size, coverage, ident_a, ident_b, args.every, args.frames)
-        print(f"{'input (no swap)':28s} {r['identity']:8.2f} {r['landmarks']:9.3f} {r['flicker']:8.2f} "
-              f"{r['seam']:8.2f} {r['seam_in']:8.2f} {r['found']:6.2f} {'':>6s}", flush=True)
+        print(f"{'setting':28s} {'identity':>8s} {'landmarks':>9s} {'flicker':>8s} {'seam out':>8s} "
+              f"{'seam in':>8s} {'found':>6s} {'fps':>6s}")
+        # baseline row: the input against itself (identity ~0, landmarks 0, flicker 1)
+        print(row("input (no swap)", analyse(src, src, convert.SwapSettings(), **measure)), flush=True)
         for text in args.settings:
             s = replace(parse_setting(text), max_frames=args.frames, match_distance=args.match_distance)
-            out = tmp / "swap.mp4"
-            t = time.perf_counter()
             try:
-                summary = convert.swap(src, model, out, s)
+                summary = convert.swap(src, model, tmp / "swap.mp4", s)
             except DoppelError as e:
                 print(f"{text:28s} error: {e}")
                 continue
-            r = analyse(src, out, s, cfg.size, coverage, ident_a, ident_b, args.every, args.frames)
-            print(f"{text:28s} {r['identity']:8.2f} {r['landmarks']:9.3f} {r['flicker']:8.2f} "
-                  f"{r['seam']:8.2f} {r['seam_in']:8.2f} {r['found']:6.2f} {summary.fps:6.1f}", flush=True)
+            print(row(text, analyse(src, tmp / "swap.mp4", s, **measure), f"{summary.fps:.1f}"), flush=True)
     print("identity: share nearer B (higher is better); landmarks: / eye distance (lower); "
-          "flicker: output / input (1 = none added); seam: Delta E across the mask edge in the output, beside the input's own step "
-          "at the same place (out > in: a visible seam); "
-          "found: share of frames where dlib still finds the face in the output (identity and landmarks use those)")
+          "flicker: output / input (1 = none added); seam: Delta E across the mask edge in the output, beside "
+          "the input's own step at the same place (out > in: a visible seam); found: share of frames where "
+          "dlib still finds the face in the output (identity and landmarks use those)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 from doppel import media
 from doppel.faces import detect
