@@ -43,7 +43,7 @@ def mean_identity(path: Path, frames: int = 5) -> np.ndarray:
     for f in media.iter_frames(path, step=5):
         faces = detect.find_faces(f.image)
         if faces:
-            embs.append(detect.embedding(f.image, faces[0].landmarks))
+            embs.append(detect.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
         if len(embs) == frames:
             break
     if not embs:
@@ -111,7 +111,7 @@ def analyse(src: Path, out: Path, settings: convert.SwapSettings, size: int, cov
             continue
         lm_err.append(np.linalg.norm(match.landmarks - face.landmarks, axis=1).mean() / eye_distance(face.landmarks))
         if fi.index % every == 0:
-            e = detect.embedding(fo.image, match.landmarks)
+            e = detect.embedding(np.ascontiguousarray(fo.image), match.landmarks)
             near_b.append(np.linalg.norm(e - ident_b) < np.linalg.norm(e - ident_a))
     nan = float("nan")
     return {"identity": np.mean(near_b) if near_b else nan, "landmarks": np.mean(lm_err) if lm_err else nan,

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 
+import numpy as np
+
 from doppel import media
 from doppel.faces import detect
 from doppel.swap import convert
@@ -37,7 +39,7 @@ def floor_fps(clip: Path, frames: int, out: Path) -> float:
 def make_model(clip: Path, preset: str, folder: Path) -> Path:
     first = next(media.iter_frames(clip)).image
     faces = detect.find_faces(first)
-    ident = detect.embedding(first, faces[0].landmarks).tolist() if faces else None
+    ident = detect.embedding(np.ascontiguousarray(first), faces[0].landmarks).tolist() if faces else None
     model = build(preset).eval()
     save_model(folder, model, info={"coverage": 0.8, "size": model.cfg.size, "identity_a": ident})
     return folder

@@ -25,7 +25,7 @@ def _crops(path, step=20, n=6):
         if faces:
             crops.append(align.crop(f.image, align.align_matrix(faces[0].landmarks, 64, 0.8), 64))
             if not embs:
-                embs.append(detect.embedding(f.image, faces[0].landmarks))
+                embs.append(detect.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
         if len(crops) == n:
             break
     return crops, embs[0]

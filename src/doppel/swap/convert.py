@@ -212,7 +212,7 @@ def check_identity(track: Track, image: np.ndarray, landmarks: np.ndarray, ident
     """
     if identity is None or track.distance <= threshold or len(track.frames) not in CHECK_AT:
         return
-    d = float(np.linalg.norm(detect.embedding(image, landmarks) - identity))
+    d = float(np.linalg.norm(detect.embedding(np.ascontiguousarray(image), landmarks) - identity))
     track.distance = min(track.distance, d)
 
 
