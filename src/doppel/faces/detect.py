@@ -118,8 +118,7 @@ def embedding(image: np.ndarray, landmarks: np.ndarray, jitter: int = 0) -> np.n
     pts = [dlib.point(int(round(x)), int(round(y))) for x, y in landmarks]
     box = landmarks_box(landmarks)
     shape = dlib.full_object_detection(_rect(box), pts)
-    # dlib's binding rejects strided arrays, and PyAV frames are row-padded
-    return np.array(_encoder().compute_face_descriptor(np.ascontiguousarray(image), shape, jitter), dtype=np.float32)
+    return np.array(_encoder().compute_face_descriptor(image, shape, jitter), dtype=np.float32)
 
 
 def landmarks_box(landmarks: np.ndarray) -> np.ndarray:
