@@ -171,7 +171,8 @@ def test_bad_inputs_fail_in_one_line_without_output(trained, model_dir, two_peop
     assert "no face of A" in capsys.readouterr().err
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    for bad in (blocker / "o.png", tmp_path / "o.mp4", tmp_path / "o.gif"):
+    # under a file; wrong kind for a photo; not an image type; a folder no file can be made in (even as root)
+    for bad in (blocker / "o.png", tmp_path / "o.mp4", tmp_path / "o.gif", "/proc/doppel_out.png"):
         assert _cli(photo, "-m", model_dir, "-o", bad) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("doppel swap: error:") and "\n" not in err

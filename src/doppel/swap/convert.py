@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -446,8 +447,11 @@ def _writable(path: Path, exts: set[str], what: str) -> None:
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise DoppelError(f"{what} is not writable: {path}")
+    try:  # really create a file there: permission bits say nothing for root, or on /proc
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise DoppelError(f"{what} is not writable: {path} ({e.strerror or e.__class__.__name__})") from None
 
 
 def check_paths(input: Path, output: Path, preview: str | None) -> bool:
@@ -508,11 +512,14 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     details = dict(model=Path(model_path).name, to=settings.to, source=input.name,
                    mask=settings.mask.shape, color=settings.color)
     shown = _preview_picks(sorted(placements), settings.preview_frames) if settings.preview else set()
-    with torch_threads(settings.threads):
-        fps = media.probe(input).fps
-        pairs = _write(source, input, output, photo, fps, renderer, placements, shown, settings, details)
-    if settings.preview:
-        provenance.write_labeled_image(settings.preview, preview_strip(pairs), KIND, **details, preview=True)
+    try:
+        with torch_threads(settings.threads):
+            fps = media.probe(input).fps
+            pairs = _write(source, input, output, photo, fps, renderer, placements, shown, settings, details)
+        if settings.preview:
+            provenance.write_labeled_image(settings.preview, preview_strip(pairs), KIND, **details, preview=True)
+    except OSError as e:  # disk full, folder gone: the atomic writers left nothing behind
+        raise DoppelError(f"could not write {e.filename or output}: {e.strerror or e}") from None
     secs = time.perf_counter() - start
     swapped = len(placements)
     return SwapSummary(str(input), str(output), count, swapped,
