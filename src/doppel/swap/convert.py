@@ -109,7 +109,10 @@ class Placement:
 
 def open_model(path: str | os.PathLike, to: str) -> tuple[SwapModel, dict]:
     """Load a swap model and check it is usable for conversion; DoppelError if not."""
-    cfg, info = read_header(path)
+    try:
+        cfg, info = read_header(path)
+    except (KeyError, ValueError, TypeError) as e:  # a doppel header with a broken config
+        raise DoppelError(f"model config is unreadable: {path} ({e.__class__.__name__}: {e})") from None
     if to not in PEOPLE:
         raise DoppelError(f"--to must be one of {', '.join(PEOPLE)}, got {to!r}")
     if info.get("size") not in (None, cfg.size):
