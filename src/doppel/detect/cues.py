@@ -215,39 +215,41 @@ def _mean_absdiff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 def flicker(prev: Window, win: Window, prev_fixed: np.ndarray, masks: dict[str, np.ndarray]) -> float:
     """log((face change + c) / (background change + c)) between adjacent frames, c = 2/255.
 
-    Face change: mean |difference| of the face region, each frame warped by its
+    Face change: mean |difference| (RGB, in [0, 1]) of the face region, each frame warped by its
     own landmarks (head motion removed). Background change: the ring, with both
     frames warped by the current frame's matrix (`prev_fixed`), i.e. camera and
     compression noise.
     """
     c = 2.0 / 255
-    face = _mean_absdiff(gray(prev.image), gray(win.image), masks["face"])
-    ring = _mean_absdiff(gray(prev_fixed), gray(win.image), masks["ring"])
+    rgb = lambda im: im.astype(np.float32) / 255.0  # noqa: E731 - colour flicker counts too
+    face = _mean_absdiff(rgb(prev.image), rgb(win.image), masks["face"])
+    ring = _mean_absdiff(rgb(prev_fixed), rgb(win.image), masks["ring"])
     return float(np.log((face + c) / (ring + c)))
 
 
 def occlusion_flicker(prev: Window, win: Window, masks: dict[str, np.ndarray], grid: int = 4) -> float:
-    """log(90th percentile / median) of per-cell face change, mouth cells left out.
+    """log(largest / median) per-cell face change over the face above the mouth (grid x grid cells).
 
     When an object covers part of a swapped face the generated face flickers or
-    smears locally; a real face changes evenly outside the mouth.
+    smears locally; a real face above the mouth changes evenly (speech moves
+    the mouth and jaw, which are left out).
     """
     d = np.abs(gray(prev.image) - gray(win.image))
-    x0, y0 = win.landmarks.min(0)
-    x1, y1 = win.landmarks.max(0)
-    mouth = hull_mask(win.landmarks[MOUTH], d.shape) > 0
+    lm = win.landmarks
+    x0, y0 = lm.min(0)
+    x1, y1 = lm[:, 0].max(), lm[MOUTH][:, 1].min()
     cells = []
     for gy in range(grid):
         for gx in range(grid):
-            cell = np.zeros_like(mouth)
-            cell[int(y0 + gy * (y1 - y0) / grid):int(y0 + (gy + 1) * (y1 - y0) / grid),
-                 int(x0 + gx * (x1 - x0) / grid):int(x0 + (gx + 1) * (x1 - x0) / grid)] = True
-            m = cell & masks["face"] & ~mouth
+            m = np.zeros(d.shape, bool)
+            m[int(y0 + gy * (y1 - y0) / grid):int(y0 + (gy + 1) * (y1 - y0) / grid),
+              int(x0 + gx * (x1 - x0) / grid):int(x0 + (gx + 1) * (x1 - x0) / grid)] = True
+            m &= masks["hull"]
             if m.sum() >= 16:
                 cells.append(d[m].mean())
     if len(cells) < 4:
         return float("nan")
-    return float(np.log((np.percentile(cells, 90) + 1e-3) / (np.median(cells) + 1e-3)))
+    return float(np.log((np.max(cells) + 1e-3) / (np.median(cells) + 1e-3)))
 
 
 def normalized(landmarks: np.ndarray, points: np.ndarray = align.FIT_POINTS) -> np.ndarray:

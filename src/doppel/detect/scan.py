@@ -121,9 +121,9 @@ def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: d
            "faces_analysed": int(sum(len(f["faces"]) for f in frames))}
     if scores.size:
         p = float(det.platt.prob(scores.mean()))
-        out.update(score=round(float(scores.mean()), 4), probability=round(p, 4),
-                   label="FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN",
-                   reasons=reasons(frames, det, p >= cfg.real_at))
+        band = "FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN"
+        out.update(score=round(float(scores.mean()), 4), probability=round(p, 4), label=band,
+                   model_probability=round(p, 4), model_label=band, reasons=reasons(frames, det, p > cfg.real_at))
     if label:
         out["reasons"] = ["doppel synthetic label"] + out["reasons"]
         out.update(label="FAKE", probability=1.0, forced_by="doppel synthetic label")
@@ -144,7 +144,8 @@ def reasons(frames: list[dict], det: models.Detectors, suspicious: bool, top: in
         c = contrib[k]
         if (c > 0.1) if suspicious else (c < -0.1):
             name = FUSION_FEATURES[k]
-            out.append(f"{MODEL_NAMES.get(name) or cues.CUES[name]} ({'+' if c > 0 else ''}{c:.2f} logit)")
+            side = "points to fake" if c > 0 else "points to real"
+            out.append(f"{name}: {MODEL_NAMES.get(name) or cues.CUES[name]}: {side} ({c:+.2f} logit)")
     return out or ["no single model or cue stood out"]
 
 
