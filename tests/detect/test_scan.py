@@ -80,6 +80,10 @@ def test_cli_skips_bad_files_and_fails_only_when_nothing_worked(tmp_path, real_c
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert rc == 0 and len(summary) == 3
     assert "error" in summary[0] and "error" not in summary[1]
+    if "error" in summary[2]:  # an MP4 cut before its index cannot be opened at all
+        assert "media file" in summary[2]["error"] or "decode" in summary[2]["error"]
+    else:  # one whose index survived decodes up to the cut and says so
+        assert json.loads((tmp_path / "rep" / "cut.json").read_text())["truncated"]
     assert (tmp_path / "rep" / f"{real_clip.stem}.html").exists()
     rc = cli.main(["detect", str(text), "-o", str(tmp_path / "rep2"), "--weights", str(weights)])
     assert rc == 2 and "nothing could be analysed" in capsys.readouterr().err

@@ -101,6 +101,9 @@ def summary(data: dict) -> str:
         parts.append(f"Over {v['faces_analysed']} analysed faces the detectors' calibrated chance of "
                      f"manipulation is {100 * p:.0f}% ({_band_words(v.get('model_label', v['label']))}).")
         parts.append("Main reasons: " + "; ".join(v["reasons"]) + ".")
+    if data.get("truncated"):
+        parts.append(f"The file ended early: {data['decoded_frames']} of {data['video']['frames']} frames "
+                     "could be decoded (truncated or damaged?); only those were analysed.")
     b = data.get("blinks", {})
     if b.get("per_minute") is not None:
         parts.append(f"Blinks seen: {b['count']} ({b['per_minute']} per minute; {b['note']}).")

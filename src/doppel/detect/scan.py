@@ -84,7 +84,7 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
     t0 = time.monotonic()
     info = media.probe(path)
     tracker = detect.FaceTracker(cfg.detect)
-    frames, crops, prev = [], [], None
+    frames, crops, prev, decoded = [], [], None, 0
     bar = tqdm(total=info.frame_count or None, desc=Path(path).name, unit="f", disable=not progress, leave=False)
     for fr in media.iter_frames(path):
         if fr.index % cfg.step == 0:
@@ -92,12 +92,15 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
             frames.append({"index": fr.index, "time": round(fr.time, 3), "faces": faces})
             crops = sorted(crops + c, key=lambda t: -(t[2] if t[2] is not None else -1e9))[: cfg.keep_crops]
         prev = fr.image
+        decoded += 1
         bar.update(1)
     bar.close()
     data = {"file": str(path), "video": _info(info), "frames": frames, "config": {"step": cfg.step},
             "label": provenance.read_label(path), "models": {"version": det.version, **det.meta.get("models", {})}}
     data["verdict"] = verdict(frames, det, cfg, data["label"])
     data["blinks"] = blinks(frames, info.fps / cfg.step)
+    data["decoded_frames"] = decoded
+    data["truncated"] = bool(info.frame_count and decoded < 0.9 * info.frame_count)
     data["elapsed_s"] = round(time.monotonic() - t0, 2)
     heat = [(f, i, s, c, models.gradcam(det.cnn, c)) for f, i, s, c in crops]
     return ScanResult(data, heat)

@@ -216,8 +216,10 @@ def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: T
     xa, ya, _ = features(det, split.fusion, rng, "fusion features")
     det.fusion = models.Linear.fit(xa, ya, scan.FUSION_FEATURES, c=0.05)
     xb, yb, gb = features(det, split.calib, rng, "calibration features")
-    clip_s, clip_y = pseudo_clips(det.fusion.logit(xb), yb, gb, cfg.chunk)
-    det.platt = models.Platt.fit(clip_s, clip_y)
+    # Platt on single faces, applied to a video's mean: conservative on purpose. Fitted on
+    # pseudo-clip means of our own blends it came out ~4x steeper, i.e. sure of itself on
+    # exactly the kind of fake it was calibrated on and overconfident on any other.
+    det.platt = models.Platt.fit(det.fusion.logit(xb), yb)
     det.meta = _meta(cfg, split, losses, validation(det, xb, yb, gb, cfg), command, time.monotonic() - t0, t_gather)
     det.save(out_dir)
     det.meta["version"] = _version(Path(out_dir))
@@ -279,9 +281,11 @@ metadata); {size} in all, no pickle.
   spectrum (32 radii) of the 64x64 grey inner-face crop.
 - **Fusion**: logistic regression over the two model logits and the cues
   (standardised; coefficients below), fitted on the fusion clips.
-- **Calibration**: Platt scaling p = sigmoid({platt.a:.3f} * score + {platt.b:.3f}) of the
-  per-video score (mean over frames of the most suspicious face's fused logit),
-  fitted on pseudo-clips of {m[config][chunk]} faces from the calibration clips.
+- **Calibration**: Platt scaling p = sigmoid({platt.a:.3f} * score + {platt.b:.3f}), fitted on
+  single-face fused logits of the calibration clips (real and blended) and applied to
+  the per-video score (mean over frames of the most suspicious face's fused logit).
+  A mean over many frames varies less than one face, so video probabilities are
+  conservative: deliberately, since the fakes calibrated on are only doppel's own.
 
 ## Data (real faces only; `data/deepfake/` is never used)
 - Training: {d[train_faces]} faces from {d[train_groups]}.
@@ -301,7 +305,7 @@ Frame-level AUC, real faces against doppel's own blends of the same faces:
 |---|---|
 {aucs}
 
-Pseudo-clips ({v[pseudo_clips]}): accuracy at p = 0.5: {v[clip_accuracy_at_0.5]}; share outside the
+Pseudo-clips ({v[pseudo_clips]}, runs of {m[config][chunk]} faces of one calibration clip, real or all blended): accuracy at p = 0.5: {v[clip_accuracy_at_0.5]}; share outside the
 UNCERTAIN band: {v[clip_decided_share]}; accuracy of those: {v[clip_accuracy_when_decided]}.
 
 ## Fusion coefficients (per standardised feature; positive = evidence of a fake)
