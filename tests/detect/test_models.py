@@ -62,3 +62,11 @@ def test_detectors_round_trip(tmp_path, clip_frames):
     a, _ = scan.face_scores(det, frames[1], lms[1], frames[0], lms[0])
     b, _ = scan.face_scores(back, frames[1], lms[1], frames[0], lms[0])
     assert a == b and back.version == "test"
+
+
+def test_shipped_weights_load_and_match_the_scan():
+    det = models.Detectors.load()
+    assert det.version.startswith("detect-") and det.fusion.names == scan.FUSION_FEATURES
+    assert det.platt.a > 0 and (models.WEIGHTS_DIR / "MODEL_CARD.md").is_file()
+    size = sum(p.stat().st_size for p in models.WEIGHTS_DIR.iterdir())
+    assert size < 2 * 2 ** 20

@@ -98,3 +98,13 @@ def test_expand_folders_and_duplicate_names(tmp_path, real_clip):
     files = detect_cli.expand([str(tmp_path)])
     assert [f.name for f in files] == ["clip.mp4", "clip.mp4"]
     assert detect_cli.report_names(files) == ["clip", "clip-2"]
+
+
+def test_detect_train_takes_no_files(capsys):
+    assert cli.main(["detect", "train", "extra.mp4"]) == 2
+    assert "takes no files" in capsys.readouterr().err
+
+
+def test_missing_report_folder_is_a_clear_error(capsys, real_clip):
+    assert cli.main(["detect", str(real_clip)]) == 2
+    assert "-o REPORT_DIR" in capsys.readouterr().err

@@ -168,7 +168,8 @@ def _draw(image: np.ndarray, faces: list[dict], platt) -> np.ndarray:
     out = image.copy()
     for f in faces:
         p = float(platt.prob(f["scores"]["fused"]))
-        colour = BAND_COLOURS["FAKE" if p >= 0.7 else "REAL" if p <= 0.3 else "UNCERTAIN"]
+        cfg = scan.ScanConfig
+        colour = BAND_COLOURS["FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN"]
         x0, y0, x1, y1 = (int(round(c)) for c in f["box"])
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
         cv2.putText(out, f"fake {p:.2f}", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)

@@ -217,7 +217,7 @@ def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: T
     det.fusion = models.Linear.fit(xa, ya, scan.FUSION_FEATURES, c=0.05)
     xb, yb, gb = features(det, split.calib, rng, "calibration features")
     # Platt on single faces, applied to a video's mean: conservative on purpose. Fitted on
-    # pseudo-clip means of our own blends it came out ~4x steeper, i.e. sure of itself on
+    # pseudo-clip means of our own blends it came out ~3.5x steeper, i.e. sure of itself on
     # exactly the kind of fake it was calibrated on and overconfident on any other.
     det.platt = models.Platt.fit(det.fusion.logit(xb), yb)
     det.meta = _meta(cfg, split, losses, validation(det, xb, yb, gb, cfg), command, time.monotonic() - t0, t_gather)
