@@ -1,5 +1,6 @@
 """The CNN learns in a few steps, Grad-CAM and save/load work, calibration is monotone in [0, 1]."""
 import numpy as np
+import pytest
 import torch
 
 from doppel.detect import dataset, models, scan, train
@@ -70,3 +71,13 @@ def test_shipped_weights_load_and_match_the_scan():
     assert det.platt.a > 0 and (models.WEIGHTS_DIR / "MODEL_CARD.md").is_file()
     size = sum(p.stat().st_size for p in models.WEIGHTS_DIR.iterdir())
     assert size < 2 * 2 ** 20
+
+
+@pytest.mark.slow
+def test_detect_train_end_to_end(tmp_path, data_dir):
+    cfg = train.TrainConfig(minutes=0.5, per_person=3, video_every=20, video_limit=3, batch=16)
+    det = train.train(data_dir, tmp_path, cfg, command="test")
+    back = models.Detectors.load(tmp_path)
+    assert back.version == det.version and back.meta["cnn_steps"] > 0
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "| fused |" in card and "deepfake" in card

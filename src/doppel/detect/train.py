@@ -189,10 +189,10 @@ def validation(det: models.Detectors, x: np.ndarray, y: np.ndarray, groups: list
     p = det.platt.prob(clip_s)
     decided = (p >= sc.fake_at) | (p <= sc.real_at)
     correct = ((p >= sc.fake_at) & (clip_y == 1)) | ((p <= sc.real_at) & (clip_y == 0))
+    share = lambda m: round(float(m.mean()), 4) if m.size else None  # noqa: E731
     return {"frame_auc": auc, "pseudo_clips": int(len(clip_y)),
-            "clip_accuracy_at_0.5": round(float(((p >= 0.5) == clip_y).mean()), 4),
-            "clip_decided_share": round(float(decided.mean()), 4),
-            "clip_accuracy_when_decided": round(float(correct[decided].mean()), 4) if decided.any() else None}
+            "clip_accuracy_at_0.5": share((p >= 0.5) == clip_y), "clip_decided_share": share(decided),
+            "clip_accuracy_when_decided": share(correct[decided])}
 
 
 def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: TrainConfig = TrainConfig(),
