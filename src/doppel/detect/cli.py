@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .. import media
 from ..errors import DoppelError
@@ -116,11 +117,12 @@ def _worker_init(weights: str) -> None:
     _DET["det"] = models.Detectors.load(weights)
 
 
-def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, weights: str) -> dict:
+def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, weights: str,
+            progress: bool = False) -> dict:
     """Scan one file and write its reports; returns its summary line (or the error)."""
     try:
         det = _DET.get("det") or models.Detectors.load(weights)
-        result = scan.scan(path, det, scan.ScanConfig(step=step), progress=False)
+        result = scan.scan(path, det, scan.ScanConfig(step=step), progress=progress)
         report.write_json(result, out_dir / f"{name}.json")
         report.write_html(result, out_dir / f"{name}.html")
         if annotate and not media.is_image_path(path):
@@ -140,13 +142,15 @@ def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = report_names(files)
     jobs = [(f, out_dir, n, args.annotate, args.step, args.weights) for f, n in zip(files, names)]
+    bar = tqdm(total=len(jobs), desc="files", unit="file", disable=len(jobs) < 2)
     if args.jobs == 1 or len(files) == 1:
         _worker_init(args.weights)
-        results = [_show(analyse(*j)) for j in jobs]
+        results = [_show(analyse(*j, progress=True), bar) for j in jobs]
     else:
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(args.jobs, ctx, _worker_init, (args.weights,)) as pool:
-            results = [_show(r) for r in pool.map(analyse, *zip(*jobs))]
+            results = [_show(r, bar) for r in pool.map(analyse, *zip(*jobs))]
+    bar.close()
     with media.atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(results, indent=1))
     ok = [r for r in results if "error" not in r]
@@ -155,10 +159,11 @@ def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(r: dict) -> dict:
+def _show(r: dict, bar: tqdm) -> dict:
     if "error" in r:
-        print(f"{r['file']}: skipped: {r['error']}", file=sys.stderr)
+        tqdm.write(f"{r['file']}: skipped: {r['error']}", file=sys.stderr)
     else:
         p = "" if r["probability"] is None else f" p={r['probability']:.2f}"
-        print(f"{r['file']}: {r['label']}{p} ({'; '.join(r['reasons'][:2]) or '-'}) -> {r['report']}")
+        tqdm.write(f"{r['file']}: {r['label']}{p} ({'; '.join(r['reasons'][:2]) or '-'}) -> {r['report']}")
+    bar.update(1)
     return r
