@@ -7,7 +7,9 @@ used in training) plus three real clips that were held out of CNN training
 (they did serve for calibration, so they flatter the real side).
 
 Frame level: the most suspicious face of each analysed frame, scored by each
-model, cue and the fusion, against the video's label. Video level: a model or
+model, cue and the fusion, against the video's label (a cue whose fusion
+coefficient is negative is negated first, so AUC > 0.5 always means "works in
+the direction the fusion uses it"). Video level: a model or
 cue calls a video fake when its mean over frames lies on the fake side of the
 fusion's reference mean (no threshold is tuned on the evaluated videos); the
 verdict uses its calibrated bands. Baseline in the same run: majority class

@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--data", default=DEFAULT_DATA, help="sample media folder to train from")
     t.add_argument("--minutes", type=float, default=12.0, help="training time budget")
     t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--max-steps", type=int, default=4000,
+                   help="CNN step cap; set it low enough to bind for a run that does not depend on machine speed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,8 +67,9 @@ def _train(args: argparse.Namespace) -> int:
     from . import train
     if len(args.inputs) > 1:
         raise DoppelError(f"'detect train' takes no files (got {' '.join(args.inputs[1:])})")
-    cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed)
+    cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps)
     cmd = f"doppel detect train --data {args.data} --minutes {args.minutes:g} --seed {args.seed}"
+    cmd += f" --max-steps {args.max_steps}" if args.max_steps != 4000 else ""
     det = train.train(args.data, args.weights, cfg, command=cmd)
     print(f"wrote {args.weights} (version {det.version}); validation: "
           f"{json.dumps(det.meta['validation']['frame_auc'])}")
