@@ -1,0 +1,1 @@
+"""doppel detect: visible cues, learned detectors, calibrated verdict and report for manipulated video."""

@@ -1,0 +1,172 @@
+"""`doppel detect VIDEO... -o REPORT_DIR` and `doppel detect train`.
+
+`detect train` is recognised by its first positional word (a file literally
+named `train` can still be scanned as `./train`). Inputs may be video or
+image files, folders (their media files, sorted) or list files (.txt/.csv/.lst:
+one path per line, first CSV column; a `path` header is skipped). Files are
+analysed in `--jobs` processes; a file that fails is reported and skipped, and
+the exit status is non-zero only when nothing could be analysed.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import csv
+import json
+import logging
+import multiprocessing
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .. import media
+from ..errors import DoppelError
+from . import models, report, scan
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+LIST_EXTS = {".txt", ".csv", ".lst"}
+DEFAULT_DATA = "../shared/data"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="VIDEO",
+                   help="videos, images, folders or list files; or 'train' to retrain the detectors")
+    p.add_argument("-o", "--output", metavar="REPORT_DIR", help="folder for the reports (required unless 'train')")
+    p.add_argument("--annotate", action="store_true", help="also write each video with boxes and scores drawn")
+    p.add_argument("--jobs", type=int, default=1, help="files analysed in parallel processes")
+    p.add_argument("--step", type=int, default=scan.ScanConfig.step, help="analyse every N-th frame")
+    p.add_argument("--weights", default=str(models.WEIGHTS_DIR), help="detector weights folder")
+    t = p.add_argument_group("detect train")
+    t.add_argument("--data", default=DEFAULT_DATA, help="sample media folder to train from")
+    t.add_argument("--minutes", type=float, default=12.0, help="training time budget")
+    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--max-steps", type=int, default=4000,
+                   help="CNN step cap; set it low enough to bind for a run that does not depend on machine speed")
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # parallelism comes from --jobs; 2 threads on 2 busy cores were 3x slower
+    if args.inputs[0] == "train" and not Path("train").exists():
+        return _train(args)
+    if not args.output:
+        raise DoppelError("give a report folder with -o REPORT_DIR")
+    if args.jobs < 1 or args.step < 1:
+        raise DoppelError(f"--jobs and --step must be at least 1 (got {args.jobs}, {args.step})")
+    files = expand(args.inputs)
+    if not files:
+        raise DoppelError("no video or image files found in: " + " ".join(args.inputs))
+    models.Detectors.load(args.weights)  # fail early, once, on missing weights
+    return _analyse_all(files, args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from . import train
+    if len(args.inputs) > 1:
+        raise DoppelError(f"'detect train' takes no files (got {' '.join(args.inputs[1:])})")
+    cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps)
+    cmd = f"doppel detect train --data {args.data} --minutes {args.minutes:g} --seed {args.seed}"
+    cmd += f" --max-steps {args.max_steps}" if args.max_steps != 4000 else ""
+    det = train.train(args.data, args.weights, cfg, command=cmd)
+    print(f"wrote {args.weights} (version {det.version}); validation: "
+          f"{json.dumps(det.meta['validation']['frame_auc'])}")
+    return 0
+
+
+def expand(inputs: list[str]) -> list[Path]:
+    """Media files named by the inputs, in order, without duplicates; missing paths are kept (to fail)."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and _is_media(f))
+        elif p.suffix.lower() in LIST_EXTS and p.is_file():
+            out += _read_list(p)
+        else:
+            out.append(p)
+    return list(dict.fromkeys(out))
+
+
+def _is_media(p: Path) -> bool:
+    return p.suffix.lower() in VIDEO_EXTS or media.is_image_path(p)
+
+
+def _read_list(p: Path) -> list[Path]:
+    rows = [r for r in csv.reader(p.read_text().splitlines()) if r and r[0].strip() and not r[0].startswith("#")]
+    if rows and rows[0][0].strip().lower() == "path":
+        rows = rows[1:]
+    return [(p.parent / r[0].strip()) if not Path(r[0].strip()).is_absolute() else Path(r[0].strip()) for r in rows]
+
+
+def report_names(files: list[Path]) -> list[str]:
+    """A distinct report stem per file (the file stem, numbered when stems repeat)."""
+    seen: dict[str, int] = {}
+    out = []
+    for f in files:
+        n = seen.get(f.stem, 0)
+        seen[f.stem] = n + 1
+        out.append(f.stem if n == 0 else f"{f.stem}-{n + 1}")
+    return out
+
+
+_DET: dict = {}  # per worker process: the loaded detectors
+
+
+def _worker_init(weights: str) -> None:
+    torch.set_num_threads(1)
+    _DET["det"] = models.Detectors.load(weights)
+
+
+def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, weights: str,
+            progress: bool = False) -> dict:
+    """Scan one file and write its reports; returns its summary line (or the error)."""
+    try:
+        det = _DET.get("det") or models.Detectors.load(weights)
+        result = scan.scan(path, det, scan.ScanConfig(step=step), progress=progress)
+        report.write_json(result, out_dir / f"{name}.json")
+        report.write_html(result, out_dir / f"{name}.html")
+        if annotate and not media.is_image_path(path):
+            report.annotate(path, result, out_dir / f"{name}.annotated.mp4", det.platt)
+        v = result.data["verdict"]
+        return {"file": str(path), "report": f"{name}.html", "label": v["label"],
+                "probability": v["probability"], "reasons": v["reasons"]}
+    except DoppelError as e:
+        return {"file": str(path), "error": str(e)}
+    except Exception as e:  # noqa: BLE001 - a batch reports a broken file and moves on
+        log.debug("failed on %s", path, exc_info=True)
+        return {"file": str(path), "error": f"{e.__class__.__name__}: {e}"}
+
+
+def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = report_names(files)
+    jobs = [(f, out_dir, n, args.annotate, args.step, args.weights) for f, n in zip(files, names)]
+    bar = tqdm(total=len(jobs), desc="files", unit="file", disable=len(jobs) < 2)
+    if args.jobs == 1 or len(files) == 1:
+        _worker_init(args.weights)
+        results = [_show(analyse(*j, progress=True), bar) for j in jobs]
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(args.jobs, ctx, _worker_init, (args.weights,)) as pool:
+            results = [_show(r, bar) for r in pool.map(analyse, *zip(*jobs))]
+    bar.close()
+    with media.atomic_path(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(results, indent=1))
+    ok = [r for r in results if "error" not in r]
+    if not ok:
+        raise DoppelError(f"nothing could be analysed ({len(results)} file(s) failed; see above)")
+    return 0
+
+
+def _show(r: dict, bar: tqdm) -> dict:
+    if "error" in r:
+        tqdm.write(f"{r['file']}: skipped: {r['error']}", file=sys.stderr)
+    else:
+        p = "" if r["probability"] is None else f" p={r['probability']:.2f}"
+        tqdm.write(f"{r['file']}: {r['label']}{p} ({'; '.join(r['reasons'][:2]) or '-'}) -> {r['report']}")
+    bar.update(1)
+    return r

@@ -1,0 +1,135 @@
+"""Real faces for training the detectors, gathered from the sample media; fakes made from them.
+
+Each face is kept as a *context* window (CONTEXT pixels, the face small in the
+middle) together with the same window of the previous video frame, so the
+temporal cues can be computed on training samples exactly as on a scanned
+video. data/deepfake/ is never read here: it is the held-out evaluation pair.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import media
+from ..faces import align, detect
+from . import cues, sbi
+
+log = logging.getLogger(__name__)
+
+CONTEXT = 256  # side of the stored context window
+CONTEXT_COVERAGE = 0.3  # the landmark box spans this fraction of the context window
+EXCLUDED = ("deepfake",)  # folders of the data set never used for training or calibration
+
+
+@dataclass
+class RealFace:
+    image: np.ndarray  # (CONTEXT, CONTEXT, 3) uint8 RGB context window
+    landmarks: np.ndarray  # (68, 2) in context pixels
+    group: str  # identity or clip: splits never share a group
+    prev_image: np.ndarray | None = None  # previous video frame, warped by the same matrix
+    prev_landmarks: np.ndarray | None = None  # its landmarks in context pixels
+
+
+def _context(frame: np.ndarray, landmarks: np.ndarray, prev: np.ndarray | None = None,
+             prev_lm: np.ndarray | None = None, group: str = "") -> RealFace:
+    m = align.align_matrix(landmarks, CONTEXT, CONTEXT_COVERAGE)
+    img = align.crop(frame, m, CONTEXT)
+    if prev is None:
+        return RealFace(img, align.transform_points(landmarks, m), group)
+    return RealFace(img, align.transform_points(landmarks, m), group,
+                    align.crop(prev, m, CONTEXT), align.transform_points(prev_lm, m))
+
+
+def faces_from_images(paths: list[Path], group_of) -> list[RealFace]:
+    """The largest face of each image file (files without a face are skipped)."""
+    out = []
+    for p in tqdm(paths, desc="photos", unit="img", leave=False):
+        img = media.read_image(p)
+        found = detect.find_faces(img)
+        if found:
+            out.append(_context(img, found[0].landmarks, group=group_of(p)))
+    return out
+
+
+def faces_from_video(path: Path, every: int, limit: int) -> list[RealFace]:
+    """Up to `limit` faces from every `every`-th frame of a video, each with its previous frame."""
+    out, prev = [], None
+    for fr in media.iter_frames(path):
+        if fr.index % every == 0 and prev is not None:
+            found = detect.find_faces(fr.image)
+            if found:
+                lm = found[0].landmarks
+                prev_lm = detect.landmarks68(prev, found[0].box)
+                out.append(_context(fr.image, lm, prev, prev_lm, group=path.stem))
+            if len(out) >= limit:
+                break
+        prev = fr.image
+    return out
+
+
+def videos(data_dir: Path) -> list[Path]:
+    """Every real video clip of the sample media (talking/ and video/), sorted."""
+    return sorted(p for sub in ("talking", "video") for p in (Path(data_dir) / sub).glob("*.mp4"))
+
+
+def photos(data_dir: Path, per_person: int) -> list[Path]:
+    """Up to `per_person` LFW photos of each person, plus images/."""
+    out = sorted((Path(data_dir) / "images").glob("*.*"))
+    for person in sorted((Path(data_dir) / "faces" / "lfw").iterdir()):
+        out += sorted(person.glob("*.jpg"))[:per_person]
+    return [p for p in out if media.is_image_path(p)]
+
+
+def photo_group(path: Path) -> str:
+    return path.parent.name if path.parent.parent.name == "lfw" else path.stem
+
+
+def window(face: RealFace, image: np.ndarray | None = None, prev: bool = False) -> cues.Window:
+    """The cue window of a context face (or of `image` drawn at its landmarks)."""
+    lm = face.prev_landmarks if prev else face.landmarks
+    img = image if image is not None else (face.prev_image if prev else face.image)
+    return cues.face_window(img, lm)
+
+
+def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
+              xray_share: float = 0.3, own_prev: float = 0.3) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fake of `face` (and of its previous frame): SBI, or an X-ray blend from a donor.
+
+    Mostly the previous frame gets the same blend parameters (a steady fake);
+    `own_prev` of the time its own (a fake that flickers, as per-frame swaps do).
+    """
+    seed = int(rng.integers(2 ** 31))
+    use_xray = donors and rng.random() < xray_share
+    donor = donors[int(rng.integers(len(donors)))] if use_xray else None
+
+    def one(img, lm, s):
+        r = np.random.default_rng(s)
+        return sbi.xray_blend(img, lm, donor.image, donor.landmarks, r) if donor else sbi.self_blend(img, lm, r)
+
+    fake = one(face.image, face.landmarks, seed)
+    if face.prev_image is None:
+        return fake, None
+    prev_seed = seed if rng.random() >= own_prev else int(rng.integers(2 ** 31))
+    return fake, one(face.prev_image, face.prev_landmarks, prev_seed)
+
+
+def centre(face: RealFace, side: int) -> RealFace:
+    """The central `side` pixels of a context face (cheaper blends for CNN training), no previous frame."""
+    o = (face.image.shape[0] - side) // 2
+    return RealFace(face.image[o:o + side, o:o + side], face.landmarks - o, face.group)
+
+
+def refit_box(landmarks: np.ndarray) -> np.ndarray:
+    """A detector-like box around landmarks: a little wider and shifted up, as FaceTracker makes."""
+    x0, y0, x1, y1 = detect.landmarks_box(landmarks)
+    w, h = x1 - x0, y1 - y0
+    return np.array([x0 - 0.03 * w, y0 - 0.12 * h, x1 + 0.03 * w, y1 - 0.08 * h])
+
+
+def refit(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Landmarks re-fitted on a (fake) image inside `box`, as a scan would find them."""
+    return detect.landmarks68(image, box)

@@ -1,0 +1,221 @@
+"""Learned detectors: a small CNN on aligned face crops and a Fourier-spectrum logistic regression.
+
+Also the two small linear maps that turn scores into a verdict: the fusion
+(standardised logistic regression over detector logits and cues) and the Platt
+calibration of the per-video score. Everything is stored as safetensors
+(CNN weights) plus JSON (configs and coefficients); nothing is pickled.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .. import media
+from ..errors import DoppelError
+from ..faces import align
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+CNN_FILE = "cnn.safetensors"
+MODELS_FILE = "models.json"
+FORMAT = "doppel-detect/1"
+FOURIER_SIZE = 64  # side of the grey crop whose spectrum is taken
+FOURIER_COVERAGE = 0.6  # tight on the inner face: the spectrum should be the face's, not the background's
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    size: int = 64  # side of the aligned RGB crop
+    coverage: float = 0.7  # landmark box share of the crop; leaves the hull boundary inside
+    widths: tuple[int, ...] = (16, 32, 48, 64)  # channels per stage; all but the last are pooled 2x
+
+
+class FaceCNN(nn.Module):
+    """Conv-BN-ReLU stages, 2x max-pool after all but the last, global average pool, one logit."""
+
+    def __init__(self, cfg: CNNConfig = CNNConfig()):
+        super().__init__()
+        self.cfg = cfg
+        layers, c = [], 3
+        for i, w in enumerate(cfg.widths):
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            if i < len(cfg.widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised crops -> (N,) logits (> 0 means fake)."""
+        return self.head(self.features(x).mean((2, 3)))[:, 0]
+
+
+def cnn_crop(image: np.ndarray, landmarks: np.ndarray, cfg: CNNConfig = CNNConfig()) -> np.ndarray:
+    """The CNN's aligned (size, size, 3) uint8 RGB crop of one face."""
+    return align.crop(image, align.align_matrix(landmarks, cfg.size, cfg.coverage), cfg.size)
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 RGB -> (N, 3, S, S) float32 centred near 0."""
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[3] != 3:
+        raise ValueError(f"expected (N, S, S, 3) uint8 crops, got {crops.shape} {crops.dtype}")
+    return (torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.25
+
+
+@torch.no_grad()
+def cnn_logits(model: FaceCNN, crops: np.ndarray, batch: int = 256) -> np.ndarray:
+    """(N,) float64 logits of (N, S, S, 3) uint8 crops, model in eval mode."""
+    model.eval()
+    out = [model(to_tensor(crops[i:i + batch])).numpy() for i in range(0, len(crops), batch)]
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def gradcam(model: FaceCNN, crop: np.ndarray) -> np.ndarray:
+    """Grad-CAM of the 'fake' logit on the last conv stage: (S, S) float32 in [0, 1]."""
+    model.eval()
+    x = to_tensor(crop[None])
+    feats = model.features(x).detach().requires_grad_(True)
+    logit = model.head(feats.mean((2, 3)))[0, 0]
+    (grad,) = torch.autograd.grad(logit, feats)
+    cam = torch.relu((grad.mean((2, 3), keepdim=True) * feats).sum(1))[0].detach().numpy()
+    cam = cam / cam.max() if cam.max() > 0 else cam
+    return cv2.resize(cam.astype(np.float32), crop.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+
+
+def train_cnn(model: FaceCNN, batches, steps: int, lr: float = 2e-3, deadline: float | None = None) -> list[float]:
+    """Adam on binary cross-entropy over (crops uint8, labels 0/1) batches; returns the losses.
+
+    Stops early at `deadline` (time.monotonic()); the learning rate follows a cosine.
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    lossf = nn.BCEWithLogitsLoss()
+    losses = []
+    model.train()
+    for _, (crops, labels) in zip(range(steps), batches):
+        loss = lossf(model(to_tensor(crops)), torch.as_tensor(labels, dtype=torch.float32))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    model.eval()
+    return losses
+
+
+def spectrum(image: np.ndarray, landmarks: np.ndarray, bins: int = FOURIER_SIZE // 2) -> np.ndarray:
+    """Azimuthally averaged log10 power spectrum of the grey face crop, mean removed: (bins,) float64.
+
+    Radius 1..bins in cycles per crop (the DC term is dropped); removing the mean
+    makes it independent of overall contrast.
+    """
+    c = align.crop(image, align.align_matrix(landmarks, FOURIER_SIZE, FOURIER_COVERAGE), FOURIER_SIZE)
+    g = cv2.cvtColor(c, cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0
+    g = (g - g.mean()) * np.outer(np.hanning(FOURIER_SIZE), np.hanning(FOURIER_SIZE))
+    power = np.abs(np.fft.fftshift(np.fft.fft2(g))) ** 2
+    yy, xx = np.indices(power.shape) - FOURIER_SIZE // 2
+    r = np.round(np.hypot(xx, yy)).astype(int)
+    radial = np.bincount(r.ravel(), power.ravel()) / np.maximum(np.bincount(r.ravel()), 1)
+    logp = np.log10(radial[1:bins + 1] + 1e-12)
+    return logp - logp.mean()
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Logistic regression on standardised features; NaN features count as the mean (no evidence)."""
+    names: list[str]  # feature names, in column order
+    mean: list[float]  # per-feature mean of the fitting data
+    scale: list[float]  # per-feature standard deviation of the fitting data
+    coef: list[float]  # weight per standardised feature
+    intercept: float  # bias
+
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(np.asarray(x, np.float64)) - self.mean) / self.scale
+        return np.nan_to_num(z, nan=0.0, posinf=5.0, neginf=-5.0).clip(-8, 8)
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(N, F) share of each feature in the logit."""
+        return self.standardise(x) * np.asarray(self.coef)
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        return self.contributions(x).sum(1) + self.intercept
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, names: list[str], c: float = 1.0) -> "Linear":
+        """Fit with sklearn's LogisticRegression (L2, inverse strength `c`)."""
+        from sklearn.linear_model import LogisticRegression
+        x = np.asarray(x, np.float64)
+        mean = np.nanmean(x, 0)
+        scale = np.nanstd(x, 0)
+        scale = np.where(np.isfinite(scale) & (scale > 1e-9), scale, 1.0)
+        mean = np.where(np.isfinite(mean), mean, 0.0)
+        tmp = cls(list(names), mean.tolist(), scale.tolist(), [0.0] * len(names), 0.0)
+        lr = LogisticRegression(C=c, max_iter=2000).fit(tmp.standardise(x), y)
+        return cls(list(names), mean.tolist(), scale.tolist(), lr.coef_[0].tolist(), float(lr.intercept_[0]))
+
+
+@dataclass(frozen=True)
+class Platt:
+    """Calibration p = sigmoid(a * score + b), with a >= 0 so it is monotone non-decreasing."""
+    a: float  # slope
+    b: float  # offset
+
+    def prob(self, score) -> np.ndarray:
+        s = np.asarray(score, np.float64)
+        return 1.0 / (1.0 + np.exp(-np.clip(self.a * s + self.b, -50, 50)))
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, labels: np.ndarray) -> "Platt":
+        """Platt scaling by sklearn's LogisticRegression on the 1-D score (weak L2)."""
+        from sklearn.linear_model import LogisticRegression
+        lr = LogisticRegression(C=100.0).fit(np.asarray(scores, np.float64)[:, None], labels)
+        return cls(max(0.0, float(lr.coef_[0, 0])), float(lr.intercept_[0]))
+
+
+@dataclass
+class Detectors:
+    """Everything `scan` needs, rebuilt from a weights folder alone."""
+    cnn: FaceCNN
+    fourier: Linear
+    fusion: Linear
+    platt: Platt
+    meta: dict = field(default_factory=dict)  # version, data, validation scores, command
+
+    def save(self, folder: str | Path = WEIGHTS_DIR) -> None:
+        folder = Path(folder)
+        with media.atomic_path(folder / CNN_FILE) as tmp:
+            save_file({k: v.contiguous() for k, v in self.cnn.state_dict().items()}, str(tmp),
+                      metadata={"format": FORMAT, "config": json.dumps(asdict(self.cnn.cfg))})
+        doc = {"format": FORMAT, "cnn": asdict(self.cnn.cfg), "fourier": asdict(self.fourier),
+               "fusion": asdict(self.fusion), "platt": asdict(self.platt), "meta": self.meta}
+        with media.atomic_path(folder / MODELS_FILE) as tmp:
+            tmp.write_text(json.dumps(doc, indent=1))
+
+    @classmethod
+    def load(cls, folder: str | Path = WEIGHTS_DIR) -> "Detectors":
+        folder = Path(folder)
+        try:
+            doc = json.loads((folder / MODELS_FILE).read_text())
+            cfg = doc["cnn"]
+            cnn = FaceCNN(CNNConfig(cfg["size"], cfg["coverage"], tuple(cfg["widths"])))
+            cnn.load_state_dict(load_file(str(folder / CNN_FILE)))
+        except (OSError, KeyError, ValueError, RuntimeError) as e:
+            raise DoppelError(f"no usable detector weights in {folder} ({e}); run 'doppel detect train'") from None
+        cnn.eval()
+        return cls(cnn, Linear(**doc["fourier"]), Linear(**doc["fusion"]), Platt(**doc["platt"]), doc.get("meta", {}))
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "untrained"))

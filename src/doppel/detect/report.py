@@ -1,0 +1,190 @@
+"""Reports of a scan: JSON (everything), a self-contained HTML page, an annotated video.
+
+The HTML embeds its plots and thumbnails as base64 PNG, so the one file can be
+mailed or archived. The annotated video is a derived, synthetic video and so
+carries doppel's label (provenance.video_metadata).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure
+
+from .. import media, provenance
+from . import cues, scan
+
+BAND_COLOURS = {"FAKE": (220, 40, 40), "UNCERTAIN": (230, 160, 0), "REAL": (40, 170, 60)}  # RGB
+
+
+def write_json(result: scan.ScanResult, path: str | Path) -> Path:
+    """The scan's data as indented JSON, written atomically."""
+    with media.atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result.data, indent=1, allow_nan=False))
+    return Path(path)
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _image_png(rgb: np.ndarray) -> str:
+    ok, buf = cv2.imencode(".png", rgb[..., ::-1])
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+def _series(data: dict, key: str, where: str = "cues") -> tuple[np.ndarray, np.ndarray]:
+    """(times, values) of the most suspicious face per analysed frame."""
+    t, v = [], []
+    for fr in data["frames"]:
+        if fr["faces"]:
+            f = max(fr["faces"], key=lambda f: f["scores"]["fused"])
+            val = f[where].get(key)
+            t.append(fr["time"])
+            v.append(np.nan if val is None else val)
+    return np.array(t), np.array(v, np.float64)
+
+
+def score_plot(data: dict) -> str:
+    """Fused, CNN and Fourier logits over time (most suspicious face per frame), base64 PNG."""
+    fig = Figure(figsize=(8, 2.6))
+    ax = fig.add_subplot()
+    for key in ("fused", "cnn", "fourier"):
+        t, v = _series(data, key, "scores")
+        ax.plot(t, v, label=key, lw=2 if key == "fused" else 1)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("logit (> 0 leans fake)")
+    ax.legend(loc="upper right", fontsize=8)
+    return _png(fig)
+
+
+def cue_plots(data: dict) -> str:
+    """One small plot per cue over time, base64 PNG."""
+    names = list(cues.CUES)
+    fig = Figure(figsize=(9, 1.6 * ((len(names) + 2) // 3)))
+    for k, name in enumerate(names):
+        ax = fig.add_subplot((len(names) + 2) // 3, 3, k + 1)
+        t, v = _series(data, name)
+        ax.plot(t, v, lw=1)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 128) -> np.ndarray:
+    """Crop (S, S, 3) uint8 with a heatmap (S, S) in [0, 1] blended on top, resized to `size`."""
+    jet = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    mixed = (0.6 * crop + 0.4 * jet).astype(np.uint8)
+    pair = np.concatenate([crop, mixed], 1)
+    return cv2.resize(pair, (2 * size, size), interpolation=cv2.INTER_NEAREST)
+
+
+def summary(data: dict) -> str:
+    """Plain-language verdict: what was found and why, in a few sentences."""
+    v = data["verdict"]
+    if v["label"] == scan.NO_FACE and not data.get("label"):
+        return "No face was found in this video, so nothing could be judged."
+    parts = []
+    if data.get("label"):
+        parts.append("This file carries doppel's synthetic-media label: doppel made it, so it is FAKE.")
+    if v.get("model_probability") is not None:
+        p = v["model_probability"]
+        parts.append(f"Over {v['faces_analysed']} analysed faces the detectors' calibrated chance of "
+                     f"manipulation is {100 * p:.0f}% ({_band_words(v.get('model_label', v['label']))}).")
+        parts.append("Main reasons: " + "; ".join(v["reasons"]) + ".")
+    if data.get("truncated"):
+        parts.append(f"The file ended early: {data['decoded_frames']} of {data['video']['frames']} frames "
+                     "could be decoded (truncated or damaged?); only those were analysed.")
+    b = data.get("blinks", {})
+    if b.get("per_minute") is not None:
+        parts.append(f"Blinks seen: {b['count']} ({b['per_minute']} per minute; {b['note']}).")
+    parts.append("The probability is calibrated on doppel's own blended fakes; treat it as a pointer, not proof.")
+    return " ".join(parts)
+
+
+def _band_words(label: str) -> str:
+    return {"FAKE": "likely manipulated", "REAL": "no sign of manipulation found",
+            "UNCERTAIN": "uncertain: look at the plots and faces below"}.get(label, label)
+
+
+def _thumbs(result: scan.ScanResult) -> str:
+    cells = []
+    for frame, face, score, crop, heat in result.crops:
+        cells.append(f'<figure><img src="data:image/png;base64,{_image_png(overlay(crop, heat))}" alt="face">'
+                     f"<figcaption>frame {frame}, face {face}: fused logit {score:+.2f}</figcaption></figure>")
+    return "\n".join(cells) or "<p>No faces.</p>"
+
+
+def write_html(result: scan.ScanResult, path: str | Path) -> Path:
+    """A self-contained HTML report (plots and thumbnails inline), written atomically."""
+    d, v = result.data, result.data["verdict"]
+    colour = "rgb({},{},{})".format(*BAND_COLOURS.get(v["label"], (90, 90, 90)))
+    has_faces = any(fr["faces"] for fr in d["frames"])
+    plots = (f'<h2>Scores over time</h2><img src="data:image/png;base64,{score_plot(d)}" alt="scores">'
+             f'<h2>Cues over time</h2><img src="data:image/png;base64,{cue_plots(d)}" alt="cues">'
+             if has_faces else "")
+    cue_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(t)}</td></tr>" for k, t in cues.CUES.items())
+    page = PAGE.format(
+        name=html.escape(Path(d["file"]).name), colour=colour, label=html.escape(v["label"]),
+        prob="n/a" if v["probability"] is None else f"{100 * v['probability']:.0f}%",
+        summary=html.escape(summary(d)), reasons="".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"]),
+        rule=html.escape(v["rule"]), plots=plots, thumbs=_thumbs(result), cues=cue_rows,
+        models=html.escape(json.dumps(d["models"])), video=html.escape(json.dumps(d["video"])))
+    with media.atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return Path(path)
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>doppel detect: {name}</title>
+<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}}
+.verdict{{font-size:1.6em;color:white;background:{colour};padding:.4em .8em;border-radius:6px}}
+figure{{display:inline-block;margin:.4em}} figcaption{{font-size:.8em}} td{{padding:2px 8px;font-size:.9em}}
+</style></head><body>
+<h1>doppel detect: {name}</h1>
+<p class="verdict">{label} &middot; {prob}</p>
+<p>{summary}</p>
+<h2>Why</h2><ul>{reasons}</ul><p><small>Rule: {rule}</small></p>
+{plots}
+<h2>Most suspicious faces</h2>
+<p>Each pair: the aligned face the CNN saw, and where it looked (Grad-CAM; red = most weight).</p>
+{thumbs}
+<h2>Cues</h2><table>{cues}</table>
+<p><small>Models: {models}<br>Video: {video}</small></p>
+</body></html>
+"""
+
+
+def _draw(image: np.ndarray, faces: list[dict], platt) -> np.ndarray:
+    out = image.copy()
+    for f in faces:
+        p = float(platt.prob(f["scores"]["fused"]))
+        cfg = scan.ScanConfig
+        colour = BAND_COLOURS["FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN"]
+        x0, y0, x1, y1 = (int(round(c)) for c in f["box"])
+        cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
+        cv2.putText(out, f"fake {p:.2f}", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
+    return out
+
+
+def annotate(path: str | Path, result: scan.ScanResult, out: str | Path, platt) -> Path:
+    """The video with each face's box and per-face calibrated score drawn (labelled as synthetic)."""
+    info = media.probe(path)
+    analysed = {fr["index"]: fr["faces"] for fr in result.data["frames"]}
+    meta = provenance.video_metadata("detect-annotation", source=Path(path).name,
+                                     verdict=result.data["verdict"]["label"])
+    faces: list[dict] = []
+    with media.VideoWriter(out, info.fps, audio=path, metadata=meta) as w:
+        for fr in media.iter_frames(path):
+            faces = analysed.get(fr.index, faces)  # boxes hold between analysed frames
+            w.write(_draw(fr.image, faces, platt))
+    return Path(out)

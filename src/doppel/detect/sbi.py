@@ -1,0 +1,110 @@
+"""Training fakes made from real faces only: self-blended images and face-X-ray blends.
+
+Self-blended image (SBI, Shiohara & Yamasaki 2022): a real face is blended
+into a colour- and geometry-jittered copy of itself through a deformed
+landmark-hull mask, so the only evidence is the blending itself (boundary,
+tone step, resampling). Face X-ray style (Li et al. 2020): the face of one real
+image is aligned onto another real face by their landmarks and blended in.
+
+Images are (H, W, 3) uint8 RGB, landmarks (68, 2) float64 pixels, masks
+(H, W) float32 in [0, 1]. Every function takes a numpy Generator for its
+randomness, so a seed reproduces a data set.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..faces import align
+from . import cues
+
+
+def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Landmark hull, elastically deformed, grown or shrunk and feathered: (H, W) float32 in [0, 1]."""
+    pts = landmarks.copy()
+    if rng.random() < 0.5:  # sometimes only the inner face, as many swap pipelines do
+        pts = np.vstack([landmarks[cues.JAW[2:-2]], landmarks[17:27] + [0, 0.03 * cues.face_scale(landmarks)]])
+    size = cues.face_scale(landmarks)
+    pts = pts + rng.normal(0, 0.02 * size, pts.shape)
+    m = cues.hull_mask(pts, shape).astype(np.float32)
+    r = int(rng.uniform(0.0, 0.06) * size) + 1
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    m = cv2.erode(m, k) if rng.random() < 0.5 else cv2.dilate(m, k)
+    sigma = rng.uniform(0.01, 0.06) * size
+    m = cv2.GaussianBlur(m, (0, 0), sigma)
+    return np.clip(m / max(m.max(), 1e-6), 0, 1)
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness, contrast, per-channel shift and hue-saturation change."""
+    x = image.astype(np.float32)
+    x = (x - x.mean()) * rng.uniform(0.85, 1.15) + x.mean() + rng.uniform(-20, 20)
+    x = x + rng.uniform(-12, 12, 3)
+    hsv = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-4, 4)) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.8, 1.2), 0, 255)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def quality_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Blur, sharpen or down-up resampling, as a generated face often differs in resolution."""
+    choice = rng.integers(0, 3)
+    if choice == 0:
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.8))
+    if choice == 1:
+        b = cv2.GaussianBlur(image, (0, 0), 1.0).astype(np.float32)
+        return np.clip(image + rng.uniform(0.3, 1.0) * (image - b), 0, 255).astype(np.uint8)
+    h, w = image.shape[:2]
+    s = rng.uniform(0.35, 0.8)
+    small = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def geometry_jitter(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Small random scale and shift about the face centre (the pasted face sits slightly off)."""
+    size = cues.face_scale(landmarks)
+    c = landmarks.mean(0)
+    s = rng.uniform(0.95, 1.05)
+    t = rng.uniform(-0.03, 0.03, 2) * size
+    m = np.array([[s, 0, (1 - s) * c[0] + t[0]], [0, s, (1 - s) * c[1] + t[1]]])
+    return cv2.warpAffine(image, m, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def blend(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Alpha blend: source where mask is 1, target where 0; uint8 RGB out."""
+    a = mask[..., None]
+    return np.clip(source.astype(np.float32) * a + target.astype(np.float32) * (1 - a), 0, 255).astype(np.uint8)
+
+
+def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A self-blended fake of `image`: its jittered copy pasted back through a deformed hull."""
+    src = image
+    if rng.random() < 0.8:
+        src = color_jitter(src, rng)
+    if rng.random() < 0.7:
+        src = quality_jitter(src, rng)
+    src = geometry_jitter(src, landmarks, rng)
+    return blend(image, src, deformed_mask(landmarks, image.shape[:2], rng))
+
+
+def match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Shift `source`'s Lab mean and std inside `mask` (bool) to `target`'s (Reinhard transfer)."""
+    s, t = cues.lab(source), cues.lab(target)
+    ms, ss = s[mask].mean(0), s[mask].std(0) + 1e-3
+    mt, st = t[mask].mean(0), t[mask].std(0) + 1e-3
+    out = (s - ms) / ss * st + mt
+    rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB)
+    return np.clip(rgb * 255, 0, 255).astype(np.uint8)
+
+
+def xray_blend(target: np.ndarray, t_landmarks: np.ndarray, source: np.ndarray, s_landmarks: np.ndarray,
+               rng: np.random.Generator) -> np.ndarray:
+    """Face X-ray style fake: `source`'s face aligned onto `target`'s landmarks and blended in."""
+    m = align.umeyama(s_landmarks, t_landmarks)[:2]
+    warped = cv2.warpAffine(source, m, target.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    hull = cues.hull_mask(t_landmarks, target.shape[:2]) > 0
+    if rng.random() < 0.7:
+        warped = match_colour(warped, target, hull)
+    if rng.random() < 0.5:
+        warped = quality_jitter(warped, rng)
+    return blend(target, warped, deformed_mask(t_landmarks, target.shape[:2], rng))

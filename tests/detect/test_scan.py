@@ -1,0 +1,110 @@
+"""Scanning and reporting: verdict bands, labels, no-face videos, bad input, report files."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from doppel import cli, media, provenance
+from doppel.detect import cli as detect_cli
+from doppel.detect import report, scan
+
+from detect_helpers import blank_detectors
+
+FAST = scan.ScanConfig(step=8)
+
+
+@pytest.fixture(scope="module")
+def real_clip(data_dir):
+    return data_dir / "video" / "driving_d19.mp4"
+
+
+@pytest.fixture(scope="module")
+def real_scan(real_clip):
+    return scan.scan(real_clip, blank_detectors(), FAST, progress=False)
+
+
+def _write(path, frames, fps=25, **meta):
+    with media.VideoWriter(path, fps, metadata=meta or None) as w:
+        for f in frames:
+            w.write(f)
+    return path
+
+
+def test_scan_scores_every_face_and_names_reasons(real_scan):
+    d = real_scan.data
+    faces = [f for fr in d["frames"] for f in fr["faces"]]
+    assert faces and all(fr["index"] % FAST.step == 0 for fr in d["frames"])
+    assert set(faces[0]["cues"]) >= {"blur", "tone_step", "flicker", "double_edge", "eye_aspect_ratio"}
+    v = d["verdict"]
+    assert v["label"] in ("REAL", "FAKE", "UNCERTAIN") and 0 <= v["probability"] <= 1 and v["reasons"]
+    assert d["label"] is None and 0 < len(real_scan.crops) <= FAST.keep_crops
+
+
+def test_no_face_video_is_not_real(tmp_path, detectors):
+    rng = np.random.default_rng(0)
+    path = _write(tmp_path / "noise.mp4", [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(8)])
+    v = scan.scan(path, detectors, FAST, progress=False).data["verdict"]
+    assert v["label"] == scan.NO_FACE and v["probability"] is None
+
+
+def test_doppel_label_forces_fake_and_comes_first(tmp_path, detectors, real_clip):
+    frames = [f.image for f in media.read_frames(real_clip)[:10]]
+    path = _write(tmp_path / "made.mp4", frames, **provenance.video_metadata("test"))
+    v = scan.scan(path, detectors, FAST, progress=False).data["verdict"]
+    assert v["label"] == "FAKE" and v["reasons"][0] == "doppel synthetic label"
+
+
+def test_reports_are_valid(tmp_path, real_scan, real_clip, detectors):
+    j = report.write_json(real_scan, tmp_path / "r.json")
+    assert json.loads(j.read_text())["verdict"]["label"] == real_scan.data["verdict"]["label"]
+    page = report.write_html(real_scan, tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count("data:image/png;base64,") >= 2 + len(real_scan.crops)
+    out = report.annotate(real_clip, real_scan, tmp_path / "a.mp4", detectors.platt)
+    assert media.probe(out).frame_count == media.probe(real_clip).frame_count
+    assert provenance.read_label(out)["kind"] == "detect-annotation"
+
+
+def test_cli_skips_bad_files_and_fails_only_when_nothing_worked(tmp_path, real_clip, detectors, capsys):
+    weights = tmp_path / "w"
+    detectors.save(weights)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(real_clip.read_bytes()[: real_clip.stat().st_size // 3])
+    listing = tmp_path / "list.csv"
+    listing.write_text(f"path,label\n{text.name},0\n{real_clip},0\n")
+    rc = cli.main(["detect", str(listing), str(cut), "-o", str(tmp_path / "rep"), "--weights", str(weights),
+                   "--step", "8"])
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert rc == 0 and len(summary) == 3
+    assert "error" in summary[0] and "error" not in summary[1]
+    if "error" in summary[2]:  # an MP4 cut before its index cannot be opened at all
+        assert "media file" in summary[2]["error"] or "decode" in summary[2]["error"]
+    else:  # one whose index survived decodes up to the cut and says so
+        assert json.loads((tmp_path / "rep" / "cut.json").read_text())["truncated"]
+    assert (tmp_path / "rep" / f"{real_clip.stem}.html").exists()
+    rc = cli.main(["detect", str(text), "-o", str(tmp_path / "rep2"), "--weights", str(weights)])
+    assert rc == 2 and "nothing could be analysed" in capsys.readouterr().err
+
+
+def test_expand_folders_and_duplicate_names(tmp_path, real_clip):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d in ("a", "b"):
+        shutil.copy(real_clip, tmp_path / d / "clip.mp4")
+    (tmp_path / "a" / "readme.md").write_text("x")
+    files = detect_cli.expand([str(tmp_path)])
+    assert [f.name for f in files] == ["clip.mp4", "clip.mp4"]
+    assert detect_cli.report_names(files) == ["clip", "clip-2"]
+
+
+def test_detect_train_takes_no_files(capsys):
+    assert cli.main(["detect", "train", "extra.mp4"]) == 2
+    assert "takes no files" in capsys.readouterr().err
+
+
+def test_missing_report_folder_is_a_clear_error(capsys, real_clip):
+    assert cli.main(["detect", str(real_clip)]) == 2
+    assert "-o REPORT_DIR" in capsys.readouterr().err
