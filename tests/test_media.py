@@ -91,3 +91,14 @@ def test_bad_media_is_a_media_error(tmp_path):
         w.write(frames(1)[0])
     with pytest.raises(media.MediaError, match="no audio"):
         media.read_audio(silent)
+
+
+def test_atomic_outputs_get_umask_permissions(tmp_path):
+    import os
+    umask = os.umask(0o022)
+    try:
+        with media.atomic_path(tmp_path / "x.txt") as tmp:
+            tmp.write_text("hi")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
