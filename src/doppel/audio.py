@@ -31,6 +31,7 @@ TARGET_DBFS = -23.0  # RMS level speech is normalised to (over its louder half)
 SILENCE_DBFS = -55.0  # audio whose louder frames stay under this holds no speech
 MIN_SECONDS = 0.2  # shorter audio cannot be lip-synced
 N_FEATURES = 2 * (N_MFCC + 1)  # 28: MFCC + log energy, and their deltas
+TOP_DB = 80.0  # log-mel floor below the utterance's peak: keeps near-empty bands from dominating
 EPS = 1e-10
 
 
@@ -103,6 +104,7 @@ def mfcc(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     win = frames(x) * np.hamming(WINDOW).astype(np.float32)
     power = np.abs(rfft(win, N_FFT, axis=1)) ** 2 / N_FFT
     logmel = np.log(power @ mel_filterbank().T + EPS)
+    logmel = np.maximum(logmel, logmel.max() - TOP_DB / 10 * np.log(10))
     ceps = dct(logmel, type=2, norm="ortho", axis=1)[:, :N_MFCC]
     energy = np.log((win ** 2).sum(1) + EPS)
     return ceps.astype(np.float32), energy.astype(np.float32)

@@ -45,7 +45,7 @@ def lower_face_mask(size: int, feather: float) -> np.ndarray:
     cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1.0)
     k = feather * size
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=max(1, int(k / 2)))
-    return cv2.GaussianBlur(mask, (0, 0), k / 2)
+    return np.clip(cv2.GaussianBlur(mask, (0, 0), k / 2), 0, 1)
 
 
 def laplacian_blend(a: np.ndarray, b: np.ndarray, mask: np.ndarray, levels: int) -> np.ndarray:
@@ -120,7 +120,7 @@ def pingpong(positions: np.ndarray, n_src: int) -> np.ndarray:
 def playback(n_out: int, n_src: int, speech: np.ndarray | None = None) -> np.ndarray:
     """Target frame index per output frame; `speech` (n_out,) bool slows playback where False."""
     speed = np.ones(n_out) if speech is None else np.where(speech, 1.0, REST_SPEED)
-    speed = np.convolve(speed, np.ones(5) / 5, mode="same") if n_out >= 5 else speed
+    speed = np.convolve(np.pad(speed, 2, mode="edge"), np.ones(5) / 5, mode="valid")  # ease in and out
     pos = np.concatenate([[0.0], np.cumsum(speed)[:-1]])
     return pingpong(pos, n_src)
 
