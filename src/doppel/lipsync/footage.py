@@ -60,7 +60,7 @@ def _track(p: Path, info: media.VideoInfo, keep_frames: bool, cfg: detect.Detect
     for fr in tqdm(media.iter_frames(p), total=info.frame_count or None, desc=f"landmarks {p.name}",
                    unit="frame", leave=False):
         faces = tracker(fr.image)
-        times.append(fr.index / info.fps)
+        times.append(fr.time)  # presentation time: some streams start late or run at a variable rate
         found.append(bool(faces))
         lms.append(faces[0].landmarks if faces else np.full((68, 2), np.nan))
         if keep_frames:

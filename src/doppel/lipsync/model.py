@@ -34,6 +34,7 @@ class LipConfig:
     layers: int = 1  # stacked LSTM layers
     n_coeffs: int = 12  # mouth PCA coefficients predicted
     delay: int = 20  # output lags input by this many 10 ms frames (200 ms)
+    dropout: float = 0.0  # dropout on the LSTM output while training
 
 
 class LipLSTM(nn.Module):
@@ -43,11 +44,12 @@ class LipLSTM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.lstm = nn.LSTM(cfg.n_features, cfg.hidden, cfg.layers, batch_first=True)
+        self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, cfg.n_coeffs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(x)
-        return self.head(h)
+        return self.head(self.drop(h))
 
 
 @torch.no_grad()

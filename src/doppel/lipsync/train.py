@@ -34,6 +34,7 @@ class TrainConfig:
     batch: int = 16  # windows per step
     lr: float = 3e-3  # Adam learning rate (decays to 10% by the last step)
     noise: float = 0.2  # std of Gaussian noise added to the standardised features
+    channel: float = 0.0  # per-window random scale (1 +- this) and offset of each cepstral feature: voice/mic variety
     save_every: int = 500  # steps between checkpoints
     seed: int = 0  # seed of window sampling and initial weights
 
@@ -68,6 +69,10 @@ def window_batch(clips: list[Clip], pca: shapes.MouthPCA, cfg: TrainConfig,
         xs.append(c.features[s:s + length])
         ys.append(pca.encode(c.shapes[s:s + length]))
     x = np.stack(xs) + rng.normal(0, cfg.noise, (cfg.batch, length, xs[0].shape[1]))
+    if cfg.channel > 0:
+        dims = xs[0].shape[1]
+        x = x * rng.uniform(1 - cfg.channel, 1 + cfg.channel, (cfg.batch, 1, dims)) \
+            + rng.uniform(-cfg.channel, cfg.channel, (cfg.batch, 1, dims))
     return torch.from_numpy(x).float(), torch.from_numpy(np.stack(ys)).float()
 
 
