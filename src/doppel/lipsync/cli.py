@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         return _train(args)
     if len(args.inputs) != 2:
         raise DoppelError(f"expected VIDEO AUDIO (or 'train VIDEO...'), got {len(args.inputs)} inputs")
+    if args.candidates < 1:
+        raise DoppelError(f"--candidates must be at least 1, got {args.candidates}")
     if not args.model:
         raise DoppelError("give the lip-sync model with -m LIPMODEL (made by 'doppel lipsync train')")
     cfg = synth.LipsyncConfig(texture=args.texture, retime=args.retime, crf=args.crf,

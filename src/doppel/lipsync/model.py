@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +26,19 @@ from ..errors import DoppelError
 from .shapes import MouthPCA
 
 FORMAT = "doppel-lipsync/1"
+THREADS = 1  # torch CPU threads for the LSTM: its small sequential matmuls stall for seconds in
+# OpenMP barriers when the cores are shared (measured here: 15 ms a step on 1 thread, 4-12 s on 2)
+
+
+@contextmanager
+def torch_threads(n: int = THREADS):
+    """Run a block with n torch CPU threads, restoring the previous count after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,8 @@ def predict(model: LipLSTM, feats: np.ndarray) -> np.ndarray:
     d = model.cfg.delay
     x = np.concatenate([feats, np.zeros((d, feats.shape[1]), np.float32)])
     model.eval()
-    y = model(torch.from_numpy(x[None]).float())[0].numpy()
+    with torch_threads():
+        y = model(torch.from_numpy(x[None]).float())[0].numpy()
     return y[d:]
 
 

@@ -81,7 +81,7 @@ def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path
         write_preview(preview, shown, foot, target, src, mouths, cfg.tex.size)
     took = time.monotonic() - t0
     return {"frames": n_out, "fps": foot.fps, "seconds": seconds, "compute_s": took,
-            "speed": seconds / took, "source_frames": src}
+            "speed": seconds / took, "source_frames": src, "mouths": mouths}
 
 
 def _write(out, foot, target, src, mouths, draw, cfg: LipsyncConfig, speech_path, seconds, keep,

@@ -115,7 +115,8 @@ def train(videos: list[str], out: str | os.PathLike, cfg: TrainConfig = TrainCon
     out = Path(out)
     ck, opt, rng = start(clips, out, cfg, lip, resume)
     ck.meta.update(clips=[c.name for c in clips], train_config=asdict(cfg))
-    _loop(clips, ck, opt, rng, cfg, out)
+    with model.torch_threads():
+        _loop(clips, ck, opt, rng, cfg, out)
     return ck
 
 
