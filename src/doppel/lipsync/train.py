@@ -33,8 +33,8 @@ class TrainConfig:
     seq_len: int = 300  # window length in 10 ms frames
     batch: int = 16  # windows per step
     lr: float = 3e-3  # Adam learning rate (decays to 10% by the last step)
-    noise: float = 0.2  # std of Gaussian noise added to the standardised features
-    channel: float = 0.0  # per-window random scale (1 +- this) and offset of each cepstral feature: voice/mic variety
+    noise: float = 0.6  # std of Gaussian noise added to the standardised features
+    channel: float = 0.5  # per-window random scale (1 +- this) and offset of each feature: voice/mic variety
     save_every: int = 500  # steps between checkpoints
     seed: int = 0  # seed of window sampling and initial weights
 
