@@ -80,5 +80,6 @@ def test_cli_reports_silent_audio_in_one_line(data_dir, tiny_model, tmp_path, ca
 
 
 def test_cli_needs_two_inputs_or_train(data_dir, tiny_model, tmp_path, capsys):
-    code = cli.main(["lipsync", str(data_dir / "talking" / TARGET), "-m", str(tiny_model), "-o", str(tmp_path / "x.mp4")])
+    code = cli.main(["lipsync", str(data_dir / "talking" / TARGET), "-m", str(tiny_model),
+                     "-o", str(tmp_path / "x.mp4")])
     assert code == 2 and "VIDEO AUDIO" in capsys.readouterr().err

@@ -18,7 +18,8 @@ def _fit_error(ck, clip):
 
 def test_lstm_overfits_a_short_clip(data_dir, tmp_path):
     video = str(data_dir / "talking" / CLIP)
-    cfg = train.TrainConfig(steps=300, minutes=2, seq_len=200, batch=8, lr=1e-2, noise=0.0, channel=0.0, save_every=1000)
+    cfg = train.TrainConfig(steps=300, minutes=2, seq_len=200, batch=8, lr=1e-2, noise=0.0, channel=0.0,
+                            save_every=1000)
     ck = train.train([video], tmp_path / "m.lip", cfg, model.LipConfig(hidden=60, n_coeffs=6))
     err, var = _fit_error(ck, train.load_clip(video))
     assert err < 0.35 * var, f"the model did not fit its own training clip: mse {err:.3f} vs variance {var:.3f}"
