@@ -83,3 +83,13 @@ def test_cli_needs_two_inputs_or_train(data_dir, tiny_model, tmp_path, capsys):
     code = cli.main(["lipsync", str(data_dir / "talking" / TARGET), "-m", str(tiny_model),
                      "-o", str(tmp_path / "x.mp4")])
     assert code == 2 and "VIDEO AUDIO" in capsys.readouterr().err
+
+
+def test_cli_train_then_resume(data_dir, tmp_path):
+    out = tmp_path / "cli.lip"
+    video = str(data_dir / "talking" / TARGET)
+    assert cli.main(["lipsync", "train", video, "-o", str(out), "--steps", "3", "--hidden", "8"]) == 0
+    assert model.load(out).step == 3
+    assert cli.main(["lipsync", "train", video, "-o", str(out), "--steps", "5"]) == 0
+    ck = model.load(out)
+    assert ck.step == 5 and ck.model.cfg.hidden == 8 and ck.meta["clips"] == [TARGET]
