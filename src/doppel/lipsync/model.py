@@ -1,0 +1,139 @@
+"""Audio-to-mouth network: a unidirectional LSTM with a time delay, and its checkpoint.
+
+At feature frame t the network has heard audio up to t and outputs the mouth
+shape of frame t - delay: the delay (200 ms by default) lets it hear a little
+of what follows a sound, as the paper found necessary, without a bidirectional
+net. A checkpoint is one safetensors file: weights, the PCA that turns
+coefficients back into landmarks, and for resuming the Adam state and RNG
+states; configs and counters live in its JSON metadata.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .. import audio, media
+from ..errors import DoppelError
+from .shapes import MouthPCA
+
+FORMAT = "doppel-lipsync/1"
+THREADS = 1  # torch CPU threads for the LSTM: its small sequential matmuls stall for seconds in
+# OpenMP barriers when the cores are shared (measured here: 15 ms a step on 1 thread, 4-12 s on 2)
+
+
+@contextmanager
+def torch_threads(n: int = THREADS):
+    """Run a block with n torch CPU threads, restoring the previous count after."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@dataclass(frozen=True)
+class LipConfig:
+    n_features: int = audio.N_FEATURES  # audio feature size per frame (28)
+    hidden: int = 60  # LSTM units, as in the paper
+    layers: int = 1  # stacked LSTM layers
+    n_coeffs: int = 12  # mouth PCA coefficients predicted
+    delay: int = 20  # output lags input by this many 10 ms frames (200 ms)
+    dropout: float = 0.0  # dropout on the LSTM output while training
+
+
+class LipLSTM(nn.Module):
+    """(B, T, n_features) float32 standardised features -> (B, T, n_coeffs) scaled PCA coefficients."""
+
+    def __init__(self, cfg: LipConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.lstm = nn.LSTM(cfg.n_features, cfg.hidden, cfg.layers, batch_first=True)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden, cfg.n_coeffs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(x)
+        return self.head(self.drop(h))
+
+
+@torch.no_grad()
+def predict(model: LipLSTM, feats: np.ndarray) -> np.ndarray:
+    """Mouth coefficients (T, K) aligned with features (T, F): pads `delay` zero frames, drops the lag."""
+    d = model.cfg.delay
+    x = np.concatenate([feats, np.zeros((d, feats.shape[1]), np.float32)])
+    model.eval()
+    with torch_threads():
+        y = model(torch.from_numpy(x[None]).float())[0].numpy()
+    return y[d:]
+
+
+@dataclass
+class Checkpoint:
+    model: LipLSTM
+    pca: MouthPCA
+    step: int = 0  # optimizer steps taken
+    meta: dict | None = None  # training config, clips, losses, RNG state
+    optimizer_state: dict | None = None  # torch.optim state_dict, for resuming
+
+
+def save(path: str | os.PathLike, ck: Checkpoint) -> None:
+    """Write a checkpoint atomically (a crash leaves the previous file intact)."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in ck.model.state_dict().items()}
+    tensors["pca.mean"] = torch.from_numpy(ck.pca.mean.copy())
+    tensors["pca.components"] = torch.from_numpy(ck.pca.components.copy())
+    groups = None
+    if ck.optimizer_state is not None:
+        for i, st in ck.optimizer_state["state"].items():
+            for k, v in st.items():
+                tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+        groups = ck.optimizer_state["param_groups"]
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"format": FORMAT, "config": json.dumps(asdict(ck.model.cfg)), "step": str(ck.step),
+            "pca_scale": repr(ck.pca.scale), "param_groups": json.dumps(groups),
+            "train": json.dumps(ck.meta or {})}
+    with media.atomic_path(path, suffix=".tmp") as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Rebuild model, PCA and training state from a checkpoint file alone."""
+    p = Path(path)
+    if not p.is_file():
+        raise DoppelError(f"no such lip-sync model: {p}")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for non-safetensors files
+        raise DoppelError(f"not a doppel lip-sync model: {p} ({e.__class__.__name__})") from None
+    if meta.get("format") != FORMAT:
+        raise DoppelError(f"not a doppel lip-sync model: {p} (format {meta.get('format')!r})")
+    model = LipLSTM(LipConfig(**json.loads(meta["config"])))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    pca = MouthPCA(tensors["pca.mean"].numpy(), tensors["pca.components"].numpy(), float(meta["pca_scale"]))
+    opt = _optimizer_state(tensors, json.loads(meta.get("param_groups", "null")))
+    train = json.loads(meta.get("train", "{}"))
+    if "rng.torch" in tensors:
+        train["_torch_rng"] = tensors["rng.torch"]
+    return Checkpoint(model, pca, int(meta.get("step", 0)), train, opt)
+
+
+def _optimizer_state(tensors: dict, groups: list | None) -> dict | None:
+    if groups is None:
+        return None
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    return {"state": state, "param_groups": groups}

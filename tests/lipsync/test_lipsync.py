@@ -1,0 +1,95 @@
+"""End to end: a tiny model, a real target clip and real speech -> a labelled, synced video."""
+import math
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from doppel import audio, cli, media, provenance
+from doppel.errors import DoppelError
+from doppel.lipsync import model, synth, train
+from doppel.lipsync.texture import TextureConfig
+
+TARGET = "retalking_face_5.mp4"  # 122 frames, 25 fps, 4.88 s
+SPEECH = "retalking_audio_1.wav"  # 5.02 s: longer than the target, so playback bounces
+
+
+@pytest.fixture(scope="module")
+def tiny_model(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lip") / "tiny.lip"
+    cfg = train.TrainConfig(steps=30, seq_len=150, batch=4)
+    train.train([str(data_dir / "talking" / TARGET)], out, cfg, model.LipConfig(hidden=16, n_coeffs=6))
+    return out
+
+
+def test_output_frames_fps_audio_and_label(data_dir, tiny_model, tmp_path):
+    video, speech = data_dir / "talking" / TARGET, data_dir / "speech" / SPEECH
+    out, strip = tmp_path / "out.mp4", tmp_path / "strip.png"
+    r = synth.lipsync(video, speech, tiny_model, out, preview=strip)
+    seconds = len(media.read_audio(speech, audio.SAMPLE_RATE)) / audio.SAMPLE_RATE
+    frames = media.read_frames(out)
+    assert len(frames) == r["frames"] == math.ceil(seconds * 25)
+    assert media.probe(out).fps == pytest.approx(25.0)
+    sound = media.read_audio(out, 48000)
+    assert abs(len(sound) / 48000 - seconds) < 1 / 25
+    assert provenance.read_label(out)["kind"] == "lipsync"
+    assert provenance.read_label(strip)["kind"] == "lipsync-preview"
+    src = r["source_frames"]
+    assert src.max() == 121 and src[-1] < 121  # played to the end, then backwards
+    _check_only_the_lower_face_changed(media.read_frames(video), frames, src)
+
+
+def _check_only_the_lower_face_changed(original, made, src):
+    a = original[src[40]].image.astype(float)
+    b = made[40].image.astype(float)
+    h = a.shape[0]
+    top = np.abs(a[: h // 3] - b[: h // 3]).mean()  # forehead and background: only re-encoding noise
+    diff = np.abs(a - b).mean(2)
+    assert top < 2.0
+    ys, _ = np.nonzero(diff > 12)
+    assert len(ys) > 200 and np.median(ys) > 0.5 * h  # changes concentrate in the lower half
+
+
+def test_autoencoder_texture(data_dir, tiny_model, tmp_path):
+    rate, x = wavfile.read(data_dir / "speech" / SPEECH)
+    short = tmp_path / "short.wav"
+    wavfile.write(short, rate, x[: int(1.2 * rate)])
+    cfg = synth.LipsyncConfig(texture="autoencoder", tex=TextureConfig(ae_steps=5), retime=True)
+    r = synth.lipsync(data_dir / "talking" / TARGET, short, tiny_model, tmp_path / "ae.mp4", cfg)
+    assert len(media.read_frames(tmp_path / "ae.mp4")) == r["frames"] == 30
+
+
+def test_video_without_a_face_is_refused(data_dir, tiny_model, tmp_path):
+    blank = tmp_path / "blank.mp4"
+    with media.VideoWriter(blank, 25) as w:
+        for _ in range(10):
+            w.write(np.full((96, 96, 3), 128, np.uint8))
+    with pytest.raises(DoppelError, match="face"):
+        synth.lipsync(blank, data_dir / "speech" / SPEECH, tiny_model, tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_reports_silent_audio_in_one_line(data_dir, tiny_model, tmp_path, capsys):
+    silent = tmp_path / "silent.wav"
+    wavfile.write(silent, 16000, np.zeros(16000, np.int16))
+    code = cli.main(["lipsync", str(data_dir / "talking" / TARGET), str(silent), "-m", str(tiny_model),
+                     "-o", str(tmp_path / "x.mp4")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("doppel lipsync: error:") and "silent" in err[-1]
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_needs_two_inputs_or_train(data_dir, tiny_model, tmp_path, capsys):
+    code = cli.main(["lipsync", str(data_dir / "talking" / TARGET), "-m", str(tiny_model),
+                     "-o", str(tmp_path / "x.mp4")])
+    assert code == 2 and "VIDEO AUDIO" in capsys.readouterr().err
+
+
+def test_cli_train_then_resume(data_dir, tmp_path):
+    out = tmp_path / "cli.lip"
+    video = str(data_dir / "talking" / TARGET)
+    assert cli.main(["lipsync", "train", video, "-o", str(out), "--steps", "3", "--hidden", "8"]) == 0
+    assert model.load(out).step == 3
+    assert cli.main(["lipsync", "train", video, "-o", str(out), "--steps", "5"]) == 0
+    ck = model.load(out)
+    assert ck.step == 5 and ck.model.cfg.hidden == 8 and ck.meta["clips"] == [TARGET]
