@@ -40,3 +40,13 @@ def facesets(data_dir, tmp_path_factory) -> tuple[Path, Path]:
         assert len(fs) >= 20, f"too few faces found in {clip}"
         paths.append(fs.root)
     return paths[0], paths[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core box, OpenMP barriers with 2 threads stall a step several-fold."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

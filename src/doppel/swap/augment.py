@@ -228,7 +228,12 @@ def _worker_init(_: int) -> None:
 
 
 def loader(dataset: StepBatches, start: int, stop: int, workers: int) -> torch.utils.data.DataLoader:
-    """Batches for steps start..stop-1 in order, made by `workers` processes ahead of the training step."""
+    """Batches for steps start..stop-1 in order, made by `workers` processes ahead of the training step.
+
+    Workers are spawned, not forked: a fork inherits OpenCV's and OpenMP's thread
+    pools mid-use (after face detection in the same process, say) and can hang.
+    """
+    extra = dict(worker_init_fn=_worker_init, prefetch_factor=2, multiprocessing_context="spawn") if workers else {}
+    # its own generator: the loader draws a base seed per iterator, which must not move the global torch RNG
     return torch.utils.data.DataLoader(dataset, batch_size=None, sampler=range(start, stop), num_workers=workers,
-                                       worker_init_fn=_worker_init if workers else None,
-                                       prefetch_factor=2 if workers else None)
+                                       generator=torch.Generator().manual_seed(dataset.seed), **extra)
