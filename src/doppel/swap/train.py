@@ -1,0 +1,450 @@
+"""Stage `doppel train`: two face sets -> a swap model (shared encoder, one decoder per person).
+
+MODEL/ holds
+    model.safetensors        weights + config + info (swap.model.save_model); what `doppel swap` reads
+    train_state.safetensors  optimizer state, step and RNG states (tensors + JSON metadata, no pickle)
+    previews/step_NNNNNN.png rows A, A rebuilt, A drawn as B, B, B rebuilt, B drawn as A (labelled synthetic)
+    log.jsonl                one line of metrics every few steps (+ TensorBoard events when installed)
+
+Both files of a checkpoint are written to temporary names and renamed only when
+both are complete, and each records its step, so resuming from a torn pair is
+refused instead of silently mixing steps. Under `torchrun --nproc_per_node N`
+the same command trains with DistributedDataParallel; rank 0 alone writes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from .. import provenance
+from ..errors import DoppelError
+from ..faceset import FaceSet
+from . import augment, losses
+from .model import MODEL_FILE, PRESETS, SwapModel, build, read_header, save_model
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "train_state.safetensors"
+STATE_FORMAT = "doppel-train-state/1"
+DEFAULT_STEPS = 1000
+RANK_DUMP_ENV = "DOPPEL_RANK_DUMP"  # debug: each rank saves its final weights to this folder (tests)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "lite"  # model preset, a key of model.PRESETS
+    steps: int | None = None  # stop when the step count reaches this (None: DEFAULT_STEPS, or use minutes)
+    minutes: float | None = None  # stop after this many minutes of this run instead
+    batch: int = 32  # faces of each person per step (per process under torchrun)
+    lr: float = 5e-5  # Adam learning rate (classic: 5e-5 with betas 0.5, 0.999)
+    loss: str = "l1"  # pixel loss, a key of losses.PIXEL
+    dssim: float = 1.0  # weight of the DSSIM term
+    eye_mouth_weight: float = 0.0  # extra loss weight on eyes and mouth (0: none)
+    save_every: int = 500  # checkpoint every N steps (also on Ctrl-C and at the end)
+    preview_every: int = 250  # preview PNG every N steps (0: never)
+    log_every: int = 10  # log.jsonl line every N steps
+    resume: bool = False  # continue the checkpoint in the output folder
+    device: str = "cpu"  # cpu or cuda
+    workers: int = 2  # data-loader processes doing augmentation (0: in the training process)
+    seed: int = 0  # seeds weights, data order and augmentation
+    preview_faces: int = 6  # faces per preview row
+    channels_last: bool = True  # NHWC tensors: faster convolutions on CPU (oneDNN)
+
+
+class Pair(nn.Module):
+    """Both people through the shared encoder in one pass, then each through its own decoder.
+
+    One forward per step keeps DistributedDataParallel to a single gradient reduction.
+    """
+
+    def __init__(self, model: SwapModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor):
+        za, zb = self.model.encoder(torch.cat([xa, xb])).split([len(xa), len(xb)])
+        return (*self.model.decoders["a"](za), *self.model.decoders["b"](zb))
+
+
+# ---------------------------------------------------------------- inputs
+
+def open_facesets(path_a, path_b) -> tuple[FaceSet, FaceSet]:
+    """Open both face sets and check they can train one model together."""
+    sets = []
+    for p in (path_a, path_b):
+        if not Path(p).exists():
+            raise DoppelError(f"face set not found: {p}")
+        fs = FaceSet.open(p)
+        if not len(fs):
+            raise DoppelError(f"face set is empty: {p}")
+        sets.append(fs)
+    a, b = sets
+    if a.size != b.size:
+        raise DoppelError(f"face sets have different crop sizes: {a.size} px ({path_a}) and {b.size} px ({path_b})")
+    if abs(a.coverage - b.coverage) > 1e-6:
+        raise DoppelError(f"face sets have different coverage: {a.coverage} and {b.coverage}")
+    return a, b
+
+
+def check_preset(preset: str, size: int) -> None:
+    if preset not in PRESETS:
+        raise DoppelError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    if PRESETS[preset].size != size:
+        fits = [k for k, c in PRESETS.items() if c.size == size] or ["none"]
+        raise DoppelError(f"preset {preset} trains {PRESETS[preset].size} px faces but the face sets are "
+                          f"{size} px (presets for {size} px: {', '.join(fits)})")
+
+
+def model_info(a: FaceSet, b: FaceSet, step: int, cfg: TrainConfig) -> dict:
+    """The facts `doppel swap` reads from the model file."""
+    return {"coverage": a.coverage, "size": a.size, "faceset_a": str(a.root), "faceset_b": str(b.root),
+            "identity_a": a.meta.get("identity"), "identity_b": b.meta.get("identity"), "step": step,
+            "faces_a": len(a), "faces_b": len(b), "loss": cfg.loss, "seed": cfg.seed}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    np_state = np.random.get_state()
+    tensors = {"rng.torch": torch.get_rng_state(), "rng.numpy": torch.from_numpy(np_state[1].astype(np.int64))}
+    meta = {"numpy": [np_state[0], *map(float, np_state[2:])], "python": random.getstate()}
+    return tensors, meta
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    name, pos, has_gauss, gauss = meta["numpy"]
+    np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), gauss))
+    v, st, g = meta["python"]
+    random.setstate((v, tuple(st), g))
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    sd = opt.state_dict()
+    tensors = {f"opt.{pid}.{k}": v.detach().cpu().contiguous()
+               for pid, st in sd["state"].items() for k, v in st.items()}
+    return tensors, sd["param_groups"]
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, step: int, info: dict) -> None:
+    """Write model + train state to temporary names, then rename both; a failure leaves the old pair."""
+    tmp_m, tmp_s = out / f".{MODEL_FILE}.{os.getpid()}.tmp", out / f".{STATE_FILE}.{os.getpid()}.tmp"
+    try:
+        save_model(tmp_m.with_suffix(".safetensors"), model, {**info, "step": step})
+        os.replace(tmp_m.with_suffix(".safetensors"), tmp_m)
+        opt_t, groups = _optimizer_tensors(opt)
+        rng_t, rng_meta = _rng_state()
+        meta = {"format": STATE_FORMAT, "step": str(step), "param_groups": json.dumps(groups),
+                "rng": json.dumps(rng_meta), "config": json.dumps(asdict(model.cfg))}
+        save_file({**opt_t, **rng_t}, str(tmp_s), metadata=meta)
+        os.replace(tmp_s, out / STATE_FILE)
+        os.replace(tmp_m, out / MODEL_FILE)
+    finally:
+        for t in (tmp_m, tmp_s, tmp_m.with_suffix(".safetensors")):
+            t.unlink(missing_ok=True)
+    log.info("checkpoint at step %d in %s", step, out)
+
+
+def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer) -> int:
+    """Restore weights, optimizer and RNG states from `out`; returns the step."""
+    if not (out / MODEL_FILE).is_file() or not (out / STATE_FILE).is_file():
+        raise DoppelError(f"nothing to resume in {out} (needs {MODEL_FILE} and {STATE_FILE})")
+    cfg, info = read_header(out / MODEL_FILE)
+    if cfg != model.cfg:
+        raise DoppelError(f"{out} holds a {cfg.preset} model of {cfg.size} px; cannot resume it as "
+                          f"{model.cfg.preset} at {model.cfg.size} px")
+    from safetensors import safe_open
+    with safe_open(str(out / STATE_FILE), "pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("format") != STATE_FORMAT or int(meta["step"]) != int(info.get("step", -1)):
+        raise DoppelError(f"checkpoint in {out} is inconsistent: model at step {info.get('step')}, "
+                          f"train state at step {meta.get('step')}")
+    model.load_state_dict(load_file(str(out / MODEL_FILE)))
+    tensors = load_file(str(out / STATE_FILE))
+    _load_optimizer(opt, tensors, json.loads(meta["param_groups"]))
+    _set_rng_state(tensors, json.loads(meta["rng"]))
+    return int(meta["step"])
+
+
+# ---------------------------------------------------------------- outputs
+
+def _tiles(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, S, S) in [0, 1] -> one (S, N*S, 3) uint8 row."""
+    x = (x.detach().float().clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu()
+    return np.concatenate(list(x.permute(0, 2, 3, 1).numpy()), axis=1)
+
+
+@torch.no_grad()
+def preview(model: SwapModel, xa: torch.Tensor, xb: torch.Tensor) -> np.ndarray:
+    """Rows: A, A rebuilt, A drawn as B, B, B rebuilt, B drawn as A; (6*S, N*S, 3) uint8."""
+    rows = []
+    for x, own, other in ((xa, "a", "b"), (xb, "b", "a")):
+        rows += [_tiles(x), _tiles(model(x, own)[0]), _tiles(model(x, other)[0])]
+    return np.concatenate(rows, axis=0)
+
+
+def preview_inputs(data: augment.FaceData, n: int, device: torch.device) -> torch.Tensor:
+    """`n` faces spread evenly over the set, (n, 3, S, S) float32 in [0, 1]."""
+    idx = np.linspace(0, len(data.crops) - 1, min(n, len(data.crops))).round().astype(int)
+    return torch.from_numpy(data.crops[idx]).permute(0, 3, 1, 2).float().div(255).to(device)
+
+
+class RunLog:
+    """log.jsonl lines, plus TensorBoard scalars when tensorboard is importable; silent off rank 0."""
+
+    def __init__(self, out: Path, active: bool):
+        self.file = open(out / "log.jsonl", "a") if active else None
+        self.tb = None
+        if active:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:
+                pass
+
+    def write(self, step: int, **values) -> None:
+        if self.file is None:
+            return
+        self.file.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
+        self.file.flush()
+        for k, v in values.items():
+            if self.tb is not None and isinstance(v, float):
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+# ---------------------------------------------------------------- the run
+
+def _distributed(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the torchrun process group when there is one."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DoppelError("--device cuda asked for but no CUDA GPU is available")
+    if device not in ("cpu", "cuda"):
+        raise DoppelError(f"unknown device {device!r}; choose cpu or cuda")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = torch.device(f"cuda:{local}" if device == "cuda" else "cpu")
+    if world > 1 and not dist.is_initialized():
+        if device == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, dev
+
+
+def _time_up(deadline: float | None, world: int, device: torch.device) -> bool:
+    """Whether the --minutes budget is spent; rank 0's clock decides for all ranks."""
+    if deadline is None:
+        return False
+    flag = torch.tensor([float(time.monotonic() > deadline)], device=device)
+    if world > 1:
+        dist.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+def train_step(net: nn.Module, opt: torch.optim.Optimizer, batch: dict, lcfg: losses.LossConfig,
+               window: torch.Tensor, device: torch.device, channels_last: bool) -> tuple[float, float]:
+    """One optimizer step on both people; returns (loss A, loss B)."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    a, b = ({k: v.to(device, non_blocking=True, memory_format=fmt) for k, v in batch[p].items()} for p in "ab")
+    ra, ma, rb, mb = net(a["input"], b["input"])
+    la = losses.reconstruction_loss(ra, a, lcfg, window, ma)
+    lb = losses.reconstruction_loss(rb, b, lcfg, window, mb)
+    opt.zero_grad(set_to_none=True)
+    (la + lb).backward()
+    opt.step()
+    return la.item(), lb.item()
+
+
+def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device) -> tuple[SwapModel, torch.optim.Optimizer, int]:
+    """Model and optimizer, fresh from the seed or restored from the checkpoint in `out`."""
+    check_preset(cfg.preset, fa.size)
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.preset).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    if cfg.resume:
+        return model, opt, load_checkpoint(out, model, opt)
+    if (out / MODEL_FILE).exists():
+        raise DoppelError(f"{out} already holds a model; pass --resume to continue it, or choose another folder")
+    return model, opt, 0
+
+
+def train(faceset_a, faceset_b, output, cfg: TrainConfig = TrainConfig()) -> dict:
+    """Train a swap model on two face sets into the folder `output`; returns a summary dict."""
+    if cfg.loss not in losses.PIXEL:
+        raise DoppelError(f"unknown loss {cfg.loss!r}; choose from {', '.join(losses.PIXEL)}")
+    fa, fb = open_facesets(faceset_a, faceset_b)
+    rank, world, device = _distributed(cfg.device)
+    out = Path(output)
+    if rank == 0:
+        (out / "previews").mkdir(parents=True, exist_ok=True)
+    model, opt, start = _setup(fa, out, cfg, device)
+    data_a, data_b = augment.load_faces(fa), augment.load_faces(fb)
+    try:
+        summary = _run(model, opt, start, (fa, fb), (data_a, data_b), out, cfg, rank, world, device)
+    finally:
+        _dump_rank(model, rank)
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return summary
+
+
+def _dump_rank(model: SwapModel, rank: int) -> None:
+    folder = os.environ.get(RANK_DUMP_ENV)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(Path(folder) / f"rank{rank}.safetensors"))
+
+
+def _run(model, opt, start, sets, datas, out, cfg, rank, world, device) -> dict:
+    """The training loop: steps until the step or time limit; checkpoint on Ctrl-C and at the end."""
+    stop = cfg.steps if cfg.steps is not None else (2 ** 62 if cfg.minutes is not None else DEFAULT_STEPS)
+    net = Pair(model)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    lcfg = losses.LossConfig(cfg.loss, cfg.dssim, cfg.eye_mouth_weight)
+    window = losses.gaussian_window(lcfg.window, lcfg.sigma).to(device)
+    batches = augment.loader(augment.StepBatches(*datas, cfg.batch, cfg.seed, rank, world), start, stop, cfg.workers)
+    deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes is not None else None
+    mon = Monitor(out, model, datas, sets, cfg, rank, world, start, None if stop >= 2 ** 62 else stop, device)
+    step = start
+    try:
+        if step < stop:
+            for batch in batches:
+                la, lb = train_step(net, opt, batch, lcfg, window, device, cfg.channels_last)
+                step += 1
+                mon.after_step(step, la, lb, opt)
+                if step >= stop or _time_up(deadline, world, device):
+                    break
+    except KeyboardInterrupt:
+        log.warning("interrupted at step %d; saving a checkpoint", step)
+        mon.checkpoint(step, opt)
+        raise
+    finally:
+        mon.close()
+    mon.checkpoint(step, opt)
+    mon.preview(step)
+    return mon.summary(step)
+
+
+class Monitor:
+    """Progress bar, log lines, previews and checkpoints of one run (writes only on rank 0)."""
+
+    def __init__(self, out, model, datas, sets, cfg, rank, world, start, total, device):
+        self.out, self.model, self.sets, self.cfg, self.active = out, model, sets, cfg, rank == 0
+        self.views = [preview_inputs(d, cfg.preview_faces, device) for d in datas]
+        self.faces_per_step = 2 * cfg.batch * world
+        self.bar = tqdm(total=total, initial=start, unit="step", desc="train", disable=not self.active)
+        self.log = RunLog(out, self.active)
+        self.start, self.t0, self.t_last, self.rate = start, time.monotonic(), time.monotonic(), None
+        self.losses = (float("nan"), float("nan"))
+        self.saved = start if cfg.resume else -1
+
+    def after_step(self, step: int, la: float, lb: float, opt) -> None:
+        now = time.monotonic()
+        inst = self.faces_per_step / max(now - self.t_last, 1e-9)
+        self.rate = inst if self.rate is None else 0.9 * self.rate + 0.1 * inst
+        self.t_last, self.losses = now, (la, lb)
+        self.bar.update(1)
+        self.bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}", faces_s=f"{self.rate:.1f}")
+        if step % self.cfg.log_every == 0:
+            self.log.write(step, loss_a=la, loss_b=lb, faces_per_s=self.rate)
+        if self.cfg.preview_every and step % self.cfg.preview_every == 0:
+            self.preview(step)
+        if self.cfg.save_every and step % self.cfg.save_every == 0:
+            self.checkpoint(step, opt)
+
+    def preview(self, step: int) -> None:
+        if not self.active:
+            return
+        img = preview(self.model, *self.views)
+        provenance.write_labeled_image(self.out / "previews" / f"step_{step:06d}.png", img, "swap-training-preview",
+                                       step=step, faceset_a=self.sets[0].root, faceset_b=self.sets[1].root)
+
+    def checkpoint(self, step: int, opt) -> None:
+        if self.active and step != self.saved:
+            save_checkpoint(self.out, self.model, opt, step, model_info(*self.sets, step, self.cfg))
+            self.saved = step
+
+    def summary(self, step: int) -> dict:
+        secs = time.monotonic() - self.t0
+        done = step - self.start
+        return {"output": str(self.out), "step": step, "steps_run": done, "seconds": round(secs, 2),
+                "loss_a": self.losses[0], "loss_b": self.losses[1],
+                "faces_per_s": done * self.faces_per_step / secs if secs > 0 else 0.0}
+
+    def close(self) -> None:
+        self.bar.close()
+        self.log.close()
+
+
+# ---------------------------------------------------------------- CLI
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("faceset_a", metavar="FACESET_A", help="face set of person A (the face to replace)")
+    p.add_argument("faceset_b", metavar="FACESET_B", help="face set of person B (the face drawn in)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write")
+    p.add_argument("--preset", default=d.preset, choices=list(PRESETS), help="model size")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, help=f"train until this step count (default {DEFAULT_STEPS})")
+    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
+    p.add_argument("--batch", type=int, default=d.batch, help="faces of each person per step (per process)")
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
+    p.add_argument("--loss", default=d.loss, choices=list(losses.PIXEL), help="pixel loss beside DSSIM")
+    p.add_argument("--dssim", type=float, default=d.dssim, help="weight of the DSSIM loss")
+    p.add_argument("--eye-mouth-weight", type=float, default=d.eye_mouth_weight,
+                   help="extra loss weight on eyes and mouth (2: three times the rest)")
+    p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N steps")
+    p.add_argument("--preview-every", type=int, default=d.preview_every, help="preview PNG every N steps (0: never)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in MODEL")
+    p.add_argument("--device", default=d.device, choices=["cpu", "cuda"], help="where to train")
+    p.add_argument("--workers", type=int, default=d.workers, help="data-loader processes for augmentation")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for weights, data order and augmentation")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads (0: torch's default; 1 is often faster on a busy CPU)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for name in ("batch", "save_every", "workers"):
+        if getattr(args, name) < (1 if name == "batch" else 0):
+            raise DoppelError(f"--{name.replace('_', '-')} must be {'positive' if name == 'batch' else '>= 0'}")
+    cfg = TrainConfig(preset=args.preset, steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
+                      loss=args.loss, dssim=args.dssim, eye_mouth_weight=args.eye_mouth_weight,
+                      save_every=args.save_every, preview_every=args.preview_every, resume=args.resume,
+                      device=args.device, workers=args.workers, seed=args.seed)
+    s = train(args.faceset_a, args.faceset_b, args.output, cfg)
+    log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
+             s["step"], s["steps_run"], s["seconds"], s["faces_per_s"], s["loss_a"], s["loss_b"], s["output"])
+    return 0

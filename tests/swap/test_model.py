@@ -1,0 +1,49 @@
+"""Layer shapes of the swap model for every preset, and the model file round trip."""
+import pytest
+import torch
+
+from doppel.swap.model import PRESETS, SwapModel, load_model, read_header, save_model
+
+
+def expected_shapes(cfg):
+    s = cfg.size
+    enc = [(c, s >> (i + 1), s >> (i + 1)) for i, c in enumerate(cfg.enc_channels)]
+    dec = [(c, s >> (3 - i), s >> (3 - i)) for i, c in enumerate(cfg.dec_channels)]
+    side = s // 32
+    return enc, (cfg.latent,), (cfg.bottleneck * side * side,), (cfg.up_channels, 2 * side, 2 * side), dec
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_every_layer_shape(preset):
+    cfg = PRESETS[preset]
+    torch.manual_seed(0)
+    model = SwapModel(cfg)
+    seen = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=name: seen.__setitem__(n, tuple(o.shape[1:])))
+             for name, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+             or name.endswith(("up", "convs.0", "convs.1", "convs.2", "convs.3", "convs.4"))
+             or ".ups." in name and name.count(".") == 3]
+    with torch.no_grad():
+        rgb, mask = model(torch.rand(2, 3, cfg.size, cfg.size), "a")
+    for h in hooks:
+        h.remove()
+    enc, d1, d2, up, dec = expected_shapes(cfg)
+    assert [seen[f"encoder.convs.{i}"] for i in range(5)] == enc
+    assert seen["encoder.dense1"] == d1 and seen["encoder.dense2"] == d2
+    assert seen["encoder.up"] == up
+    assert [seen[f"decoders.a.ups.{i}"] for i in range(4)] == dec
+    assert seen["decoders.a.out"] == (3, cfg.size, cfg.size)
+    assert rgb.shape == (2, 3, cfg.size, cfg.size) and mask is None
+    assert 0 <= rgb.min() and rgb.max() <= 1
+
+
+def test_model_file_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = SwapModel(PRESETS["lite"])
+    save_model(tmp_path, model, {"step": 7})
+    cfg, info = read_header(tmp_path)
+    back, info2 = load_model(tmp_path)
+    assert cfg == model.cfg and info == info2 == {"step": 7}
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x, "b")[0], back(x, "b")[0])
