@@ -55,8 +55,9 @@ def main() -> None:
             times[f"extract {who.upper()}"] = step(f"extract person {who.upper()}",
                                                    ["extract", str(d / clip), "-o", str(o / f"faces_{who}")])
     step("contact sheet of A", ["faceset", "sheet", str(o / "faces_a"), "-o", str(o / "faces_a_sheet.png")])
+    resume = ["--resume"] if (o / "model" / "train_state.safetensors").is_file() else []
     times["train"] = step("train the swap model", ["train", str(o / "faces_a"), str(o / "faces_b"), "-o", str(o / "model"),
-                                                   "--minutes", str(args.train_minutes), "--resume"])
+                                                   "--minutes", str(args.train_minutes), *resume])
     times["swap"] = step("swap A -> B", ["swap", str(d / CLIP_A), "-m", str(o / "model"), "-o", str(o / "swapped.mp4"),
                                          "--preview", str(o / "swapped_preview.png")])
     times["lipsync train"] = step("train lip sync", ["lipsync", "train", *[str(d / c) for c in LIP_TRAIN],
