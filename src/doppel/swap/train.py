@@ -61,7 +61,7 @@ class TrainConfig:
     workers: int = 2  # data-loader processes doing augmentation (0: in the training process)
     seed: int = 0  # seeds weights, data order and augmentation
     preview_faces: int = 6  # faces per preview row
-    channels_last: bool = True  # NHWC tensors: faster convolutions on CPU (oneDNN)
+    channels_last: bool = False  # NHWC tensors (oneDNN): measured no faster here, see benchmarks/train_speed.py
 
 
 class Pair(nn.Module):
