@@ -83,6 +83,24 @@ def test_failed_save_keeps_last_checkpoint(facesets, tmp_path, monkeypatch):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_save_torn_between_renames_still_resumes(facesets, tmp_path, monkeypatch):
+    out = tmp_path / "m"
+    train.train(*facesets, out, train.TrainConfig(steps=2, **FAST))
+    real = os.replace
+
+    def crash_on_model(src, dst):
+        if Path(dst).name == "model.safetensors":
+            raise OSError("power cut")
+        return real(src, dst)
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", crash_on_model)
+        with pytest.raises(OSError):
+            train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
+    assert read_header(out)[1]["step"] == 2  # the new train state (step 3) is in place, the model is not
+    s = train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
+    assert s["steps_run"] == 1 and read_header(out)[1]["step"] == 3
+
+
 def _cli(*args):
     return cli.main(["train", *map(str, args)])
 

@@ -7,8 +7,9 @@ MODEL/ holds
     log.jsonl                one line of metrics every few steps (+ TensorBoard events when installed)
 
 Both files of a checkpoint are written to temporary names and renamed only when
-both are complete, and each records its step, so resuming from a torn pair is
-refused instead of silently mixing steps. Under `torchrun --nproc_per_node N`
+both are complete; each records its step, and the previous train state is kept
+until the new model is in place, so a save interrupted at any point leaves a
+model with a train state of the same step (resume picks the matching one). Under `torchrun --nproc_per_node N`
 the same command trains with DistributedDataParallel; rank 0 alone writes.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
@@ -38,6 +40,7 @@ from .model import MODEL_FILE, PRESETS, SwapModel, build, read_header, save_mode
 log = logging.getLogger(__name__)
 
 STATE_FILE = "train_state.safetensors"
+STATE_PREV = "train_state.prev.safetensors"  # the previous step's state, for a save torn between renames
 STATE_FORMAT = "doppel-train-state/1"
 DEFAULT_STEPS = 1000
 RANK_DUMP_ENV = "DOPPEL_RANK_DUMP"  # debug: each rank saves its final weights to this folder (tests)
@@ -150,42 +153,55 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 
 def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, step: int, info: dict) -> None:
     """Write model + train state to temporary names, then rename both; a failure leaves the old pair."""
-    tmp_m, tmp_s = out / f".{MODEL_FILE}.{os.getpid()}.tmp", out / f".{STATE_FILE}.{os.getpid()}.tmp"
+    tmp_m, tmp_s = out / f".model.{os.getpid()}.safetensors", out / f".train_state.{os.getpid()}.safetensors"
     try:
-        save_model(tmp_m.with_suffix(".safetensors"), model, {**info, "step": step})
-        os.replace(tmp_m.with_suffix(".safetensors"), tmp_m)
+        save_model(tmp_m, model, {**info, "step": step})
         opt_t, groups = _optimizer_tensors(opt)
         rng_t, rng_meta = _rng_state()
         meta = {"format": STATE_FORMAT, "step": str(step), "param_groups": json.dumps(groups),
                 "rng": json.dumps(rng_meta), "config": json.dumps(asdict(model.cfg))}
         save_file({**opt_t, **rng_t}, str(tmp_s), metadata=meta)
+        if (out / STATE_FILE).exists():  # kept until the new model is in place: a crash between renames
+            os.replace(out / STATE_FILE, out / STATE_PREV)  # leaves a state whose step matches the model
         os.replace(tmp_s, out / STATE_FILE)
         os.replace(tmp_m, out / MODEL_FILE)
     finally:
-        for t in (tmp_m, tmp_s, tmp_m.with_suffix(".safetensors")):
-            t.unlink(missing_ok=True)
+        tmp_m.unlink(missing_ok=True)
+        tmp_s.unlink(missing_ok=True)
     log.info("checkpoint at step %d in %s", step, out)
+
+
+def _state_meta(path: Path) -> dict:
+    """Metadata of a train-state file, {} when it is missing or not one."""
+    if not path.is_file():
+        return {}
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # safetensors raises its own error types for a damaged file
+        return {}
+    return meta if meta.get("format") == STATE_FORMAT else {}
 
 
 def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer) -> int:
     """Restore weights, optimizer and RNG states from `out`; returns the step."""
-    if not (out / MODEL_FILE).is_file() or not (out / STATE_FILE).is_file():
-        raise DoppelError(f"nothing to resume in {out} (needs {MODEL_FILE} and {STATE_FILE})")
+    if not (out / MODEL_FILE).is_file():
+        raise DoppelError(f"nothing to resume in {out} (no {MODEL_FILE})")
     cfg, info = read_header(out / MODEL_FILE)
     if cfg != model.cfg:
         raise DoppelError(f"{out} holds a {cfg.preset} model of {cfg.size} px; cannot resume it as "
                           f"{model.cfg.preset} at {model.cfg.size} px")
-    from safetensors import safe_open
-    with safe_open(str(out / STATE_FILE), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != STATE_FORMAT or int(meta["step"]) != int(info.get("step", -1)):
-        raise DoppelError(f"checkpoint in {out} is inconsistent: model at step {info.get('step')}, "
-                          f"train state at step {meta.get('step')}")
+    step = int(info.get("step", -1))
+    found = [(p, m) for p in (out / STATE_FILE, out / STATE_PREV)
+             if (m := _state_meta(p)) and int(m["step"]) == step]
+    if not found:
+        raise DoppelError(f"no train state in {out} matches the model's step {step}; cannot resume exactly")
+    path, meta = found[0]
     model.load_state_dict(load_file(str(out / MODEL_FILE)))
-    tensors = load_file(str(out / STATE_FILE))
+    tensors = load_file(str(path))
     _load_optimizer(opt, tensors, json.loads(meta["param_groups"]))
     _set_rng_state(tensors, json.loads(meta["rng"]))
-    return int(meta["step"])
+    return step
 
 
 # ---------------------------------------------------------------- outputs
