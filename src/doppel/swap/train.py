@@ -432,7 +432,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write")
     p.add_argument("--preset", default=d.preset, choices=list(PRESETS), help="model size")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help=f"train until this step count (default {DEFAULT_STEPS})")
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="train until this step count")
     g.add_argument("--minutes", type=float, help="train for this many minutes instead")
     p.add_argument("--batch", type=int, default=d.batch, help="faces of each person per step (per process)")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
@@ -456,7 +456,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("batch", "save_every", "workers"):
         if getattr(args, name) < (1 if name == "batch" else 0):
             raise DoppelError(f"--{name.replace('_', '-')} must be {'positive' if name == 'batch' else '>= 0'}")
-    cfg = TrainConfig(preset=args.preset, steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
+    steps = None if args.minutes is not None else args.steps
+    cfg = TrainConfig(preset=args.preset, steps=steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
                       loss=args.loss, dssim=args.dssim, eye_mouth_weight=args.eye_mouth_weight,
                       save_every=args.save_every, preview_every=args.preview_every, resume=args.resume,
                       device=args.device, workers=args.workers, seed=args.seed)
