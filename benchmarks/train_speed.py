@@ -79,8 +79,8 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} per person")
     mm = matmul_gflops()
     print(f"baseline: 2048^3 fp32 matmul {mm:.1f} GFLOP/s")
-    print(f"{'preset':10s} {'layout':14s} {'faces/s':>8s} {'step s':>7s} {'fwd GFLOP/face':>15s} {'train GFLOP/face':>17s} "
-          f"{'GFLOP/s':>8s} {'ratio':>6s}")
+    print(f"{'preset':10s} {'layout':14s} {'faces/s':>8s} {'step s':>7s} {'fwd GFLOP/face':>15s} "
+          f"{'train GFLOP/face':>17s} {'GFLOP/s':>8s} {'ratio':>6s}")
     for preset, layout in itertools.product(args.presets, args.layouts):
         r = bench_preset(preset, args.batch, args.steps, layout == "channels_last")
         print(f"{preset:10s} {layout:14s} {r['faces_s']:8.1f} {r['step_s']:7.2f} {r['fwd_gflop']:15.3f} "

@@ -29,6 +29,7 @@ def test_loss_falls_and_outputs_are_written(facesets, tmp_path):
     first = sum(l["loss_a"] + l["loss_b"] for l in lines[:4]) / 4
     last = sum(l["loss_a"] + l["loss_b"] for l in lines[-4:]) / 4
     assert last < 0.8 * first, (first, last)
+    assert [l["step"] for l in lines] == list(range(1, 25))
     cfg_m, info = read_header(out)
     fa = FaceSet.open(facesets[0])
     assert cfg_m.preset == "lite" and info["step"] == 24 and info["size"] == 64
@@ -140,4 +141,6 @@ def test_torchrun_ranks_stay_identical(facesets, tmp_path):
     assert all(torch.equal(r0[k], r1[k]) and torch.equal(r0[k], saved[k]) for k in r0)
     assert any(not torch.equal(r0[k], init[k]) for k in r0)  # they did train
     assert read_header(tmp_path / "m")[1]["step"] == 3
+    log = (tmp_path / "m" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 1 and json.loads(log[0])["step"] == 3  # rank 0 alone logs; the last step is logged
     assert not (tmp_path / "ranks" / "rank2.safetensors").exists()

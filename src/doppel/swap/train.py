@@ -298,7 +298,8 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, batch: dict, lcfg: lo
     return la.item(), lb.item()
 
 
-def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device) -> tuple[SwapModel, torch.optim.Optimizer, int]:
+def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device
+           ) -> tuple[SwapModel, torch.optim.Optimizer, int]:
     """Model and optimizer, fresh from the seed or restored from the checkpoint in `out`."""
     check_preset(cfg.preset, fa.size)
     torch.manual_seed(cfg.seed)
@@ -376,7 +377,8 @@ class Monitor:
     """Progress bar, log lines, previews and checkpoints of one run (writes only on rank 0)."""
 
     def __init__(self, out, model, datas, sets, cfg, rank, world, start, total, device):
-        self.out, self.model, self.sets, self.cfg, self.active = out, model, sets, cfg, rank == 0
+        self.out, self.model, self.sets, self.cfg = out, model, sets, cfg
+        self.rank, self.active = rank, rank == 0
         self.views = [preview_inputs(d, cfg.preview_faces, device) for d in datas]
         self.faces_per_step = 2 * cfg.batch * world
         self.bar = tqdm(total=total, initial=start, unit="step", desc="train", disable=not self.active)
@@ -384,6 +386,7 @@ class Monitor:
         self.start, self.t0, self.t_last, self.rate = start, time.monotonic(), time.monotonic(), None
         self.losses = (float("nan"), float("nan"))
         self.saved = start if cfg.resume else -1
+        self.step = self.logged = start
 
     def after_step(self, step: int, la: float, lb: float, opt) -> None:
         now = time.monotonic()
@@ -392,12 +395,17 @@ class Monitor:
         self.t_last, self.losses = now, (la, lb)
         self.bar.update(1)
         self.bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}", faces_s=f"{self.rate:.1f}")
+        self.step = step
         if step % self.cfg.log_every == 0:
-            self.log.write(step, loss_a=la, loss_b=lb, faces_per_s=self.rate)
+            self._log()
         if self.cfg.preview_every and step % self.cfg.preview_every == 0:
             self.preview(step)
         if self.cfg.save_every and step % self.cfg.save_every == 0:
             self.checkpoint(step, opt)
+
+    def _log(self) -> None:
+        self.logged = self.step
+        self.log.write(self.step, loss_a=self.losses[0], loss_b=self.losses[1], faces_per_s=self.rate)
 
     def preview(self, step: int) -> None:
         if not self.active:
@@ -414,11 +422,13 @@ class Monitor:
     def summary(self, step: int) -> dict:
         secs = time.monotonic() - self.t0
         done = step - self.start
-        return {"output": str(self.out), "step": step, "steps_run": done, "seconds": round(secs, 2),
+        return {"output": str(self.out), "rank": self.rank, "step": step, "steps_run": done, "seconds": round(secs, 2),
                 "loss_a": self.losses[0], "loss_b": self.losses[1],
                 "faces_per_s": done * self.faces_per_step / secs if secs > 0 else 0.0}
 
     def close(self) -> None:
+        if self.step != self.logged:  # the last step, when it fell between log lines
+            self._log()
         self.bar.close()
         self.log.close()
 
@@ -462,6 +472,7 @@ def run(args: argparse.Namespace) -> int:
                       save_every=args.save_every, preview_every=args.preview_every, resume=args.resume,
                       device=args.device, workers=args.workers, seed=args.seed)
     s = train(args.faceset_a, args.faceset_b, args.output, cfg)
-    log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
-             s["step"], s["steps_run"], s["seconds"], s["faces_per_s"], s["loss_a"], s["loss_b"], s["output"])
+    if s["rank"] == 0:
+        log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
+                 s["step"], s["steps_run"], s["seconds"], s["faces_per_s"], s["loss_a"], s["loss_b"], s["output"])
     return 0
