@@ -1,6 +1,7 @@
 """Training speed of the swap model: faces/s, FLOPs per face and achieved GFLOP/s vs a large fp32 matmul.
 
     python benchmarks/train_speed.py [--presets lite original] [--batch 32] [--steps 3] [--threads N]
+                                     [--layouts channels_last nchw]
 
 For each preset: one full training step (both people's batches through the
 shared encoder and their decoders, L1 + DSSIM loss, backward, Adam) is timed
@@ -12,6 +13,7 @@ same run; the figure is the ratio of the two.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import torch
@@ -69,20 +71,20 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=32, help="faces per person per step")
     p.add_argument("--steps", type=int, default=3, help="timed steps per preset (median reported)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", help="NCHW tensors")
+    p.add_argument("--layouts", nargs="+", default=["channels_last", "nchw"], choices=["channels_last", "nchw"],
+                   help="memory layouts to time (each preset is timed in each)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, channels_last={args.channels_last}, "
-          f"batch {args.batch} per person")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} per person")
     mm = matmul_gflops()
     print(f"baseline: 2048^3 fp32 matmul {mm:.1f} GFLOP/s")
-    print(f"{'preset':10s} {'faces/s':>8s} {'step s':>7s} {'fwd GFLOP/face':>15s} {'train GFLOP/face':>17s} "
-          f"{'GFLOP/s':>8s} {'ratio':>6s}")
-    for preset in args.presets:
-        r = bench_preset(preset, args.batch, args.steps, args.channels_last)
-        print(f"{preset:10s} {r['faces_s']:8.1f} {r['step_s']:7.2f} {r['fwd_gflop']:15.3f} {r['train_gflop']:17.3f} "
-              f"{r['gflops']:8.1f} {r['gflops'] / mm:6.2f}")
+    print(f"{'preset':10s} {'layout':14s} {'faces/s':>8s} {'step s':>7s} {'fwd GFLOP/face':>15s} "
+          f"{'train GFLOP/face':>17s} {'GFLOP/s':>8s} {'ratio':>6s}")
+    for preset, layout in itertools.product(args.presets, args.layouts):
+        r = bench_preset(preset, args.batch, args.steps, layout == "channels_last")
+        print(f"{preset:10s} {layout:14s} {r['faces_s']:8.1f} {r['step_s']:7.2f} {r['fwd_gflop']:15.3f} "
+              f"{r['train_gflop']:17.3f} {r['gflops']:8.1f} {r['gflops'] / mm:6.2f}")
     mm2 = matmul_gflops()
     print(f"baseline again at the end: {mm2:.1f} GFLOP/s (a big change means the CPU was busy with other work)")
 

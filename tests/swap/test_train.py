@@ -29,6 +29,7 @@ def test_loss_falls_and_outputs_are_written(facesets, tmp_path):
     first = sum(l["loss_a"] + l["loss_b"] for l in lines[:4]) / 4
     last = sum(l["loss_a"] + l["loss_b"] for l in lines[-4:]) / 4
     assert last < 0.8 * first, (first, last)
+    assert [l["step"] for l in lines] == list(range(1, 25))
     cfg_m, info = read_header(out)
     fa = FaceSet.open(facesets[0])
     assert cfg_m.preset == "lite" and info["step"] == 24 and info["size"] == 64
@@ -83,6 +84,24 @@ def test_failed_save_keeps_last_checkpoint(facesets, tmp_path, monkeypatch):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_save_torn_between_renames_still_resumes(facesets, tmp_path, monkeypatch):
+    out = tmp_path / "m"
+    train.train(*facesets, out, train.TrainConfig(steps=2, **FAST))
+    real = os.replace
+
+    def crash_on_model(src, dst):
+        if Path(dst).name == "model.safetensors":
+            raise OSError("power cut")
+        return real(src, dst)
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", crash_on_model)
+        with pytest.raises(OSError):
+            train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
+    assert read_header(out)[1]["step"] == 2  # the new train state (step 3) is in place, the model is not
+    s = train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
+    assert s["steps_run"] == 1 and read_header(out)[1]["step"] == 3
+
+
 def _cli(*args):
     return cli.main(["train", *map(str, args)])
 
@@ -122,4 +141,6 @@ def test_torchrun_ranks_stay_identical(facesets, tmp_path):
     assert all(torch.equal(r0[k], r1[k]) and torch.equal(r0[k], saved[k]) for k in r0)
     assert any(not torch.equal(r0[k], init[k]) for k in r0)  # they did train
     assert read_header(tmp_path / "m")[1]["step"] == 3
+    log = (tmp_path / "m" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 1 and json.loads(log[0])["step"] == 3  # rank 0 alone logs; the last step is logged
     assert not (tmp_path / "ranks" / "rank2.safetensors").exists()

@@ -7,8 +7,9 @@ MODEL/ holds
     log.jsonl                one line of metrics every few steps (+ TensorBoard events when installed)
 
 Both files of a checkpoint are written to temporary names and renamed only when
-both are complete, and each records its step, so resuming from a torn pair is
-refused instead of silently mixing steps. Under `torchrun --nproc_per_node N`
+both are complete; each records its step, and the previous train state is kept
+until the new model is in place, so a save interrupted at any point leaves a
+model with a train state of the same step (resume picks the matching one). Under `torchrun --nproc_per_node N`
 the same command trains with DistributedDataParallel; rank 0 alone writes.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
@@ -38,6 +40,7 @@ from .model import MODEL_FILE, PRESETS, SwapModel, build, read_header, save_mode
 log = logging.getLogger(__name__)
 
 STATE_FILE = "train_state.safetensors"
+STATE_PREV = "train_state.prev.safetensors"  # the previous step's state, for a save torn between renames
 STATE_FORMAT = "doppel-train-state/1"
 DEFAULT_STEPS = 1000
 RANK_DUMP_ENV = "DOPPEL_RANK_DUMP"  # debug: each rank saves its final weights to this folder (tests)
@@ -61,7 +64,7 @@ class TrainConfig:
     workers: int = 2  # data-loader processes doing augmentation (0: in the training process)
     seed: int = 0  # seeds weights, data order and augmentation
     preview_faces: int = 6  # faces per preview row
-    channels_last: bool = True  # NHWC tensors: faster convolutions on CPU (oneDNN)
+    channels_last: bool = False  # NHWC tensors (oneDNN): measured no faster here, see benchmarks/train_speed.py
 
 
 class Pair(nn.Module):
@@ -150,42 +153,55 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
 
 def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, step: int, info: dict) -> None:
     """Write model + train state to temporary names, then rename both; a failure leaves the old pair."""
-    tmp_m, tmp_s = out / f".{MODEL_FILE}.{os.getpid()}.tmp", out / f".{STATE_FILE}.{os.getpid()}.tmp"
+    tmp_m, tmp_s = out / f".model.{os.getpid()}.safetensors", out / f".train_state.{os.getpid()}.safetensors"
     try:
-        save_model(tmp_m.with_suffix(".safetensors"), model, {**info, "step": step})
-        os.replace(tmp_m.with_suffix(".safetensors"), tmp_m)
+        save_model(tmp_m, model, {**info, "step": step})
         opt_t, groups = _optimizer_tensors(opt)
         rng_t, rng_meta = _rng_state()
         meta = {"format": STATE_FORMAT, "step": str(step), "param_groups": json.dumps(groups),
                 "rng": json.dumps(rng_meta), "config": json.dumps(asdict(model.cfg))}
         save_file({**opt_t, **rng_t}, str(tmp_s), metadata=meta)
+        if (out / STATE_FILE).exists():  # kept until the new model is in place: a crash between renames
+            os.replace(out / STATE_FILE, out / STATE_PREV)  # leaves a state whose step matches the model
         os.replace(tmp_s, out / STATE_FILE)
         os.replace(tmp_m, out / MODEL_FILE)
     finally:
-        for t in (tmp_m, tmp_s, tmp_m.with_suffix(".safetensors")):
-            t.unlink(missing_ok=True)
+        tmp_m.unlink(missing_ok=True)
+        tmp_s.unlink(missing_ok=True)
     log.info("checkpoint at step %d in %s", step, out)
+
+
+def _state_meta(path: Path) -> dict:
+    """Metadata of a train-state file, {} when it is missing or not one."""
+    if not path.is_file():
+        return {}
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # safetensors raises its own error types for a damaged file
+        return {}
+    return meta if meta.get("format") == STATE_FORMAT else {}
 
 
 def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer) -> int:
     """Restore weights, optimizer and RNG states from `out`; returns the step."""
-    if not (out / MODEL_FILE).is_file() or not (out / STATE_FILE).is_file():
-        raise DoppelError(f"nothing to resume in {out} (needs {MODEL_FILE} and {STATE_FILE})")
+    if not (out / MODEL_FILE).is_file():
+        raise DoppelError(f"nothing to resume in {out} (no {MODEL_FILE})")
     cfg, info = read_header(out / MODEL_FILE)
     if cfg != model.cfg:
         raise DoppelError(f"{out} holds a {cfg.preset} model of {cfg.size} px; cannot resume it as "
                           f"{model.cfg.preset} at {model.cfg.size} px")
-    from safetensors import safe_open
-    with safe_open(str(out / STATE_FILE), "pt") as f:
-        meta = f.metadata() or {}
-    if meta.get("format") != STATE_FORMAT or int(meta["step"]) != int(info.get("step", -1)):
-        raise DoppelError(f"checkpoint in {out} is inconsistent: model at step {info.get('step')}, "
-                          f"train state at step {meta.get('step')}")
+    step = int(info.get("step", -1))
+    found = [(p, m) for p in (out / STATE_FILE, out / STATE_PREV)
+             if (m := _state_meta(p)) and int(m["step"]) == step]
+    if not found:
+        raise DoppelError(f"no train state in {out} matches the model's step {step}; cannot resume exactly")
+    path, meta = found[0]
     model.load_state_dict(load_file(str(out / MODEL_FILE)))
-    tensors = load_file(str(out / STATE_FILE))
+    tensors = load_file(str(path))
     _load_optimizer(opt, tensors, json.loads(meta["param_groups"]))
     _set_rng_state(tensors, json.loads(meta["rng"]))
-    return int(meta["step"])
+    return step
 
 
 # ---------------------------------------------------------------- outputs
@@ -282,7 +298,8 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, batch: dict, lcfg: lo
     return la.item(), lb.item()
 
 
-def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device) -> tuple[SwapModel, torch.optim.Optimizer, int]:
+def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device
+           ) -> tuple[SwapModel, torch.optim.Optimizer, int]:
     """Model and optimizer, fresh from the seed or restored from the checkpoint in `out`."""
     check_preset(cfg.preset, fa.size)
     torch.manual_seed(cfg.seed)
@@ -360,7 +377,8 @@ class Monitor:
     """Progress bar, log lines, previews and checkpoints of one run (writes only on rank 0)."""
 
     def __init__(self, out, model, datas, sets, cfg, rank, world, start, total, device):
-        self.out, self.model, self.sets, self.cfg, self.active = out, model, sets, cfg, rank == 0
+        self.out, self.model, self.sets, self.cfg = out, model, sets, cfg
+        self.rank, self.active = rank, rank == 0
         self.views = [preview_inputs(d, cfg.preview_faces, device) for d in datas]
         self.faces_per_step = 2 * cfg.batch * world
         self.bar = tqdm(total=total, initial=start, unit="step", desc="train", disable=not self.active)
@@ -368,6 +386,7 @@ class Monitor:
         self.start, self.t0, self.t_last, self.rate = start, time.monotonic(), time.monotonic(), None
         self.losses = (float("nan"), float("nan"))
         self.saved = start if cfg.resume else -1
+        self.step = self.logged = start
 
     def after_step(self, step: int, la: float, lb: float, opt) -> None:
         now = time.monotonic()
@@ -376,12 +395,17 @@ class Monitor:
         self.t_last, self.losses = now, (la, lb)
         self.bar.update(1)
         self.bar.set_postfix(loss_a=f"{la:.4f}", loss_b=f"{lb:.4f}", faces_s=f"{self.rate:.1f}")
+        self.step = step
         if step % self.cfg.log_every == 0:
-            self.log.write(step, loss_a=la, loss_b=lb, faces_per_s=self.rate)
+            self._log()
         if self.cfg.preview_every and step % self.cfg.preview_every == 0:
             self.preview(step)
         if self.cfg.save_every and step % self.cfg.save_every == 0:
             self.checkpoint(step, opt)
+
+    def _log(self) -> None:
+        self.logged = self.step
+        self.log.write(self.step, loss_a=self.losses[0], loss_b=self.losses[1], faces_per_s=self.rate)
 
     def preview(self, step: int) -> None:
         if not self.active:
@@ -398,11 +422,13 @@ class Monitor:
     def summary(self, step: int) -> dict:
         secs = time.monotonic() - self.t0
         done = step - self.start
-        return {"output": str(self.out), "step": step, "steps_run": done, "seconds": round(secs, 2),
+        return {"output": str(self.out), "rank": self.rank, "step": step, "steps_run": done, "seconds": round(secs, 2),
                 "loss_a": self.losses[0], "loss_b": self.losses[1],
                 "faces_per_s": done * self.faces_per_step / secs if secs > 0 else 0.0}
 
     def close(self) -> None:
+        if self.step != self.logged:  # the last step, when it fell between log lines
+            self._log()
         self.bar.close()
         self.log.close()
 
@@ -416,7 +442,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write")
     p.add_argument("--preset", default=d.preset, choices=list(PRESETS), help="model size")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, help=f"train until this step count (default {DEFAULT_STEPS})")
+    g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="train until this step count")
     g.add_argument("--minutes", type=float, help="train for this many minutes instead")
     p.add_argument("--batch", type=int, default=d.batch, help="faces of each person per step (per process)")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
@@ -440,11 +466,13 @@ def run(args: argparse.Namespace) -> int:
     for name in ("batch", "save_every", "workers"):
         if getattr(args, name) < (1 if name == "batch" else 0):
             raise DoppelError(f"--{name.replace('_', '-')} must be {'positive' if name == 'batch' else '>= 0'}")
-    cfg = TrainConfig(preset=args.preset, steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
+    steps = None if args.minutes is not None else args.steps
+    cfg = TrainConfig(preset=args.preset, steps=steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
                       loss=args.loss, dssim=args.dssim, eye_mouth_weight=args.eye_mouth_weight,
                       save_every=args.save_every, preview_every=args.preview_every, resume=args.resume,
                       device=args.device, workers=args.workers, seed=args.seed)
     s = train(args.faceset_a, args.faceset_b, args.output, cfg)
-    log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
-             s["step"], s["steps_run"], s["seconds"], s["faces_per_s"], s["loss_a"], s["loss_b"], s["output"])
+    if s["rank"] == 0:
+        log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
+                 s["step"], s["steps_run"], s["seconds"], s["faces_per_s"], s["loss_a"], s["loss_b"], s["output"])
     return 0
