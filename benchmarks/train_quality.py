@@ -1,6 +1,8 @@
 """Reconstruction quality of a time-boxed `lite` training on two talking clips.
 
     python benchmarks/train_quality.py [--minutes 20] [--clips A.mp4 B.mp4] [--threads N]
+    python benchmarks/train_quality.py --out DIR --prepare-only     # face sets + held-out faces only
+    python benchmarks/train_quality.py --out DIR --reuse --device cuda   # train/evaluate elsewhere
 
 Faces of two people are taken from two talking-head clips in ../shared/data
 with the tracker and aligner (a small helper here, not the extract stage); the
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from doppel import media
-from doppel.faces import align, detect
+from doppel.faces import align
 from doppel.faceset import FaceRecord, FaceSet
 from doppel.swap import losses, train
 from doppel.swap.model import load_model
@@ -33,6 +35,8 @@ CLIPS = ("talking/retalking_face_1.mp4", "talking/retalking_face_2.mp4")
 
 def extract(video: Path, size: int = 64) -> list[tuple[FaceRecord, np.ndarray]]:
     """(record, crop) of the largest face in every frame of `video` where one is found."""
+    from doppel.faces import detect  # dlib: only needed when preparing the face sets
+
     tracker, out = detect.FaceTracker(), []
     for frame in media.iter_frames(video):
         faces = tracker(frame.image)
@@ -78,6 +82,9 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=1, help="data-loader processes")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--out", default=None, help="keep the face sets and model here (default: a temp folder)")
+    p.add_argument("--prepare-only", action="store_true", help="write the face sets and held-out faces to --out, then stop")
+    p.add_argument("--reuse", action="store_true", help="use the face sets and held-out faces already in --out")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,16 +93,22 @@ def main(argv=None) -> None:
         t = time.perf_counter()
         held = {}
         for who, clip in zip("ab", args.clips):
+            if args.reuse:
+                held[who] = np.load(root / f"held_{who}.npy")
+                continue
             faces = extract(Path(clip))
             held[who] = split_faceset(faces, root / f"faces_{who}", args.hold_out)
+            np.save(root / f"held_{who}.npy", held[who])
             print(f"person {who}: {clip}: {len(faces)} faces, {len(held[who])} held out")
         print(f"extraction {time.perf_counter() - t:.0f} s")
+        if args.prepare_only:
+            return
         cfg = train.TrainConfig(preset="lite", minutes=args.minutes, batch=args.batch, lr=args.lr,
-                                workers=args.workers, preview_every=0, save_every=1000)
+                                workers=args.workers, preview_every=0, save_every=1000, device=args.device)
         s = train.train(root / "faces_a", root / "faces_b", root / "model", cfg)
         print(f"trained {s['steps_run']} steps in {s['seconds']:.0f} s ({s['faces_per_s']:.1f} faces/s); "
               f"last loss A {s['loss_a']:.4f}, B {s['loss_b']:.4f}")
-        model, _ = load_model(root / "model")
+        model, _ = load_model(root / "model")  # evaluated on the CPU wherever it trained
         print(f"{'person':8s} {'SSIM rebuilt':>13s} {'SSIM mean face':>15s} {'ratio':>6s}")
         for who in "ab":
             got, base = evaluate(model, who, held[who], root / f"faces_{who}")

@@ -1,0 +1,36 @@
+"""The doppel command: every stage is listed, and bad input is one line on stderr with exit code 2."""
+import subprocess
+import sys
+
+import pytest
+
+from doppel import cli
+
+STAGES = ["extract", "faceset", "train", "swap", "lipsync", "detect"]
+
+
+def test_help_lists_every_stage(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in STAGES:
+        assert name in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["extract", "no_such.mp4", "-o", "{tmp}/fs"],
+    ["train", "{tmp}/nope_a", "{tmp}/nope_b", "-o", "{tmp}/m", "--steps", "1"],
+    ["swap", "no_such.mp4", "-m", "{tmp}/nope", "-o", "{tmp}/o.mp4"],
+    ["lipsync", "no_such.mp4", "no_such.wav", "-m", "{tmp}/nope.lip", "-o", "{tmp}/o.mp4"],
+    ["detect", "no_such.mp4", "-o", "{tmp}/rep"],
+])
+def test_missing_input_is_one_line_and_exit_2(argv, tmp_path):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    r = subprocess.run([sys.executable, "-m", "doppel.cli", *argv], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith(("INFO", "WARNING"))]
+    assert lines[-1].startswith(f"doppel {argv[0]}: error: "), r.stderr[-2000:]
+    # detect is a batch command: it reports each skipped file on its own line, then the error
+    assert len(lines) == (2 if argv[0] == "detect" else 1), r.stderr[-2000:]
+    assert not any(p.name.startswith(("o.", "m", "fs")) for p in tmp_path.iterdir())
