@@ -1,6 +1,6 @@
 """The doppel demo: the whole pipeline on the sample media in ../shared/data.
 
-    python scripts/demo.py [--data ../shared/data] [--out demo_out] [--train-minutes 6]
+    python scripts/demo.py [--data ../shared/data] [--out demo_out] [--train-minutes 10]
 
 Extracts two people from two talking clips, trains the swap model for a bounded
 time, swaps A's face for B's, lip-syncs a clip to new speech, runs the detector
@@ -40,7 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="the sample media")
     ap.add_argument("--out", type=Path, default=Path("demo_out"), help="where everything is written")
-    ap.add_argument("--train-minutes", type=float, default=6.0, help="time budget of the swap training")
+    ap.add_argument("--train-minutes", type=float, default=10.0, help="time budget of the swap training")
     ap.add_argument("--lip-minutes", type=float, default=2.0, help="time budget of the lip-sync training")
     args = ap.parse_args()
     d, o = args.data, args.out
@@ -57,7 +57,10 @@ def main() -> None:
     step("contact sheet of A", ["faceset", "sheet", str(o / "faces_a"), "-o", str(o / "faces_a_sheet.png")])
     resume = ["--resume"] if (o / "model" / "train_state.safetensors").is_file() else []
     times["train"] = step("train the swap model", ["train", str(o / "faces_a"), str(o / "faces_b"), "-o", str(o / "model"),
-                                                   "--minutes", str(args.train_minutes), *resume])
+                                                   "--minutes", str(args.train_minutes), *resume,
+                                                   # one torch thread and one augmentation worker share 2 cores best;
+                                                   # a higher rate and smaller batches: more steps in a short budget
+                                                   "--threads", "1", "--workers", "1", "--batch", "16", "--lr", "5e-4"])
     times["swap"] = step("swap A -> B", ["swap", str(d / CLIP_A), "-m", str(o / "model"), "-o", str(o / "swapped.mp4"),
                                          "--preview", str(o / "swapped_preview.png")])
     times["lipsync train"] = step("train lip sync", ["lipsync", "train", *[str(d / c) for c in LIP_TRAIN],
@@ -70,8 +73,9 @@ def main() -> None:
     print("\n=== done")
     for k, v in times.items():
         print(f"  {k:<14} {v:7.1f} s")
-    print(f"\noutputs in {o}/: swapped.mp4, lipsynced.mp4 (both labelled synthetic), previews *.png,"
-          f" model/previews/\nreport: {o / 'report'}/index.html (and report.json)")
+    print(f"\noutputs in {o}/: swapped.mp4, lipsynced.mp4 (both labelled synthetic), swapped_preview.png,"
+          f" lipsynced_preview.png, faces_a_sheet.png, model/previews/ (training progress)")
+    print(f"report: {o / 'report'}/ (one .html and .json per video, summary.json)")
 
 
 if __name__ == "__main__":
