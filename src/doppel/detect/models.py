@@ -95,22 +95,27 @@ def gradcam(model: FaceCNN, crop: np.ndarray) -> np.ndarray:
 def train_cnn(model: FaceCNN, batches, steps: int, lr: float = 2e-3, deadline: float | None = None) -> list[float]:
     """Adam on binary cross-entropy over (crops uint8, labels 0/1) batches; returns the losses.
 
-    Stops early at `deadline` (time.monotonic()); the learning rate follows a cosine.
+    The learning rate follows a cosine from `lr` to 0 over the run, whose progress is the larger
+    of steps done / `steps` and time spent / time to `deadline` (time.monotonic()), so a run that
+    the deadline ends still finishes annealed; it stops at whichever comes first.
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     lossf = nn.BCEWithLogitsLoss()
-    losses = []
+    losses, start = [], time.monotonic()
     model.train()
-    for _, (crops, labels) in zip(range(steps), batches):
+    for i, (crops, labels) in zip(range(steps), batches):
+        done = i / max(1, steps)
+        if deadline is not None:
+            done = max(done, (time.monotonic() - start) / max(deadline - start, 1e-6))
+        if done >= 1.0:
+            break
+        for g in opt.param_groups:
+            g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * done))
         loss = lossf(model(to_tensor(crops)), torch.as_tensor(labels, dtype=torch.float32))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
         losses.append(float(loss.detach()))
-        if deadline is not None and time.monotonic() > deadline:
-            break
     model.eval()
     return losses
 

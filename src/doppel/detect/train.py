@@ -37,11 +37,12 @@ FUSION_CLIPS = ("retalking_face_4", "driving_d18", "driving_d20", "iplap_129")  
 CALIB_CLIPS = ("retalking_face_5", "driving_d19", "source_s20")  # fold B
 CNN_SIDE = 160  # central part of the context window that the CNN crop (coverage 0.7) fits in
 BATCH_TIMEOUT = 300  # seconds to wait for a batch from the worker before giving up
+BATCH_WORKERS = 2  # batch-making processes: a batch (blends, degradations) costs ~3x a training step
 FUSION_SETS = {"cnn": ["cnn"], "models": ["cnn", "fourier"], "all": list(scan.FUSION_FEATURES)}  # simplest first
 FUSION_C = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # L2 inverse strengths tried for the fusion
 FUSION_TOLERANCE = 0.005  # a simpler or more regularised fusion wins unless CV log-loss is this much worse
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}  # files taken from a --swaps folder
-SECONDS_PER_HELDOUT_FACE = 0.6  # measured cost of a held-out face's features (real + fake), to budget the CNN
+SECONDS_PER_HELDOUT_FACE = 0.15  # measured cost of a held-out face's features (real + fake), to budget the CNN
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class TrainConfig:
     video_every: int = 2  # frame spacing of faces taken from a training clip
     video_limit: int = 120  # faces per training clip
     heldout_every: int = 3  # frame spacing in the fusion and calibration clips (the scan's default step)
-    heldout_limit: int = 48  # faces per fusion or calibration clip
+    heldout_limit: int = 96  # faces per fusion or calibration clip
     batch: int = 64  # CNN batch (half real, half fake)
     max_steps: int = 4000  # CNN step cap; the time budget usually ends training first
     lr: float = 2e-3  # CNN peak learning rate (cosine decay)
@@ -149,16 +150,16 @@ def _worker_batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def batches(faces: list, cfg: TrainConfig, seed: int, swaps: list = ()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless batches, made in a second process when there is a second core."""
+    """Endless batches, made in BATCH_WORKERS other processes when there is a second core."""
     faces = [dataset.centre(f, CNN_SIDE) for f in faces]
     seeds = (seed * 1_000_003 + i for i in itertools.count())
     if (os.cpu_count() or 1) < 2:
         yield from (make_batch(faces, cfg, s, swaps) for s in seeds)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1, _init_worker, (faces, cfg, list(swaps))) as pool:
-        ahead = collections.deque(pool.apply_async(_worker_batch, (next(seeds),)) for _ in range(3))
-        while True:  # keep three batches in flight: the worker never runs far ahead of training
+    with ctx.Pool(BATCH_WORKERS, _init_worker, (faces, cfg, list(swaps))) as pool:
+        ahead = collections.deque(pool.apply_async(_worker_batch, (next(seeds),)) for _ in range(2 * BATCH_WORKERS))
+        while True:  # a few batches in flight: the workers never run far ahead of training
             ahead.append(pool.apply_async(_worker_batch, (next(seeds),)))
             yield ahead.popleft().get(timeout=BATCH_TIMEOUT)
 
