@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from .. import media, provenance
 from ..errors import DoppelError
-from . import augment, cues, dataset, models, sbi, scan
+from . import augment, dataset, models, scan
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +386,8 @@ through PyAV (20%, CRF 20-38) and JPEG (45%, quality 30-96); in the fusion and
 calibration data a frame and its previous frame get the same chain.
 
 ## Validation (calibration clips, never seen in training or fusion)
-Frame-level AUC, real faces against doppel's own blends of the same faces:
+Frame-level AUC, real faces against doppel's own blends of the same faces (both
+through the same random degradations):
 
 | score | AUC |
 |---|---|
