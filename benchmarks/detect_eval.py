@@ -9,10 +9,12 @@ used in training) plus three real clips that were held out of CNN training
 Frame level: the most suspicious face of each analysed frame, scored by each
 model, cue and the fusion, against the video's label (a cue whose fusion
 coefficient is negative is negated first, so AUC > 0.5 always means "works in
-the direction the fusion uses it"). Video level: a model or
-cue calls a video fake when its mean over frames lies on the fake side of the
-fusion's reference mean (no threshold is tuned on the evaluated videos); the
-verdict uses its calibrated bands. Baseline in the same run: majority class
+the direction the fusion uses it"; a cue left out of the fusion keeps its own
+direction, higher = more suspicious). Video AUC ranks the videos by each score
+reduced by the verdict's rule (scan.video_score: mean of the more suspicious
+half of the frames). Video accuracy: a model or cue calls a video fake when its
+mean over frames lies on the fake side of the fusion's reference mean (no
+threshold is tuned on the evaluated videos); the verdict uses its calibrated bands. Baseline in the same run: majority class
 (accuracy) and chance (AUC 0.5).
 """
 from __future__ import annotations
@@ -57,6 +59,12 @@ def auc(y: np.ndarray, s: np.ndarray) -> str:
     return f"{roc_auc_score(y[ok], s[ok]):.3f}" if len(set(y[ok])) == 2 else "n/a"
 
 
+def video_score(column: np.ndarray) -> float:
+    """The verdict's video rule on one score column (NaN where a cue was not measurable)."""
+    ok = column[np.isfinite(column)]
+    return scan.video_score(ok) if ok.size else np.nan
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("list", nargs="?", type=Path, help="CSV of path,label (1 = fake)")
@@ -68,7 +76,7 @@ def main() -> None:
     det = models.Detectors.load(a.weights)
     cfg = scan.ScanConfig(step=a.step)
     names = scan.FUSION_FEATURES + ["fused"]
-    sign = np.sign(np.array(det.fusion.coef + [1.0]))
+    sign = np.where(np.array(det.fusion.coef + [1.0]) < 0, -1.0, 1.0)
     ref = np.array(det.fusion.mean + [0.0])
     tables, labels, verdicts = [], [], []
     t0 = time.monotonic()
@@ -93,12 +101,13 @@ def main() -> None:
     allf = np.concatenate(tables)
     labels = np.array(labels)
     print(f"\n{len(labels)} videos ({labels.sum()} fake), {len(y_frames)} frames")
-    print(f"{'score':<18} {'frame AUC':>9} {'video acc':>9}")
+    print(f"{'score':<18} {'frame AUC':>9} {'video AUC':>9} {'video acc':>9}")
     for k, n in enumerate(names):
+        vids = np.array([video_score(t[:, k] * sign[k]) for t in tables])
         means = np.array([np.nanmean(t[:, k]) if np.isfinite(t[:, k]).any() else np.nan for t in tables])
         calls = (means - ref[k]) * sign[k] > 0
         acc = np.mean(calls == labels.astype(bool))
-        print(f"{n:<18} {auc(y_frames, allf[:, k] * sign[k]):>9} {acc:>9.3f}")
+        print(f"{n:<18} {auc(y_frames, allf[:, k] * sign[k]):>9} {auc(labels, vids):>9} {acc:>9.3f}")
     decided = [(v["label"] == "FAKE") == bool(y) for v, y in zip(verdicts, labels) if v["label"] in ("FAKE", "REAL")]
     at_half = np.mean([(v["probability"] or 0) >= 0.5 for v in verdicts] == labels.astype(bool))
     majority = max(labels.mean(), 1 - labels.mean())

@@ -42,10 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=str(models.WEIGHTS_DIR), help="detector weights folder")
     t = p.add_argument_group("detect train")
     t.add_argument("--data", default=DEFAULT_DATA, help="sample media folder to train from")
-    t.add_argument("--minutes", type=float, default=12.0, help="training time budget")
+    t.add_argument("--minutes", type=float, default=14.0, help="training time budget (wall-clock minutes)")
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--max-steps", type=int, default=4000,
                    help="CNN step cap; set it low enough to bind for a run that does not depend on machine speed")
+    t.add_argument("--swaps", metavar="DIR",
+                   help="folder of doppel-swapped videos whose faces are added as CNN training fakes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,9 +69,10 @@ def _train(args: argparse.Namespace) -> int:
     from . import train
     if len(args.inputs) > 1:
         raise DoppelError(f"'detect train' takes no files (got {' '.join(args.inputs[1:])})")
-    cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps)
+    cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, swaps=args.swaps)
     cmd = f"doppel detect train --data {args.data} --minutes {args.minutes:g} --seed {args.seed}"
     cmd += f" --max-steps {args.max_steps}" if args.max_steps != 4000 else ""
+    cmd += f" --swaps {args.swaps}" if args.swaps else ""
     det = train.train(args.data, args.weights, cfg, command=cmd)
     print(f"wrote {args.weights} (version {det.version}); validation: "
           f"{json.dumps(det.meta['validation']['frame_auc'])}")

@@ -44,27 +44,35 @@ def _context(frame: np.ndarray, landmarks: np.ndarray, prev: np.ndarray | None =
                     align.crop(prev, m, CONTEXT), align.transform_points(prev_lm, m))
 
 
-def faces_from_images(paths: list[Path], group_of) -> list[RealFace]:
-    """The largest face of each image file (files without a face are skipped)."""
+def faces_from_images(paths: list[Path], group_of, side: int | None = None) -> list[RealFace]:
+    """The largest face of each image file (files without a face are skipped); `side` as in faces_from_video."""
     out = []
     for p in tqdm(paths, desc="photos", unit="img", leave=False):
         img = media.read_image(p)
         found = detect.find_faces(img)
         if found:
             out.append(_context(img, found[0].landmarks, group=group_of(p)))
+            out[-1] = centre(out[-1], side) if side else out[-1]
     return out
 
 
-def faces_from_video(path: Path, every: int, limit: int) -> list[RealFace]:
-    """Up to `limit` faces from every `every`-th frame of a video, each with its previous frame."""
+def faces_from_video(path: Path, every: int, limit: int, with_prev: bool = True, side: int | None = None) -> list[RealFace]:
+    """Up to `limit` faces from every `every`-th frame of a video.
+
+    With `with_prev` each keeps its previous frame (for the temporal cues); `side`
+    keeps only the central part of the context window (see `centre`), to save memory.
+    """
     out, prev = [], None
     for fr in media.iter_frames(path):
         if fr.index % every == 0 and prev is not None:
             found = detect.find_faces(fr.image)
             if found:
                 lm = found[0].landmarks
-                prev_lm = detect.landmarks68(prev, found[0].box)
-                out.append(_context(fr.image, lm, prev, prev_lm, group=path.stem))
+                if with_prev:
+                    out.append(_context(fr.image, lm, prev, detect.landmarks68(prev, found[0].box), group=path.stem))
+                else:
+                    out.append(_context(fr.image, lm, group=path.stem))
+                out[-1] = centre(out[-1], side) if side else out[-1]
             if len(out) >= limit:
                 break
         prev = fr.image

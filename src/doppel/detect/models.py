@@ -95,22 +95,27 @@ def gradcam(model: FaceCNN, crop: np.ndarray) -> np.ndarray:
 def train_cnn(model: FaceCNN, batches, steps: int, lr: float = 2e-3, deadline: float | None = None) -> list[float]:
     """Adam on binary cross-entropy over (crops uint8, labels 0/1) batches; returns the losses.
 
-    Stops early at `deadline` (time.monotonic()); the learning rate follows a cosine.
+    The learning rate follows a cosine from `lr` to 0 over the run, whose progress is the larger
+    of steps done / `steps` and time spent / time to `deadline` (time.monotonic()), so a run that
+    the deadline ends still finishes annealed; it stops at whichever comes first.
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     lossf = nn.BCEWithLogitsLoss()
-    losses = []
+    losses, start = [], time.monotonic()
     model.train()
-    for _, (crops, labels) in zip(range(steps), batches):
+    for i, (crops, labels) in zip(range(steps), batches):
+        done = i / max(1, steps)
+        if deadline is not None:
+            done = max(done, (time.monotonic() - start) / max(deadline - start, 1e-6))
+        if done >= 1.0:
+            break
+        for g in opt.param_groups:
+            g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * done))
         loss = lossf(model(to_tensor(crops)), torch.as_tensor(labels, dtype=torch.float32))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
         losses.append(float(loss.detach()))
-        if deadline is not None and time.monotonic() > deadline:
-            break
     model.eval()
     return losses
 
@@ -153,8 +158,10 @@ class Linear:
         return self.contributions(x).sum(1) + self.intercept
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, names: list[str], c: float = 1.0) -> "Linear":
-        """Fit with sklearn's LogisticRegression (L2, inverse strength `c`)."""
+    def fit(cls, x: np.ndarray, y: np.ndarray, names: list[str], c: float = 1.0,
+            use: list[str] | None = None) -> "Linear":
+        """Fit with sklearn's LogisticRegression (L2, inverse strength `c`) on the columns named in
+        `use` (default all); the other columns keep coefficient 0."""
         from sklearn.linear_model import LogisticRegression
         x = np.asarray(x, np.float64)
         mean = np.nanmean(x, 0)
@@ -162,8 +169,11 @@ class Linear:
         scale = np.where(np.isfinite(scale) & (scale > 1e-9), scale, 1.0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         tmp = cls(list(names), mean.tolist(), scale.tolist(), [0.0] * len(names), 0.0)
-        lr = LogisticRegression(C=c, max_iter=2000).fit(tmp.standardise(x), y)
-        return cls(list(names), mean.tolist(), scale.tolist(), lr.coef_[0].tolist(), float(lr.intercept_[0]))
+        cols = [names.index(n) for n in (use or names)]
+        lr = LogisticRegression(C=c, max_iter=2000).fit(tmp.standardise(x)[:, cols], y)
+        coef = np.zeros(len(names))
+        coef[cols] = lr.coef_[0]
+        return cls(list(names), mean.tolist(), scale.tolist(), coef.tolist(), float(lr.intercept_[0]))
 
 
 @dataclass(frozen=True)
@@ -177,10 +187,15 @@ class Platt:
         return 1.0 / (1.0 + np.exp(-np.clip(self.a * s + self.b, -50, 50)))
 
     @classmethod
-    def fit(cls, scores: np.ndarray, labels: np.ndarray) -> "Platt":
-        """Platt scaling by sklearn's LogisticRegression on the 1-D score (weak L2)."""
+    def fit(cls, scores: np.ndarray, labels: np.ndarray, c: float = 1.0) -> "Platt":
+        """Platt scaling with Platt's (1999) smoothed targets, (N+ + 1)/(N+ + 2) and 1/(N- + 2), and
+        L2 (inverse strength `c`): few, separable calibration points cannot make it a step."""
         from sklearn.linear_model import LogisticRegression
-        lr = LogisticRegression(C=100.0).fit(np.asarray(scores, np.float64)[:, None], labels)
+        s, y = np.asarray(scores, np.float64), np.asarray(labels)
+        pos, neg = int((y == 1).sum()), int((y == 0).sum())
+        t = np.where(y == 1, (pos + 1) / (pos + 2), 1 / (neg + 2))
+        x = np.concatenate([s, s])[:, None]
+        lr = LogisticRegression(C=c).fit(x, np.repeat([1, 0], len(s)), sample_weight=np.concatenate([t, 1 - t]))
         return cls(max(0.0, float(lr.coef_[0, 0])), float(lr.intercept_[0]))
 
 

@@ -19,30 +19,47 @@ from ..faces import align
 from . import cues
 
 
-def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Landmark hull, elastically deformed, grown or shrunk and feathered: (H, W) float32 in [0, 1]."""
-    pts = landmarks.copy()
-    if rng.random() < 0.5:  # sometimes only the inner face, as many swap pipelines do
-        pts = np.vstack([landmarks[cues.JAW[2:-2]], landmarks[17:27] + [0, 0.03 * cues.face_scale(landmarks)]])
+MASK_SHAPES = ("hull", "inner", "ellipse")  # face-region shapes a swap pipeline pastes through
+
+
+def mask_points(landmarks: np.ndarray, shape: str) -> np.ndarray:
+    """(N, 2) outline of one mask shape: the 68-point hull, the inner face (jaw and lowered brows)
+    or an ellipse fitted to the landmarks (as elliptical-mask swaps use)."""
     size = cues.face_scale(landmarks)
+    if shape == "inner":
+        return np.vstack([landmarks[cues.JAW[2:-2]], landmarks[17:27] + [0, 0.03 * size]])
+    if shape == "ellipse":
+        (cx, cy), (w, h), a = cv2.fitEllipse(landmarks.astype(np.float32))
+        t = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+        r = np.deg2rad(a)
+        x, y = 0.5 * w * np.cos(t), 0.5 * h * np.sin(t)
+        return np.stack([cx + x * np.cos(r) - y * np.sin(r), cy + x * np.sin(r) + y * np.cos(r)], 1)
+    return landmarks.copy()
+
+
+def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random mask shape, elastically deformed, grown or shrunk, feathered and scaled by a
+    blend ratio: (H, W) float32 in [0, 1] (its maximum is the blend ratio, 1 half of the time)."""
+    size = cues.face_scale(landmarks)
+    pts = mask_points(landmarks, MASK_SHAPES[int(rng.integers(len(MASK_SHAPES)))])
     pts = pts + rng.normal(0, 0.02 * size, pts.shape)
     m = cues.hull_mask(pts, shape).astype(np.float32)
-    r = int(rng.uniform(0.0, 0.06) * size) + 1
+    r = int(rng.uniform(0.0, 0.08) * size) + 1
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    m = cv2.erode(m, k) if rng.random() < 0.5 else cv2.dilate(m, k)
-    sigma = rng.uniform(0.01, 0.06) * size
-    m = cv2.GaussianBlur(m, (0, 0), sigma)
-    return np.clip(m / max(m.max(), 1e-6), 0, 1)
+    m = cv2.erode(m, k) if rng.random() < 0.6 else cv2.dilate(m, k)
+    m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.01, 0.06) * size)
+    ratio = 1.0 if rng.random() < 0.5 else rng.uniform(0.5, 1.0)
+    return ratio * np.clip(m / max(m.max(), 1e-6), 0, 1)
 
 
 def color_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random brightness, contrast, per-channel shift and hue-saturation change."""
     x = image.astype(np.float32)
-    x = (x - x.mean()) * rng.uniform(0.85, 1.15) + x.mean() + rng.uniform(-20, 20)
-    x = x + rng.uniform(-12, 12, 3)
+    x = (x - x.mean()) * rng.uniform(0.8, 1.2) + x.mean() + rng.uniform(-25, 25)
+    x = x + rng.uniform(-15, 15, 3)
     hsv = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-4, 4)) % 180
-    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.8, 1.2), 0, 255)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-6, 6)) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.75, 1.25), 0, 255)
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 

@@ -3,8 +3,10 @@
 The rule (also in docs/detect.md): every `step`-th frame, each face gets the
 CNN logit, the Fourier logit and every cue; the fusion (a logistic regression
 over those) gives the face's logit. A frame's score is its most suspicious
-face's logit; the video's score is the mean of its frame scores, and Platt
-calibration turns it into a probability. p >= fake_at is FAKE, p <= real_at
+face's logit; the video's score is the mean of the more suspicious half of
+its frame scores (the top ceil(n/2)), and Platt calibration,
+fitted on scores made by this same rule on held-out pseudo-clips, turns it
+into a probability. p >= fake_at is FAKE, p <= real_at
 is REAL, anything between is UNCERTAIN. A doppel synthetic label in the file
 forces FAKE; a video without any face is "no face found", never REAL.
 """
@@ -116,16 +118,25 @@ def frame_scores(frames: list[dict]) -> np.ndarray:
     return np.array([max(f["scores"]["fused"] for f in fr["faces"]) for fr in frames if fr["faces"]])
 
 
+def video_score(scores: np.ndarray) -> float:
+    """The per-video score: mean of the more suspicious half of the frame scores (the top ceil(n/2); a
+    fixed share, so it does not grow with the video's length as a top-k mean would)."""
+    s = np.sort(np.asarray(scores, np.float64))[::-1]
+    return float(s[: (len(s) + 1) // 2].mean())
+
+
 def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: dict | None) -> dict:
     """REAL / FAKE / UNCERTAIN / no face found, the calibrated probability and the reasons."""
-    rule = "p = Platt(mean over analysed frames of the most suspicious face's fused logit)"
+    rule = ("p = Platt(mean of the more suspicious half (top ceil(n/2)) of the frame scores; "
+            "frame score = the most suspicious face's fused logit)")
     scores = frame_scores(frames)
     out = {"label": NO_FACE, "probability": None, "score": None, "reasons": [], "rule": rule,
            "faces_analysed": int(sum(len(f["faces"]) for f in frames))}
     if scores.size:
-        p = float(det.platt.prob(scores.mean()))
+        score = video_score(scores)
+        p = float(det.platt.prob(score))
         band = "FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN"
-        out.update(score=round(float(scores.mean()), 4), probability=round(p, 4), label=band,
+        out.update(score=round(score, 4), probability=round(p, 4), label=band,
                    model_probability=round(p, 4), model_label=band, reasons=reasons(frames, det, p > cfg.real_at))
     if label:
         out["reasons"] = ["doppel synthetic label"] + out["reasons"]

@@ -21,15 +21,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from .. import media
+from .. import media, provenance
 from ..errors import DoppelError
-from . import cues, dataset, models, sbi, scan
+from . import augment, dataset, models, scan
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +36,34 @@ FUSION_CLIPS = ("retalking_face_4", "driving_d18", "driving_d20", "iplap_129")  
 CALIB_CLIPS = ("retalking_face_5", "driving_d19", "source_s20")  # fold B
 CNN_SIDE = 160  # central part of the context window that the CNN crop (coverage 0.7) fits in
 BATCH_TIMEOUT = 300  # seconds to wait for a batch from the worker before giving up
+BATCH_WORKERS = 2  # batch-making processes: a batch (blends, degradations) costs ~3x a training step
+FUSION_SETS = {"cnn": ["cnn"], "models": ["cnn", "fourier"], "all": list(scan.FUSION_FEATURES)}  # simplest first
+FUSION_C = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # L2 inverse strengths tried for the fusion
+FUSION_TOLERANCE = 0.005  # a simpler or more regularised fusion wins unless CV log-loss is this much worse
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}  # files taken from a --swaps folder
+SECONDS_PER_HELDOUT_FACE = 0.15  # measured cost of a held-out face's features (real + fake), to budget the CNN
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    minutes: float = 12.0  # wall-clock budget; the CNN gets what data gathering and fitting leave
-    per_person: int = 60  # LFW photos per person
-    video_every: int = 5  # frame spacing of faces taken from a clip
-    video_limit: int = 30  # faces per clip
+    minutes: float = 14.0  # wall-clock budget; the CNN gets what data gathering and fitting leave
+    per_person: int = 1000  # LFW photos per person (1000: all of them)
+    video_every: int = 2  # frame spacing of faces taken from a training clip
+    video_limit: int = 120  # faces per training clip
+    heldout_every: int = 3  # frame spacing in the fusion and calibration clips (the scan's default step)
+    heldout_limit: int = 96  # faces per fusion or calibration clip
     batch: int = 64  # CNN batch (half real, half fake)
     max_steps: int = 4000  # CNN step cap; the time budget usually ends training first
     lr: float = 2e-3  # CNN peak learning rate (cosine decay)
-    chunk: int = 5  # faces per pseudo-clip when calibrating the per-video score
+    chunk: int = 16  # analysed frames per pseudo-clip when calibrating the per-video score
+    chunk_stride: int = 4  # start-frame spacing of pseudo-clips (overlapping)
     seed: int = 0  # seeds blends, batches and initialisation
     cnn: models.CNNConfig = models.CNNConfig()  # CNN shape
     fusion_clips: tuple[str, ...] = FUSION_CLIPS  # held out from CNN training, fit the fusion
     calib_clips: tuple[str, ...] = CALIB_CLIPS  # held out from everything else, calibrate and validate
+    swaps: str | None = None  # folder of doppel-swapped videos whose faces become extra CNN training fakes
+    swap_share: float = 0.3  # share of the training fakes drawn from those swaps (when given)
+    swap_limit: int = 60  # faces per swapped video
 
 
 @dataclass
@@ -60,47 +71,65 @@ class Split:
     train: list = field(default_factory=list)  # RealFace for the CNN and Fourier model
     fusion: list = field(default_factory=list)  # RealFace (with previous frames) for the fusion
     calib: list = field(default_factory=list)  # RealFace (with previous frames) for calibration
+    swaps: list = field(default_factory=list)  # RealFace of swapped videos (fakes as they are) for the CNN
 
 
 def gather(data_dir: Path, cfg: TrainConfig) -> Split:
     """Real faces of the sample media, split by clip and identity."""
     if not (Path(data_dir) / "faces").is_dir():
         raise DoppelError(f"not the sample media folder (no faces/ in it): {data_dir}")
-    split = Split(train=dataset.faces_from_images(dataset.photos(data_dir, cfg.per_person), dataset.photo_group))
+    photos = dataset.photos(data_dir, cfg.per_person)
+    split = Split(train=dataset.faces_from_images(photos, dataset.photo_group, side=CNN_SIDE))
     for clip in tqdm(dataset.videos(data_dir), desc="clips", unit="clip"):
-        faces = dataset.faces_from_video(clip, cfg.video_every, cfg.video_limit)
-        part = split.fusion if clip.stem in cfg.fusion_clips else split.calib if clip.stem in cfg.calib_clips else split.train
-        part.extend(faces)
-    log.info("faces: %d train, %d fusion, %d calibration", len(split.train), len(split.fusion), len(split.calib))
+        if clip.stem in cfg.fusion_clips or clip.stem in cfg.calib_clips:
+            part = split.fusion if clip.stem in cfg.fusion_clips else split.calib
+            part.extend(dataset.faces_from_video(clip, cfg.heldout_every, cfg.heldout_limit))
+        else:  # training faces need no previous frame and only the CNN's central window
+            split.train.extend(dataset.faces_from_video(clip, cfg.video_every, cfg.video_limit, False, CNN_SIDE))
+    split.swaps = swap_faces(Path(cfg.swaps), cfg) if cfg.swaps else []
+    log.info("faces: %d train, %d fusion, %d calibration, %d swapped", len(split.train), len(split.fusion),
+             len(split.calib), len(split.swaps))
     if not split.train or not split.fusion or not split.calib:
         raise DoppelError(f"too few faces found in {data_dir} to train")
     return split
 
 
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Class-neutral augmentation: JPEG re-compression and mild blur, applied to real and fake alike."""
-    if rng.random() < 0.5:
-        ok, buf = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 96))])
-        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
-    if rng.random() < 0.2:
-        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.0))
-    return np.ascontiguousarray(image)
+def swap_faces(folder: Path, cfg: TrainConfig) -> list:
+    """Faces of the swapped videos in `folder`; a video whose name or doppel label names a fusion or
+    calibration clip is skipped (its frames would leak held-out content into training)."""
+    if not folder.is_dir():
+        raise DoppelError(f"--swaps: not a folder: {folder}")
+    held = cfg.fusion_clips + cfg.calib_clips
+    out = []
+    for p in tqdm(sorted(q for q in folder.rglob("*") if q.suffix.lower() in VIDEO_EXTS), desc="swaps", unit="clip"):
+        text = p.name + json.dumps(provenance.read_label(p) or {})
+        if any(h in text for h in held):
+            log.warning("--swaps: skipped %s (made from a held-out clip)", p.name)
+            continue
+        out += dataset.faces_from_video(p, cfg.video_every, cfg.swap_limit, False, CNN_SIDE)
+    if not out:
+        raise DoppelError(f"--swaps: no faces found in the videos of {folder}")
+    return out
 
 
-def sample(faces: list, rng: np.random.Generator, fake: bool) -> tuple[np.ndarray, np.ndarray]:
-    """One (image, landmarks) training sample at context resolution: real, or a fresh fake."""
+def sample(faces: list, rng: np.random.Generator, fake: bool, swaps: list = (),
+           swap_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One (image, landmarks) training sample at context resolution: real, or a fake (a fresh blend,
+    or with probability `swap_share` a face of a swapped video), degraded alike."""
+    if fake and len(swaps) and rng.random() < swap_share:
+        f = swaps[int(rng.integers(len(swaps)))]
+        return augment.degrade([f.image], rng)[0], f.landmarks
     f = faces[int(rng.integers(len(faces)))]
     img = dataset.make_fake(f, faces, rng)[0] if fake else f.image
-    img = augment(img, rng)
-    return img, f.landmarks
+    return augment.degrade([img], rng)[0], f.landmarks
 
 
-def make_batch(faces: list, cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_batch(faces: list, cfg: TrainConfig, seed: int, swaps: list = ()) -> tuple[np.ndarray, np.ndarray]:
     """(crops (B, S, S, 3) uint8, labels (B,) float32): half fake, random flips."""
     rng = np.random.default_rng(seed)
     crops, labels = [], []
     for j in range(cfg.batch):
-        img, lm = sample(faces, rng, j % 2 == 1)
+        img, lm = sample(faces, rng, j % 2 == 1, swaps, cfg.swap_share)
         c = models.cnn_crop(img, lm, cfg.cnn)
         crops.append(c[:, ::-1] if rng.random() < 0.5 else c)
         labels.append(j % 2)
@@ -110,35 +139,36 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int) -> tuple[np.ndarray, np
 _WORKER: dict = {}  # the batch-making process's faces and config (set once by its initializer)
 
 
-def _init_worker(faces: list, cfg: TrainConfig) -> None:
+def _init_worker(faces: list, cfg: TrainConfig, swaps: list) -> None:
     torch.set_num_threads(1)
-    _WORKER.update(faces=faces, cfg=cfg)
+    _WORKER.update(faces=faces, cfg=cfg, swaps=swaps)
 
 
 def _worker_batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    return make_batch(_WORKER["faces"], _WORKER["cfg"], seed)
+    return make_batch(_WORKER["faces"], _WORKER["cfg"], seed, _WORKER["swaps"])
 
 
-def batches(faces: list, cfg: TrainConfig, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless batches, made in a second process when there is a second core."""
+def batches(faces: list, cfg: TrainConfig, seed: int, swaps: list = ()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless batches, made in BATCH_WORKERS other processes when there is a second core."""
     faces = [dataset.centre(f, CNN_SIDE) for f in faces]
     seeds = (seed * 1_000_003 + i for i in itertools.count())
     if (os.cpu_count() or 1) < 2:
-        yield from (make_batch(faces, cfg, s) for s in seeds)
+        yield from (make_batch(faces, cfg, s, swaps) for s in seeds)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1, _init_worker, (faces, cfg)) as pool:
-        ahead = collections.deque(pool.apply_async(_worker_batch, (next(seeds),)) for _ in range(3))
-        while True:  # keep three batches in flight: the worker never runs far ahead of training
+    with ctx.Pool(BATCH_WORKERS, _init_worker, (faces, cfg, list(swaps))) as pool:
+        ahead = collections.deque(pool.apply_async(_worker_batch, (next(seeds),)) for _ in range(2 * BATCH_WORKERS))
+        while True:  # a few batches in flight: the workers never run far ahead of training
             ahead.append(pool.apply_async(_worker_batch, (next(seeds),)))
             yield ahead.popleft().get(timeout=BATCH_TIMEOUT)
 
 
-def fit_fourier(faces: list, n: int, rng: np.random.Generator) -> models.Linear:
+def fit_fourier(faces: list, n: int, rng: np.random.Generator, swaps: list = (),
+                swap_share: float = 0.0) -> models.Linear:
     """Logistic regression on spectra of n real and n fake training faces."""
     x, y = [], []
     for j in tqdm(range(2 * n), desc="spectra", unit="face", leave=False):
-        img, lm = sample(faces, rng, j % 2 == 1)
+        img, lm = sample(faces, rng, j % 2 == 1, swaps, swap_share)
         x.append(models.spectrum(img, lm))
         y.append(j % 2)
     names = [f"r{k + 1}" for k in range(len(x[0]))]
@@ -152,7 +182,8 @@ def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc:
         fake, fake_prev = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng)
         # landmarks of real and fake refitted alike, in one box for both frames as scan does
         box = dataset.refit_box(f.landmarks)
-        for img, prev, y in ((f.image, f.prev_image, 0), (fake, fake_prev, 1)):
+        for pair, y in (([f.image, f.prev_image], 0), ([fake, fake_prev], 1)):
+            img, prev = augment.degrade(pair, rng)  # the same kind of processing on both classes
             feats, _ = scan.face_scores(det, img, dataset.refit(img, box), prev, dataset.refit(prev, box))
             rows.append(scan.feature_row(feats)[0])
             labels.append(y)
@@ -160,16 +191,51 @@ def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc:
     return np.array(rows), np.array(labels), groups
 
 
-def pseudo_clips(scores: np.ndarray, labels: np.ndarray, groups: list, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean score of runs of `chunk` consecutive faces of one clip and one class (a stand-in for videos)."""
+def pseudo_clips(scores: np.ndarray, labels: np.ndarray, groups: list, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Video scores (scan.video_score) of windows of `chunk` consecutive faces of one clip and one
+    class, starting every `chunk_stride` faces: stand-ins for videos, scored as videos are."""
     out, out_y = [], []
+    g_arr = np.array(groups)
     for g in dict.fromkeys(groups):
         for y in (0, 1):
-            s = scores[(np.array(groups) == g) & (labels == y)]
-            for i in range(0, len(s) - chunk + 1, chunk):
-                out.append(s[i:i + chunk].mean())
-                out_y.append(y)
+            s = scores[(g_arr == g) & (labels == y)]
+            for i in range(0, max(len(s) - cfg.chunk, 0) + 1, cfg.chunk_stride):
+                if len(s[i:i + cfg.chunk]) >= cfg.chunk // 2:
+                    out.append(scan.video_score(s[i:i + cfg.chunk]))
+                    out_y.append(y)
     return np.array(out), np.array(out_y)
+
+
+def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float) -> float:
+    """Leave-one-clip-out log-loss of a fusion on the columns `use` with L2 inverse strength `c`."""
+    from sklearn.metrics import log_loss
+    g = np.array(groups)
+    losses = []
+    for held in dict.fromkeys(groups):
+        fit = models.Linear.fit(x[g != held], y[g != held], scan.FUSION_FEATURES, c, use)
+        p = 1 / (1 + np.exp(-np.clip(fit.logit(x[g == held]), -30, 30)))
+        losses.append(log_loss(y[g == held], p, labels=[0, 1]))
+    return float(np.mean(losses))
+
+
+def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list) -> tuple[models.Linear, dict]:
+    """The fusion chosen by leave-one-clip-out log-loss over FUSION_SETS x FUSION_C, refitted on all.
+
+    Candidates are tried simplest first (CNN alone, then both models, then every cue) and most
+    regularised first; a later one must beat the best so far by FUSION_TOLERANCE. So cues that add
+    nothing on held-out clips stay out and cannot drown the CNN.
+    """
+    table, best = {}, None
+    for name, use in FUSION_SETS.items():
+        for c in FUSION_C:
+            loss = cv_loss(x, y, groups, use, c)
+            table[f"{name} C={c:g}"] = round(loss, 4)
+            if best is None or loss < best[0] - FUSION_TOLERANCE:
+                best = (loss, name, c)
+    loss, name, c = best
+    log.info("fusion: %s, C=%g (leave-one-clip-out log-loss %.4f)", name, c, loss)
+    fusion = models.Linear.fit(x, y, scan.FUSION_FEATURES, c, FUSION_SETS[name])
+    return fusion, {"features": name, "c": c, "cv_log_loss": round(loss, 4), "table": table}
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
@@ -185,12 +251,14 @@ def validation(det: models.Detectors, x: np.ndarray, y: np.ndarray, groups: list
     fused = det.fusion.logit(x)
     auc = {name: _auc(y, x[:, k]) for k, name in enumerate(scan.FUSION_FEATURES)}
     auc["fused"] = _auc(y, fused)
-    clip_s, clip_y = pseudo_clips(fused, y, groups, cfg.chunk)
+    clip_s, clip_y = pseudo_clips(fused, y, groups, cfg)
+    cnn_s, _ = pseudo_clips(x[:, scan.FUSION_FEATURES.index("cnn")], y, groups, cfg)
     p = det.platt.prob(clip_s)
     decided = (p >= sc.fake_at) | (p <= sc.real_at)
     correct = ((p >= sc.fake_at) & (clip_y == 1)) | ((p <= sc.real_at) & (clip_y == 0))
     share = lambda m: round(float(m.mean()), 4) if m.size else None  # noqa: E731
     return {"frame_auc": auc, "pseudo_clips": int(len(clip_y)),
+            "clip_auc": {"cnn": _auc(clip_y, cnn_s), "fused": _auc(clip_y, clip_s)},
             "clip_accuracy_at_0.5": share((p >= 0.5) == clip_y), "clip_decided_share": share(decided),
             "clip_accuracy_when_decided": share(correct[decided])}
 
@@ -205,22 +273,23 @@ def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: T
     torch.manual_seed(cfg.seed)
     split = gather(Path(data_dir), cfg)
     t_gather = time.monotonic() - t0
-    # what is left after gathering: CNN ~70%, spectra + fusion + calibration the rest
-    cnn_deadline = time.monotonic() + 0.7 * max(deadline - time.monotonic(), 10)
+    # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
+    rest = 40 + SECONDS_PER_HELDOUT_FACE * (len(split.fusion) + len(split.calib))
+    cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
     cnn = models.FaceCNN(cfg.cnn)
-    losses = models.train_cnn(cnn, batches(split.train, cfg, cfg.seed), cfg.max_steps, cfg.lr, cnn_deadline)
+    losses = models.train_cnn(cnn, batches(split.train, cfg, cfg.seed, split.swaps), cfg.max_steps, cfg.lr, cnn_deadline)
     log.info("CNN: %d steps, final loss %.3f", len(losses), np.mean(losses[-20:]))
-    fourier = fit_fourier(split.train, 300, rng)
+    fourier = fit_fourier(split.train, 300, rng, split.swaps, cfg.swap_share)
     blank = models.Linear(scan.FUSION_FEATURES, [0.0] * 10, [1.0] * 10, [0.0] * 10, 0.0)
     det = models.Detectors(cnn, fourier, blank, models.Platt(1.0, 0.0))
-    xa, ya, _ = features(det, split.fusion, rng, "fusion features")
-    det.fusion = models.Linear.fit(xa, ya, scan.FUSION_FEATURES, c=0.05)
+    t_cnn = time.monotonic()
+    xa, ya, ga = features(det, split.fusion, rng, "fusion features")
+    det.fusion, selection = fit_fusion(xa, ya, ga)
     xb, yb, gb = features(det, split.calib, rng, "calibration features")
-    # Platt on single faces, applied to a video's mean: conservative on purpose. Fitted on
-    # pseudo-clip means of our own blends it came out ~3.5x steeper, i.e. sure of itself on
-    # exactly the kind of fake it was calibrated on and overconfident on any other.
-    det.platt = models.Platt.fit(det.fusion.logit(xb), yb)
+    # Platt fitted at the level it is applied: video scores (scan.video_score) of pseudo-clips
+    det.platt = models.Platt.fit(*pseudo_clips(det.fusion.logit(xb), yb, gb, cfg))
     det.meta = _meta(cfg, split, losses, validation(det, xb, yb, gb, cfg), command, time.monotonic() - t0, t_gather)
+    det.meta.update(fusion_selection=selection, after_cnn_seconds=round(time.monotonic() - t_cnn, 1))
     det.save(out_dir)
     det.meta["version"] = _version(Path(out_dir))
     det.save(out_dir)
@@ -239,7 +308,8 @@ def _meta(cfg: TrainConfig, split: Split, losses: list, val: dict, command: str,
             "command": command, "config": json.loads(json.dumps(asdict(cfg))),
             "data": {"train_faces": len(split.train), "train_groups": groups(split.train),
                      "fusion_faces": len(split.fusion), "fusion_groups": groups(split.fusion),
-                     "calib_faces": len(split.calib), "calib_groups": groups(split.calib)},
+                     "calib_faces": len(split.calib), "calib_groups": groups(split.calib),
+                     "swap_faces": len(split.swaps), "swap_groups": groups(split.swaps)},
             "cnn_steps": len(losses), "cnn_final_loss": round(float(np.mean(losses[-50:])), 4),
             "cnn_params": int(sum(p.numel() for p in models.FaceCNN(cfg.cnn).parameters())),
             "seconds": round(seconds, 1), "gather_seconds": round(t_gather, 1), "validation": val,
@@ -252,7 +322,10 @@ def write_card(folder: Path, det: models.Detectors) -> None:
     v = m["validation"]
     aucs = "\n".join(f"| {k} | {a if a is not None else 'n/a'} |" for k, a in v["frame_auc"].items())
     fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef))
-    text = CARD.format(m=m, d=m["data"], v=v, aucs=aucs, fusion=fusion, platt=det.platt,
+    sel = m["fusion_selection"]
+    table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
+    text = CARD.format(m=m, d=m["data"], v=v, aucs=aucs, fusion=fusion, platt=det.platt, sel=sel, table=table,
+                       tol=FUSION_TOLERANCE,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
     with media.atomic_path(folder / "MODEL_CARD.md") as tmp:
         tmp.write_text(text)
@@ -279,34 +352,54 @@ metadata); {size} in all, no pickle.
   (half fake), final training loss {m[cnn_final_loss]}.
 - **Fourier model**: logistic regression on the azimuthally averaged log power
   spectrum (32 radii) of the 64x64 grey inner-face crop.
-- **Fusion**: logistic regression over the two model logits and the cues
-  (standardised; coefficients below), fitted on the fusion clips.
-- **Calibration**: Platt scaling p = sigmoid({platt.a:.3f} * score + {platt.b:.3f}), fitted on
-  single-face fused logits of the calibration clips (real and blended) and applied to
-  the per-video score (mean over frames of the most suspicious face's fused logit).
-  A mean over many frames varies less than one face, so video probabilities are
-  conservative: deliberately, since the fakes calibrated on are only doppel's own.
+- **Fusion**: logistic regression over standardised features (coefficients below),
+  fitted on the fusion clips. Its feature set (CNN alone; CNN + Fourier; every
+  cue) and L2 strength were chosen by leave-one-clip-out log-loss on those clips,
+  simplest and most regularised first, a richer one kept only if it lowers the
+  loss by {tol}: chosen **{sel[features]}**, C = {sel[c]:g} (CV log-loss {sel[cv_log_loss]}).
+- **Video rule**: frame score = the most suspicious face's fused logit; video score
+  = mean of the more suspicious half of the frame scores (the top ceil(n/2)).
+- **Calibration**: Platt scaling p = sigmoid({platt.a:.3f} * score + {platt.b:.3f}), fitted at
+  the level it is applied: video scores (the rule above) of pseudo-clips of the
+  calibration clips ({m[config][chunk]} analysed frames, every {m[config][heldout_every]}rd frame, start every
+  {m[config][chunk_stride]}; real, or every face blended), with Platt's smoothed targets and L2, so a few
+  separable points cannot make it a step.
 
 ## Data (real faces only; `data/deepfake/` is never used)
-- Training: {d[train_faces]} faces from {d[train_groups]}.
-- Fusion: {d[fusion_faces]} faces (with their previous frames) from {d[fusion_groups]}.
-- Calibration and validation: {d[calib_faces]} faces from {d[calib_groups]}.
+- Training (CNN, Fourier): {d[train_faces]} faces: every LFW photo (up to {m[config][per_person]} a person),
+  images/, and every {m[config][video_every]}nd frame (up to {m[config][video_limit]}) of each training clip; groups
+  {d[train_groups]}.
+- Fusion: {d[fusion_faces]} faces (with their previous frames; every {m[config][heldout_every]}rd frame, up to
+  {m[config][heldout_limit]} a clip) from {d[fusion_groups]}.
+- Calibration and validation: {d[calib_faces]} faces, the same way, from {d[calib_groups]}.
+- Swapped videos (`--swaps`, extra CNN and Fourier fakes, {m[config][swap_share]} of the fakes when given):
+  {d[swap_faces]} faces from {d[swap_groups]}.
 
 Every fake in training, fusion and calibration is made by doppel from those real
 faces: a self-blended image (the face blended into a colour-, quality- and
 geometry-jittered copy of itself through a deformed landmark-hull mask) or, for
-30%, a face-X-ray-style blend of another real face aligned by landmarks. Both
-classes get the same JPEG and blur augmentation.
+30%, a face-X-ray-style blend of another real face aligned by landmarks; mask
+shapes hull, inner face or ellipse, eroded or dilated, feathered, blend ratio 0.5-1.
+Both classes get the same class-neutral degradations (`detect/augment.py`):
+downscale-upscale (30%, x0.35-0.9), blur (15%), noise (15%), an H.264 re-encode
+through PyAV (20%, CRF 20-38) and JPEG (45%, quality 30-96); in the fusion and
+calibration data a frame and its previous frame get the same chain.
 
 ## Validation (calibration clips, never seen in training or fusion)
-Frame-level AUC, real faces against doppel's own blends of the same faces:
+Frame-level AUC, real faces against doppel's own blends of the same faces (both
+through the same random degradations):
 
 | score | AUC |
 |---|---|
 {aucs}
 
-Pseudo-clips ({v[pseudo_clips]}, runs of {m[config][chunk]} faces of one calibration clip, real or all blended): accuracy at p = 0.5: {v[clip_accuracy_at_0.5]}; share outside the
-UNCERTAIN band: {v[clip_decided_share]}; accuracy of those: {v[clip_accuracy_when_decided]}.
+Pseudo-clips ({v[pseudo_clips]}, overlapping, of the calibration clips, scored by the video rule):
+AUC of the CNN alone {v[clip_auc][cnn]}, of the fusion {v[clip_auc][fused]}; accuracy at p = 0.5:
+{v[clip_accuracy_at_0.5]}; share outside the UNCERTAIN band: {v[clip_decided_share]}; accuracy of those:
+{v[clip_accuracy_when_decided]}. (The calibration was fitted on these same pseudo-clips.)
+
+Fusion candidates, leave-one-clip-out log-loss on the fusion clips:
+{table}
 
 ## Fusion coefficients (per standardised feature; positive = evidence of a fake)
 | feature | coefficient |
@@ -318,7 +411,7 @@ UNCERTAIN band: {v[clip_decided_share]}; accuracy of those: {v[clip_accuracy_whe
   probabilities are calibrated for *that* kind of fake. On other
   manipulations (GAN face swaps, reenactment, diffusion) expect them to be
   over- or under-confident: read UNCERTAIN as "look yourself".
-- Few identities (5 LFW people, ~20 clips); the models are small and will
+- Few identities (5 LFW people, ~20 clips), however many faces; the models are small and will
   miss well-made fakes. Run `benchmarks/detect_eval.py` on your own labelled
   videos before trusting a figure.
 
