@@ -75,7 +75,7 @@ def main() -> None:
         print(f"  {k:<14} {v:7.1f} s")
     print(f"\noutputs in {o}/: swapped.mp4, lipsynced.mp4 (both labelled synthetic), swapped_preview.png,"
           f" lipsynced_preview.png, faces_a_sheet.png, model/previews/ (training progress)")
-    print(f"report: {o / 'report'}/ (one .html and .json per video, summary.json)")
+    print(f"report: {o / 'report' / 'index.html'} (links one .html and .json per video; summary.json)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Scanning and reporting: verdict bands, labels, no-face videos, bad input, report files."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,8 @@ def test_cli_skips_bad_files_and_fails_only_when_nothing_worked(tmp_path, real_c
     rc = cli.main(["detect", str(listing), str(cut), "-o", str(tmp_path / "rep"), "--weights", str(weights),
                    "--step", "8"])
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    index = (tmp_path / "rep" / "index.html").read_text()
+    assert all(Path(r["file"]).name in index for r in summary)  # the batch page lists every file
     assert rc == 0 and len(summary) == 3
     assert "error" in summary[0] and "error" not in summary[1]
     if "error" in summary[2]:  # an MP4 cut before its index cannot be opened at all

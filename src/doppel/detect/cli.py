@@ -159,6 +159,7 @@ def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
     bar.close()
     with media.atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(results, indent=1))
+    report.write_index(results, out_dir / "index.html")
     ok = [r for r in results if "error" not in r]
     if not ok:
         raise DoppelError(f"nothing could be analysed ({len(results)} file(s) failed; see above)")

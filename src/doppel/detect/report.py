@@ -188,3 +188,28 @@ def annotate(path: str | Path, result: scan.ScanResult, out: str | Path, platt) 
             faces = analysed.get(fr.index, faces)  # boxes hold between analysed frames
             w.write(_draw(fr.image, faces, platt))
     return Path(out)
+
+
+def write_index(results: list[dict], path: str | Path) -> Path:
+    """One page for a batch: each file's verdict, probability and reasons, linked to its report."""
+    colours = {"FAKE": "#c0392b", "REAL": "#27884b", "UNCERTAIN": "#e6a000"}
+    rows = []
+    for r in results:
+        name = html.escape(Path(r["file"]).name)
+        if "error" in r:
+            rows.append(f"<tr><td>{name}</td><td>skipped</td><td></td><td>{html.escape(r['error'])}</td></tr>")
+            continue
+        p = "" if r["probability"] is None else f"{r['probability']:.0%}"
+        colour = colours.get(r["label"], "#555")
+        rows.append(f"<tr><td><a href='{html.escape(r['report'])}'>{name}</a></td>"
+                    f"<td style='color:{colour};font-weight:bold'>{html.escape(r['label'])}</td><td>{p}</td>"
+                    f"<td>{html.escape('; '.join(r['reasons'][:3]))}</td></tr>")
+    page = ("<!doctype html><meta charset='utf-8'><title>doppel detect: summary</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{padding:4px 8px;"
+            "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}</style>"
+            f"<h1>doppel detect: {len(results)} file(s)</h1><table><tr><th>file</th><th>verdict</th>"
+            f"<th>p(fake)</th><th>main reasons</th></tr>{''.join(rows)}</table>"
+            "<p>p(fake) is calibrated on doppel's own blended fakes: a pointer for a person to check, not proof.</p>")
+    with media.atomic_path(path) as tmp:
+        Path(tmp).write_text(page)
+    return Path(path)
