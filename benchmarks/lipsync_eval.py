@@ -158,7 +158,7 @@ def report_synthesis(held: Path, speech: Path, lip: Path, tmp: Path, texture: st
     real_lag, real_corr = av_offset(held)
     fps = r["fps"]
     print(f"\n=== lip sync of {held.name} to {speech.name}")
-    print(f"audio-video offset (lag of best corr of mouth opening and audio energy, +: mouth late)")
+    print("audio-video offset (lag of best corr of mouth opening and audio energy, +: mouth late)")
     print(f"  lip-synced output ({held.name} + {speech.name}): {lag:+d} frames ({lag / fps * 1000:+.0f} ms), "
           f"corr {corr:.3f}")
     print(f"  real clip {held.name} with its own audio:      {real_lag:+d} frames ({real_lag / fps * 1000:+.0f} ms), "

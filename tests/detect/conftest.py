@@ -1,5 +1,4 @@
 """Shared fixtures for the detector tests: real frames with landmarks, untrained detectors."""
-import numpy as np
 import pytest
 
 from doppel import media

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from .. import audio, media
 from ..errors import DoppelError
+from ..torchutil import torch_threads as _torch_threads
 from .shapes import MouthPCA
 
 FORMAT = "doppel-lipsync/1"
@@ -30,15 +30,9 @@ THREADS = 1  # torch CPU threads for the LSTM: its small sequential matmuls stal
 # OpenMP barriers when the cores are shared (measured here: 15 ms a step on 1 thread, 4-12 s on 2)
 
 
-@contextmanager
 def torch_threads(n: int = THREADS):
-    """Run a block with n torch CPU threads, restoring the previous count after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+    """Run a block with n torch CPU threads (one by default here), restoring the count after."""
+    return _torch_threads(n)
 
 
 @dataclass(frozen=True)

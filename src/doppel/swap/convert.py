@@ -20,7 +20,6 @@ import logging
 import os
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -35,6 +34,7 @@ from .. import media, provenance
 from ..errors import DoppelError
 from ..faces import align, blend, detect
 from ..faces import mask as masks
+from ..torchutil import torch_threads
 from .model import PEOPLE, SwapModel, load_model, read_header
 
 log = logging.getLogger(__name__)
@@ -487,16 +487,6 @@ def _prepare(input: Path, model_path: str | os.PathLike, output: Path,
     if identity is None:
         log.warning("model has no identity_a: swapping the largest face in each frame")
     return photo, model, info, identity
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | os.PathLike,
