@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..faces import align
+from ..faces.mask import fill_hull
 
 WINDOW = 160  # side of the face window in pixels
 WINDOW_COVERAGE = 0.45  # the landmark box spans this fraction of the window side
@@ -69,12 +70,7 @@ def face_scale(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(landmarks.max(0) - landmarks.min(0)))
 
 
-def hull_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint8 {0, 1} filled convex hull of the landmarks."""
-    mask = np.zeros(shape, np.uint8)
-    hull = cv2.convexHull(np.round(landmarks).astype(np.int32))
-    cv2.fillConvexPoly(mask, hull, 1)
-    return mask
+hull_mask = fill_hull  # (H, W) uint8 {0, 1} filled convex hull of the landmarks
 
 
 def _morph(mask: np.ndarray, radius: int, grow: bool) -> np.ndarray:

@@ -25,6 +25,13 @@ class MaskConfig:
     feather: float = 0.05  # Gaussian edge, sigma as a fraction of the face size
 
 
+def fill_hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) uint8 {0, 1}: the filled convex hull of (N, 2) pixel points (rounded to whole pixels)."""
+    canvas = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(canvas, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+    return canvas
+
+
 def _check(landmarks: np.ndarray, size: int) -> np.ndarray:
     lm = np.asarray(landmarks, np.float64)
     if lm.shape != (68, 2):

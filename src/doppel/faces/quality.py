@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from . import align
+from .mask import fill_hull
 
 MEASURE_SIZE = 64  # sharpness and colour are measured at this crop side, so one threshold fits every --size
 FIVE_TO_68 = np.array([45, 42, 36, 39, 33])  # dlib 5-point model's points as indices of the 68-point layout
@@ -81,10 +82,7 @@ def _check_crop(crop: np.ndarray) -> None:
 
 def face_mask(shape: np.ndarray, size: int = MEASURE_SIZE) -> np.ndarray:
     """(size, size) bool mask of the convex hull of an aligned shape (68, 2) in crop units."""
-    pts = np.round(np.asarray(shape) * size).astype(np.int32)
-    mask = np.zeros((size, size), np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(pts), 1)
-    return mask.astype(bool)
+    return fill_hull(np.asarray(shape) * size, (size, size)).astype(bool)
 
 
 def _small(crop: np.ndarray) -> np.ndarray:

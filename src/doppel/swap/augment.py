@@ -25,6 +25,7 @@ import torch
 from .. import media
 from ..errors import DoppelError
 from ..faces import align
+from ..faces.mask import fill_hull
 from ..faceset import FaceSet
 
 log = logging.getLogger(__name__)
@@ -128,13 +129,10 @@ def region_maps(landmarks: np.ndarray, size: int) -> np.ndarray:
     lm = np.asarray(landmarks, np.float64)
     if lm.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {lm.shape}")
-    parts = np.zeros((size, size), np.uint8)
-    for sl in (*EYES, MOUTH):
-        cv2.fillConvexPoly(parts, cv2.convexHull(np.round(lm[sl]).astype(np.int32)), 1)
+    parts = np.max([fill_hull(lm[sl], (size, size)) for sl in (*EYES, MOUTH)], axis=0)
     k = max(3, size // 16) | 1
     parts = cv2.dilate(parts, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    hull = np.zeros((size, size), np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(lm).astype(np.int32)), 1)
+    hull = fill_hull(lm, (size, size))
     return np.stack([parts, hull], -1).astype(np.float32)
 
 
