@@ -27,6 +27,7 @@ class DetectConfig:
     upsample: int = 0  # dlib pyramid upsampling on the downscaled frame (finds smaller faces)
     redetect_every: int = 8  # run the detector every N frames; landmarks track faces in between
     track_iou: float = 0.5  # a tracked box must overlap its previous box this much, else re-detect
+    cut: float = 30.0  # mean change (0-255) of a tracked face's box since the last frame that forces the detector
 
 
 @dataclass
@@ -175,23 +176,46 @@ def find_faces(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> list[Fa
     return sorted(faces, key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
+def region_changed(image: np.ndarray, previous: np.ndarray | None, faces: list[Face], limit: float) -> bool:
+    """True when a face's box changed by more than `limit` (mean abs, 0-255) since `previous`.
+
+    Frames of another size (a folder of photos) count as changed.
+    """
+    if previous is None:
+        return False
+    if previous.shape != image.shape:
+        return True
+    for face in faces:
+        x0, y0 = np.clip(face.box[:2], 0, None).astype(int)
+        x1, y1 = face.box[2:].astype(int)
+        a, b = image[y0:y1:4, x0:x1:4], previous[y0:y1:4, x0:x1:4]
+        if a.size and np.abs(a.astype(np.int16) - b).mean() > limit:
+            return True
+    return False
+
+
 class FaceTracker:
     """Faces of a video frame by frame: detector every few frames, landmark tracking between.
 
     Between detections each face's box is taken from its previous landmarks and
     the 68-point model is re-fitted there (about 1 ms a face instead of a full
     detection). A track whose new box drifts from its last one is dropped and the
-    detector runs on the next frame.
+    detector runs on the next frame. The re-fit returns a face-like shape even on a
+    cut or a blank frame, so a big change of a face's region since the last frame
+    (`cfg.cut`) also runs the detector.
     """
 
     def __init__(self, cfg: DetectConfig = DetectConfig()):
         self.cfg = cfg
         self.faces: list[Face] = []
         self.since_detect = 0
+        self.previous: np.ndarray | None = None
 
     def __call__(self, image: np.ndarray) -> list[Face]:
         _check_image(image)
-        if not self.faces or self.since_detect >= self.cfg.redetect_every:
+        changed = region_changed(image, self.previous, self.faces, self.cfg.cut)
+        self.previous = image
+        if not self.faces or self.since_detect >= self.cfg.redetect_every or changed:
             return self._detect(image)
         tracked = []
         for face in self.faces:

@@ -59,7 +59,6 @@ class SwapSettings:
     max_gap: int = 5  # longest run of missing/bad frames whose geometry is interpolated
     jump: float = 0.15  # landmark error vs the neighbours' midpoint, over face size, that marks a frame bad
     smooth: float = 1.0  # Gaussian sigma (frames) of the landmark smoothing along a track (0 = off)
-    cut: float = 30.0  # mean change (0-255) of a face's region from the last frame that forces a fresh detection
     match_distance: float = 0.6  # largest embedding distance to A's mean face that counts as A
     max_frames: int | None = None  # stop after this many frames (None = all)
     preview: str | None = None  # PNG strip of a few frames, input | swapped
@@ -190,23 +189,6 @@ def _link(faces: list[detect.Face], tracks: list[Track], index: int, max_gap: in
     return pairs
 
 
-def region_changed(image: np.ndarray, previous: np.ndarray | None, faces: list[detect.Face], limit: float) -> bool:
-    """True when a tracked face's box changed by more than `limit` (mean abs, 0-255) since the last frame.
-
-    The tracker re-fits landmarks where the face was; on a cut or a blank frame
-    the fit still returns a face-like shape, so a big change forces the detector.
-    """
-    if previous is None:
-        return False
-    for face in faces:
-        x0, y0 = np.clip(face.box[:2], 0, None).astype(int)
-        x1, y1 = face.box[2:].astype(int)
-        a, b = image[y0:y1:4, x0:x1:4], previous[y0:y1:4, x0:x1:4]
-        if a.size and np.abs(a.astype(np.int16) - b).mean() > limit:
-            return True
-    return False
-
-
 def check_identity(track: Track, image: np.ndarray, landmarks: np.ndarray, identity: np.ndarray | None,
                    threshold: float) -> None:
     """Embed the face at the track's CHECK_AT-th frames (~120 ms each) until it is near A.
@@ -225,12 +207,9 @@ def track_faces(frames: Iterable[media.Frame], settings: SwapSettings,
     """Pass 1: every face's landmarks, linked into tracks and checked against A; (tracks, frame count)."""
     tracker = detect.FaceTracker(settings.detect)
     tracks: list[Track] = []
-    count, previous = 0, None
+    count = 0
     for frame in tqdm(frames, desc="landmarks", unit="frame", leave=False):
         count += 1
-        if region_changed(frame.image, previous, tracker.faces, settings.cut):
-            tracker.faces = []  # the tracker runs its detector when it holds no faces
-        previous = frame.image
         for face, track in _link(tracker(frame.image), tracks, frame.index, settings.max_gap):
             if track is None:
                 track = Track(len(tracks))
@@ -574,7 +553,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=d.batch, help="frames per model batch")
     p.add_argument("--max-gap", type=int, default=d.max_gap, help="longest run of frames to interpolate")
     p.add_argument("--jump", type=float, default=d.jump, help="landmark jump (fraction of face size) that rejects a frame")
-    p.add_argument("--cut", type=float, default=d.cut, help="face-region change (0-255) that forces a fresh detection")
+    p.add_argument("--cut", type=float, default=d.detect.cut, help="face-region change (0-255) that forces a fresh detection")
     p.add_argument("--smooth", type=float, default=d.smooth, help="landmark smoothing sigma in frames (0 = off)")
     p.add_argument("--match-distance", type=float, default=d.match_distance, help="max embedding distance to A")
     p.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
@@ -596,9 +575,9 @@ def settings_from_args(args: argparse.Namespace) -> SwapSettings:
     return SwapSettings(
         to=args.to, mask=masks.MaskConfig(args.mask, args.erode, args.feather), color=args.color,
         color_smooth=args.color_smooth, seamless=args.seamless, sharpen=args.sharpen, batch=args.batch,
-        max_gap=args.max_gap, jump=args.jump, smooth=args.smooth, cut=args.cut, match_distance=args.match_distance,
+        max_gap=args.max_gap, jump=args.jump, smooth=args.smooth, match_distance=args.match_distance,
         max_frames=args.max_frames, preview=args.preview, crf=args.crf, threads=max(1, args.threads), cache_mb=max(0, args.cache_mb),
-        detect=replace(detect.DetectConfig(), detector=args.detector, detect_size=args.detect_size))
+        detect=replace(detect.DetectConfig(), detector=args.detector, detect_size=args.detect_size, cut=args.cut))
 
 
 def run(args: argparse.Namespace) -> int:
