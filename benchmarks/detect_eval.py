@@ -14,8 +14,10 @@ direction, higher = more suspicious). Video AUC ranks the videos by each score
 reduced by the verdict's rule (scan.video_score: mean of the more suspicious
 half of the frames). Video accuracy: a model or cue calls a video fake when its
 mean over frames lies on the fake side of the fusion's reference mean (no
-threshold is tuned on the evaluated videos); the verdict uses its calibrated bands. Baseline in the same run: majority class
-(accuracy) and chance (AUC 0.5).
+threshold is tuned on the evaluated videos); the verdict uses its calibrated bands. A doppel
+synthetic label would force FAKE, so videos doppel made are judged by the models alone (the
+verdict's model_probability). Baseline in the same run: majority class (accuracy) and chance
+(AUC 0.5).
 """
 from __future__ import annotations
 
@@ -90,8 +92,11 @@ def main() -> None:
             print(f"skipped {path}: {e}")
             continue
         t = frame_table(r)
-        v = r.data["verdict"]
-        print(f"{path.name}: label {y}, verdict {v['label']} p={v['probability']}, {len(t)} frames with faces")
+        v = dict(r.data["verdict"])
+        if v.get("forced_by"):  # judge doppel's own (labelled) output by the models, not by its label
+            v.update(label=v["model_label"], probability=v["model_probability"])
+        tag = " (doppel label ignored)" if r.data["verdict"].get("forced_by") else ""
+        print(f"{path.name}: label {y}, verdict {v['label']} p={v['probability']}{tag}, {len(t)} frames with faces")
         tables.append(t)
         labels.append(y)
         verdicts.append(v)

@@ -1,4 +1,6 @@
-"""Class-neutral degradations, mask shapes, the video rule, fusion selection and --swaps."""
+"""Class-neutral degradations, mask shapes, the video rule, fusion selection, calibration and --fakes."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -37,13 +39,25 @@ def test_degrade_treats_a_pair_alike_and_is_reproducible(clip_frames):
     assert np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("shape", sbi.MASK_SHAPES)
+@pytest.mark.parametrize("shape", sbi.FACE_SHAPES)
 def test_mask_shapes_cover_the_face(clip_frames, shape):
     frames, lms = clip_frames
     pts = sbi.mask_points(lms[0], shape)
     m = cues.hull_mask(pts, frames[0].shape[:2]) > 0
     hull = cues.hull_mask(lms[0], frames[0].shape[:2]) > 0
     assert (m & hull).sum() > 0.6 * hull.sum() and m.sum() < 1.6 * hull.sum()
+
+
+@pytest.mark.parametrize("shape", sbi.PART_SHAPES)
+def test_part_shapes_cover_the_mouth_inside_the_face(clip_frames, shape):
+    frames, lms = clip_frames
+    m = cues.hull_mask(sbi.mask_points(lms[0], shape), frames[0].shape[:2]) > 0
+    hull = cues.hull_mask(lms[0], frames[0].shape[:2]) > 0
+    lips = cues.hull_mask(lms[0][48:60], frames[0].shape[:2]) > 0
+    assert (m & lips).sum() > 0.95 * lips.sum()  # the whole mouth
+    assert (m & hull).sum() > 0.9 * m.sum() and m.sum() < 0.6 * hull.sum()  # inside the face, a part of it
+    eyes = cues.hull_mask(lms[0][36:48], frames[0].shape[:2]) > 0
+    assert not (m & eyes).any()
 
 
 def test_video_score_is_the_mean_of_the_suspicious_half():
@@ -77,15 +91,68 @@ def test_platt_with_smoothed_targets_is_not_a_step():
     assert 0.02 < p[0] < 0.5 < p[-1] < 0.98
 
 
-def test_swaps_folder_skips_held_out_clips_and_finds_faces(tmp_path, data_dir):
-    cfg = train.TrainConfig(video_every=20, swap_limit=2)
+def _one_kind_cue(n: int = 480):
+    """Two kinds of fake: the CNN catches both a little, the blur cue catches only swaps, strongly."""
+    rng = np.random.default_rng(1)
+    y = np.tile([0, 1], n // 2)
+    kinds = np.where(y == 0, "real", np.where(np.arange(n) % 4 == 1, "blend", "swap"))
+    x = rng.normal(0, 1, (n, len(scan.FUSION_FEATURES)))
+    x[:, 0] += 1.0 * y
+    x[:, 2] += 4.0 * (kinds == "swap")
+    return x, y, [f"clip{k % 4}" for k in range(n // 2) for _ in (0, 1)], list(kinds)
+
+
+def test_fusion_leaves_each_kind_out_so_a_one_kind_cue_does_not_take_over(monkeypatch):
+    monkeypatch.setattr(train, "FUSION_C", (0.01, 0.1, 1.0))
+    x, y, groups, kinds = _one_kind_cue()
+    blur = scan.FUSION_FEATURES.index("blur")
+    fusion, sel = train.fit_fusion(x, y, groups)  # clip-wise CV only: the swap-only cue dominates
+    assert sel["features"] == "all" and fusion.coef[blur] > fusion.coef[0]
+    fusion, sel = train.fit_fusion(x, y, groups, kinds)  # each kind held out too
+    assert sel["features"] == "cnn" and sel["kinds_held_out"] == ["blend", "swap"]
+
+
+def test_platt_weights_the_classes_alike():
+    rng = np.random.default_rng(0)
+    s = np.concatenate([rng.normal(-1, 1, 50), rng.normal(1, 1, 200)])  # 4 fakes to every real
+    y = np.repeat([0, 1], [50, 200])
+    assert models.Platt.fit(s, y).prob(0.0) == pytest.approx(0.5, abs=0.06)
+
+
+def test_fakes_folder_routes_each_video_by_its_clip_and_kind(tmp_path, data_dir):
+    cfg = train.TrainConfig(video_every=20, fake_limit=2, heldout_every=20, heldout_limit=4)
     with pytest.raises(DoppelError, match="not a folder"):
-        train.swap_faces(tmp_path / "missing", cfg)
-    (tmp_path / "retalking_face_5_swapped.mp4").symlink_to(data_dir / "talking" / "retalking_face_5.mp4")
+        train.fake_faces(tmp_path / "missing", cfg)
+    real = {c: p for p in train.dataset.videos(data_dir) for c in [p.stem]}
+    (tmp_path / "lipsync_driving_d18.mp4").symlink_to(real["driving_d18"])  # fusion clip, kind not trained on
     with pytest.raises(DoppelError, match="no faces"):
-        train.swap_faces(tmp_path, cfg)  # the only video was made from a calibration clip
-    (tmp_path / "other.mp4").symlink_to(data_dir / "video" / "iplap_129.mp4")
-    faces = train.swap_faces(tmp_path, cfg)
-    assert len(faces) == 2 and faces[0].image.shape == (train.CNN_SIDE, train.CNN_SIDE, 3)
-    crops, labels = train.make_batch(faces, train.TrainConfig(batch=8, swap_share=1.0), 0, faces)
+        train.fake_faces(tmp_path, cfg)
+    for name, clip in (("swap_driving_d18", "driving_d18"), ("lipsync_retalking_face_5", "retalking_face_5"),
+                       ("swap_iplap_129_b", "iplap_129"), ("lipsync_source_s29", "source_s29"),
+                       ("swap_source_s29", "source_s29"), ("made_from_driving_d19", "driving_d19")):
+        (tmp_path / f"{name}.mp4").symlink_to(real[clip])
+    tr, fusion, calib = train.fake_faces(tmp_path, cfg)
+    assert {(f.group, f.kind) for f in tr} == {("source_s29", "swap")}
+    assert {(f.group, f.kind) for f in fusion} == {("driving_d18", "swap"), ("iplap_129", "swap")}
+    assert {(f.group, f.kind) for f in calib} == {("retalking_face_5", "lipsync"), ("driving_d19", "other")}
+    assert all(f.prev_image is not None for f in fusion + calib) and len(fusion) == 4
+    assert tr[0].image.shape == (train.CNN_SIDE, train.CNN_SIDE, 3)
+    crops, labels = train.make_batch(tr, train.TrainConfig(batch=8, fake_share=1.0), 0, tr)
     assert crops.shape == (8, 64, 64, 3) and labels.sum() == 4
+
+
+def test_pseudo_clips_keep_kinds_apart():
+    cfg = train.TrainConfig(chunk=4, chunk_stride=4)
+    scores = np.arange(24, dtype=float)
+    labels = np.repeat([0, 1, 1], 8)
+    kinds = ["real"] * 8 + ["swap"] * 8 + ["lipsync"] * 8
+    s, y, k = train.pseudo_clips(scores, labels, ["c"] * 24, cfg, kinds)
+    assert list(k) == ["real"] * 2 + ["swap"] * 2 + ["lipsync"] * 2 and list(y) == [0, 0, 1, 1, 1, 1]
+    assert s[2] == pytest.approx(scan.video_score(scores[8:12]))
+
+
+def test_fake_kind_prefers_the_doppel_label_then_the_name():
+    assert train.fake_kind(Path("swap_driving_d3.mp4")) == ("swap", "driving_d3")
+    assert train.fake_kind(Path("clip.mp4"), {"kind": "lipsync"}) == ("lipsync", "clip")
+    assert train.fake_kind(Path("swap_x.mp4"), {"kind": "face-swap"}) == ("swap", "x")
+    assert train.fake_kind(Path("clip.mp4")) == ("other", "clip")

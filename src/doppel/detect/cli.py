@@ -46,8 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--max-steps", type=int, default=4000,
                    help="CNN step cap; set it low enough to bind for a run that does not depend on machine speed")
-    t.add_argument("--swaps", metavar="DIR",
-                   help="folder of doppel-swapped videos whose faces are added as CNN training fakes")
+    t.add_argument("--fakes", metavar="DIR",
+                   help="folder of doppel-made fake videos <kind>_<clip>.mp4 (scripts/make_detect_fakes.py), "
+                        "added to training, fusion and calibration by clip")
+    t.add_argument("--fakes-train", default="swap", metavar="KINDS",
+                   help="comma-separated kinds of --fakes used for the CNN and the fusion; the others "
+                        "only calibrate (a kind the models never saw)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,10 +73,16 @@ def _train(args: argparse.Namespace) -> int:
     from . import train
     if len(args.inputs) > 1:
         raise DoppelError(f"'detect train' takes no files (got {' '.join(args.inputs[1:])})")
-    cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, swaps=args.swaps)
+    kinds = tuple(k for k in args.fakes_train.split(",") if k)
+    unknown = set(kinds) - set(train.FAKE_KINDS) - {"other"}
+    if unknown:
+        raise DoppelError(f"--fakes-train: unknown kind {', '.join(sorted(unknown))} "
+                          f"(known: {', '.join(train.FAKE_KINDS)})")
+    cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, fakes=args.fakes,
+                            fakes_train=kinds)
     cmd = f"doppel detect train --data {args.data} --minutes {args.minutes:g} --seed {args.seed}"
     cmd += f" --max-steps {args.max_steps}" if args.max_steps != 4000 else ""
-    cmd += f" --swaps {args.swaps}" if args.swaps else ""
+    cmd += f" --fakes {args.fakes} --fakes-train {args.fakes_train}" if args.fakes else ""
     det = train.train(args.data, args.weights, cfg, command=cmd)
     print(f"wrote {args.weights} (version {det.version}); validation: "
           f"{json.dumps(det.meta['validation']['frame_auc'])}")

@@ -32,6 +32,7 @@ class RealFace:
     group: str  # identity or clip: splits never share a group
     prev_image: np.ndarray | None = None  # previous video frame, warped by the same matrix
     prev_landmarks: np.ndarray | None = None  # its landmarks in context pixels
+    kind: str = "real"  # "real", or the manipulation of a fake taken from a video ("swap", "lipsync")
 
 
 def _context(frame: np.ndarray, landmarks: np.ndarray, prev: np.ndarray | None = None,
@@ -128,7 +129,7 @@ def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
 def centre(face: RealFace, side: int) -> RealFace:
     """The central `side` pixels of a context face (cheaper blends for CNN training), no previous frame."""
     o = (face.image.shape[0] - side) // 2
-    return RealFace(face.image[o:o + side, o:o + side], face.landmarks - o, face.group)
+    return RealFace(face.image[o:o + side, o:o + side], face.landmarks - o, face.group, kind=face.kind)
 
 
 def refit_box(landmarks: np.ndarray) -> np.ndarray:

@@ -170,7 +170,7 @@ class Linear:
         mean = np.where(np.isfinite(mean), mean, 0.0)
         tmp = cls(list(names), mean.tolist(), scale.tolist(), [0.0] * len(names), 0.0)
         cols = [names.index(n) for n in (use or names)]
-        lr = LogisticRegression(C=c, max_iter=2000).fit(tmp.standardise(x)[:, cols], y)
+        lr = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(tmp.standardise(x)[:, cols], y)
         coef = np.zeros(len(names))
         coef[cols] = lr.coef_[0]
         return cls(list(names), mean.tolist(), scale.tolist(), coef.tolist(), float(lr.intercept_[0]))
@@ -189,13 +189,15 @@ class Platt:
     @classmethod
     def fit(cls, scores: np.ndarray, labels: np.ndarray, c: float = 1.0) -> "Platt":
         """Platt scaling with Platt's (1999) smoothed targets, (N+ + 1)/(N+ + 2) and 1/(N- + 2), and
-        L2 (inverse strength `c`): few, separable calibration points cannot make it a step."""
+        L2 (inverse strength `c`): few, separable calibration points cannot make it a step. The two
+        classes weigh alike, so p = 0.5 means even odds whatever the mix of calibration clips."""
         from sklearn.linear_model import LogisticRegression
         s, y = np.asarray(scores, np.float64), np.asarray(labels)
         pos, neg = int((y == 1).sum()), int((y == 0).sum())
         t = np.where(y == 1, (pos + 1) / (pos + 2), 1 / (neg + 2))
+        w = np.where(y == 1, len(y) / max(2 * pos, 1), len(y) / max(2 * neg, 1))
         x = np.concatenate([s, s])[:, None]
-        lr = LogisticRegression(C=c).fit(x, np.repeat([1, 0], len(s)), sample_weight=np.concatenate([t, 1 - t]))
+        lr = LogisticRegression(C=c).fit(x, np.repeat([1, 0], len(s)), sample_weight=np.concatenate([t * w, (1 - t) * w]))
         return cls(max(0.0, float(lr.coef_[0, 0])), float(lr.intercept_[0]))
 
 

@@ -19,13 +19,24 @@ from ..faces import align
 from . import cues
 
 
-MASK_SHAPES = ("hull", "inner", "ellipse")  # face-region shapes a swap pipeline pastes through
+FACE_SHAPES = ("hull", "inner", "ellipse")  # face-region shapes a swap pipeline pastes through
+PART_SHAPES = ("lower", "mouth")  # regions that reenactment and lip-sync pipelines replace
+MASK_SHAPES = FACE_SHAPES + PART_SHAPES
+PART_SHARE = 0.3  # share of blends through a part shape
 
 
 def mask_points(landmarks: np.ndarray, shape: str) -> np.ndarray:
-    """(N, 2) outline of one mask shape: the 68-point hull, the inner face (jaw and lowered brows)
-    or an ellipse fitted to the landmarks (as elliptical-mask swaps use)."""
+    """(N, 2) outline of one mask shape: the 68-point hull, the inner face (jaw and lowered brows),
+    an ellipse fitted to the landmarks (as elliptical-mask swaps use), the lower face (jaw below
+    the cheekbones up to the nostrils, as reenactment renders it) or the mouth (the outer lips
+    grown 1.6x about their centre, as lip-sync pastes it)."""
     size = cues.face_scale(landmarks)
+    if shape == "lower":
+        return np.vstack([landmarks[3:14], landmarks[31:36] - [0, 0.02 * size]])
+    if shape == "mouth":
+        lips = landmarks[48:60]
+        c = lips.mean(0)
+        return c + 1.6 * (lips - c)
     if shape == "inner":
         return np.vstack([landmarks[cues.JAW[2:-2]], landmarks[17:27] + [0, 0.03 * size]])
     if shape == "ellipse":
@@ -41,10 +52,11 @@ def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.
     """A random mask shape, elastically deformed, grown or shrunk, feathered and scaled by a
     blend ratio: (H, W) float32 in [0, 1] (its maximum is the blend ratio, 1 half of the time)."""
     size = cues.face_scale(landmarks)
-    pts = mask_points(landmarks, MASK_SHAPES[int(rng.integers(len(MASK_SHAPES)))])
+    shapes = PART_SHAPES if rng.random() < PART_SHARE else FACE_SHAPES
+    pts = mask_points(landmarks, shapes[int(rng.integers(len(shapes)))])
     pts = pts + rng.normal(0, 0.02 * size, pts.shape)
     m = cues.hull_mask(pts, shape).astype(np.float32)
-    r = int(rng.uniform(0.0, 0.08) * size) + 1
+    r = int(rng.uniform(0.0, 0.08 if len(pts) > 20 else 0.03) * size) + 1  # parts are small: shrink less
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     m = cv2.erode(m, k) if rng.random() < 0.6 else cv2.dilate(m, k)
     m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.01, 0.06) * size)

@@ -1,10 +1,18 @@
 """`doppel detect train`: learn the CNN, the Fourier model, the fusion and the calibration.
 
 Only real faces are needed: fakes are self-blended or X-ray-blended on the fly
-(detect/sbi.py). The sample clips are split by clip/identity into three disjoint
-parts: training (CNN, Fourier), fusion (the logistic regression over all scores)
-and calibration (Platt scaling and the validation figures in the model card).
-data/deepfake/ is never used.
+(detect/sbi.py, kind "blend"). The sample clips are split by clip/identity into
+three disjoint parts: training (CNN, Fourier), fusion (the logistic regression
+over all scores) and calibration (Platt scaling and the validation figures in
+the model card). data/deepfake/ is never used.
+
+With `--fakes DIR` (videos doppel made of the same clips, named <kind>_<clip>.mp4,
+see scripts/make_detect_fakes.py) each fake video goes where its clip goes: fakes
+of training clips whose kind is in `fakes_train` become CNN training fakes; fakes
+of fusion clips join the fusion if their kind is in `fakes_train`; fakes of
+calibration clips of every kind join the calibration. So a kind left out of
+`fakes_train` (lipsync by default) is never seen before the calibration, which
+therefore also learns how sure to be about a manipulation the models never saw.
 """
 from __future__ import annotations
 
@@ -40,7 +48,9 @@ BATCH_WORKERS = 2  # batch-making processes: a batch (blends, degradations) cost
 FUSION_SETS = {"cnn": ["cnn"], "models": ["cnn", "fourier"], "all": list(scan.FUSION_FEATURES)}  # simplest first
 FUSION_C = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # L2 inverse strengths tried for the fusion
 FUSION_TOLERANCE = 0.005  # a simpler or more regularised fusion wins unless CV log-loss is this much worse
-VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}  # files taken from a --swaps folder
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}  # files taken from a --fakes folder
+FAKE_KINDS = ("swap", "lipsync")  # name prefixes of the videos of a --fakes folder; others are "other"
+BLEND = "blend"  # kind of the fakes made on the fly (self-blended or X-ray)
 SECONDS_PER_HELDOUT_FACE = 0.15  # measured cost of a held-out face's features (real + fake), to budget the CNN
 
 
@@ -61,9 +71,10 @@ class TrainConfig:
     cnn: models.CNNConfig = models.CNNConfig()  # CNN shape
     fusion_clips: tuple[str, ...] = FUSION_CLIPS  # held out from CNN training, fit the fusion
     calib_clips: tuple[str, ...] = CALIB_CLIPS  # held out from everything else, calibrate and validate
-    swaps: str | None = None  # folder of doppel-swapped videos whose faces become extra CNN training fakes
-    swap_share: float = 0.3  # share of the training fakes drawn from those swaps (when given)
-    swap_limit: int = 60  # faces per swapped video
+    fakes: str | None = None  # folder of doppel-made fake videos <kind>_<clip>.mp4 (scripts/make_detect_fakes.py)
+    fakes_train: tuple[str, ...] = ("swap",)  # kinds used for the CNN and the fusion; the rest only calibrate
+    fake_share: float = 0.3  # share of the CNN's training fakes drawn from fake videos (when there are any)
+    fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
 
 
 @dataclass
@@ -71,7 +82,9 @@ class Split:
     train: list = field(default_factory=list)  # RealFace for the CNN and Fourier model
     fusion: list = field(default_factory=list)  # RealFace (with previous frames) for the fusion
     calib: list = field(default_factory=list)  # RealFace (with previous frames) for calibration
-    swaps: list = field(default_factory=list)  # RealFace of swapped videos (fakes as they are) for the CNN
+    train_fakes: list = field(default_factory=list)  # faces of fake videos of training clips, for the CNN
+    fusion_fakes: list = field(default_factory=list)  # faces (with previous frames) of fakes of fusion clips
+    calib_fakes: list = field(default_factory=list)  # faces (with previous frames) of fakes of calibration clips
 
 
 def gather(data_dir: Path, cfg: TrainConfig) -> Split:
@@ -86,50 +99,82 @@ def gather(data_dir: Path, cfg: TrainConfig) -> Split:
             part.extend(dataset.faces_from_video(clip, cfg.heldout_every, cfg.heldout_limit))
         else:  # training faces need no previous frame and only the CNN's central window
             split.train.extend(dataset.faces_from_video(clip, cfg.video_every, cfg.video_limit, False, CNN_SIDE))
-    split.swaps = swap_faces(Path(cfg.swaps), cfg) if cfg.swaps else []
-    log.info("faces: %d train, %d fusion, %d calibration, %d swapped", len(split.train), len(split.fusion),
-             len(split.calib), len(split.swaps))
+    if cfg.fakes:
+        split.train_fakes, split.fusion_fakes, split.calib_fakes = fake_faces(Path(cfg.fakes), cfg)
+    log.info("faces: %d train, %d fusion, %d calibration; of fake videos: %d train, %d fusion, %d calibration",
+             len(split.train), len(split.fusion), len(split.calib), len(split.train_fakes),
+             len(split.fusion_fakes), len(split.calib_fakes))
     if not split.train or not split.fusion or not split.calib:
         raise DoppelError(f"too few faces found in {data_dir} to train")
     return split
 
 
-def swap_faces(folder: Path, cfg: TrainConfig) -> list:
-    """Faces of the swapped videos in `folder`; a video whose name or doppel label names a fusion or
-    calibration clip is skipped (its frames would leak held-out content into training)."""
+LABEL_KINDS = {"face-swap": "swap", "lipsync": "lipsync"}  # doppel label kind -> fake kind
+
+
+def fake_kind(path: Path, label: dict | None = None) -> tuple[str, str]:
+    """(kind, clip) of a fake video: the kind from its doppel label, else from a name <kind>_<clip>.<ext>
+    ("other" if neither says); the clip is the name without the kind prefix."""
+    prefix, _, rest = Path(path).stem.partition("_")
+    named = prefix in FAKE_KINDS and rest
+    kind = LABEL_KINDS.get((label or {}).get("kind"), prefix if named else "other")
+    return kind, rest if named else Path(path).stem
+
+
+def fake_faces(folder: Path, cfg: TrainConfig) -> tuple[list, list, list]:
+    """Faces of the fake videos in `folder`, split by the clip each was made from: (training fakes,
+    fusion fakes, calibration fakes).
+
+    A video whose file name or doppel label names a fusion or calibration clip belongs to that
+    clip; any other is a training fake (group: its name without the kind prefix). Fakes of
+    held-out clips keep their previous frames and take
+    the clip as group (so clip-wise cross-validation keeps them with their real clip); fakes of
+    kinds outside `fakes_train` go only to the calibration.
+    """
     if not folder.is_dir():
-        raise DoppelError(f"--swaps: not a folder: {folder}")
+        raise DoppelError(f"--fakes: not a folder: {folder}")
     held = cfg.fusion_clips + cfg.calib_clips
-    out = []
-    for p in tqdm(sorted(q for q in folder.rglob("*") if q.suffix.lower() in VIDEO_EXTS), desc="swaps", unit="clip"):
-        text = p.name + json.dumps(provenance.read_label(p) or {})
-        if any(h in text for h in held):
-            log.warning("--swaps: skipped %s (made from a held-out clip)", p.name)
+    train, fusion, calib = [], [], []
+    for p in tqdm(sorted(q for q in folder.rglob("*") if q.suffix.lower() in VIDEO_EXTS), desc="fakes", unit="clip"):
+        label = provenance.read_label(p)
+        kind, clip = fake_kind(p, label)
+        text = p.name + json.dumps(label or {})
+        clip = next((h for h in held if h in text), clip)
+        used = kind in cfg.fakes_train
+        if clip not in held:
+            if used:
+                train += [dataset.RealFace(f.image, f.landmarks, clip, kind=kind)
+                          for f in dataset.faces_from_video(p, cfg.video_every, cfg.fake_limit, False, CNN_SIDE)]
             continue
-        out += dataset.faces_from_video(p, cfg.video_every, cfg.swap_limit, False, CNN_SIDE)
-    if not out:
-        raise DoppelError(f"--swaps: no faces found in the videos of {folder}")
-    return out
+        if clip in cfg.fusion_clips and not used:
+            continue  # an unused kind stays unseen until the calibration
+        faces = dataset.faces_from_video(p, cfg.heldout_every, cfg.heldout_limit // 2)
+        for f in faces:
+            f.group, f.kind = clip, kind
+        (fusion if clip in cfg.fusion_clips else calib).extend(faces)
+    if not (train or fusion or calib):
+        raise DoppelError(f"--fakes: no faces found in the videos of {folder}")
+    return train, fusion, calib
 
 
-def sample(faces: list, rng: np.random.Generator, fake: bool, swaps: list = (),
-           swap_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
+           fake_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One (image, landmarks) training sample at context resolution: real, or a fake (a fresh blend,
-    or with probability `swap_share` a face of a swapped video), degraded alike."""
-    if fake and len(swaps) and rng.random() < swap_share:
-        f = swaps[int(rng.integers(len(swaps)))]
+    or with probability `fake_share` a face of a fake video), degraded alike."""
+    if fake and len(fakes) and rng.random() < fake_share:
+        f = fakes[int(rng.integers(len(fakes)))]
         return augment.degrade([f.image], rng)[0], f.landmarks
     f = faces[int(rng.integers(len(faces)))]
     img = dataset.make_fake(f, faces, rng)[0] if fake else f.image
     return augment.degrade([img], rng)[0], f.landmarks
 
 
-def make_batch(faces: list, cfg: TrainConfig, seed: int, swaps: list = ()) -> tuple[np.ndarray, np.ndarray]:
+def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tuple[np.ndarray, np.ndarray]:
     """(crops (B, S, S, 3) uint8, labels (B,) float32): half fake, random flips."""
     rng = np.random.default_rng(seed)
     crops, labels = [], []
     for j in range(cfg.batch):
-        img, lm = sample(faces, rng, j % 2 == 1, swaps, cfg.swap_share)
+        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share)
         c = models.cnn_crop(img, lm, cfg.cnn)
         crops.append(c[:, ::-1] if rng.random() < 0.5 else c)
         labels.append(j % 2)
@@ -139,45 +184,47 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, swaps: list = ()) -> tu
 _WORKER: dict = {}  # the batch-making process's faces and config (set once by its initializer)
 
 
-def _init_worker(faces: list, cfg: TrainConfig, swaps: list) -> None:
+def _init_worker(faces: list, cfg: TrainConfig, fakes: list) -> None:
     torch.set_num_threads(1)
-    _WORKER.update(faces=faces, cfg=cfg, swaps=swaps)
+    _WORKER.update(faces=faces, cfg=cfg, fakes=fakes)
 
 
 def _worker_batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    return make_batch(_WORKER["faces"], _WORKER["cfg"], seed, _WORKER["swaps"])
+    return make_batch(_WORKER["faces"], _WORKER["cfg"], seed, _WORKER["fakes"])
 
 
-def batches(faces: list, cfg: TrainConfig, seed: int, swaps: list = ()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def batches(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless batches, made in BATCH_WORKERS other processes when there is a second core."""
     faces = [dataset.centre(f, CNN_SIDE) for f in faces]
     seeds = (seed * 1_000_003 + i for i in itertools.count())
     if (os.cpu_count() or 1) < 2:
-        yield from (make_batch(faces, cfg, s, swaps) for s in seeds)
+        yield from (make_batch(faces, cfg, s, fakes) for s in seeds)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(BATCH_WORKERS, _init_worker, (faces, cfg, list(swaps))) as pool:
+    with ctx.Pool(BATCH_WORKERS, _init_worker, (faces, cfg, list(fakes))) as pool:
         ahead = collections.deque(pool.apply_async(_worker_batch, (next(seeds),)) for _ in range(2 * BATCH_WORKERS))
         while True:  # a few batches in flight: the workers never run far ahead of training
             ahead.append(pool.apply_async(_worker_batch, (next(seeds),)))
             yield ahead.popleft().get(timeout=BATCH_TIMEOUT)
 
 
-def fit_fourier(faces: list, n: int, rng: np.random.Generator, swaps: list = (),
-                swap_share: float = 0.0) -> models.Linear:
+def fit_fourier(faces: list, n: int, rng: np.random.Generator, fakes: list = (),
+                fake_share: float = 0.0) -> models.Linear:
     """Logistic regression on spectra of n real and n fake training faces."""
     x, y = [], []
     for j in tqdm(range(2 * n), desc="spectra", unit="face", leave=False):
-        img, lm = sample(faces, rng, j % 2 == 1, swaps, swap_share)
+        img, lm = sample(faces, rng, j % 2 == 1, fakes, fake_share)
         x.append(models.spectrum(img, lm))
         y.append(j % 2)
     names = [f"r{k + 1}" for k in range(len(x[0]))]
     return models.Linear.fit(np.array(x), np.array(y), names, c=0.1)
 
 
-def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc: str) -> tuple[np.ndarray, np.ndarray, list]:
-    """Fusion features (F columns) of every face as real (0) and as a fresh fake (1), and groups."""
-    rows, labels, groups = [], [], []
+def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc: str,
+             fakes: list = ()) -> tuple[np.ndarray, np.ndarray, list, list]:
+    """Fusion features (F columns) of every face as real (0) and as a fresh blend (1), and of every
+    face of a fake video (1); with each row's group (clip) and kind ("real", "blend", "swap", ...)."""
+    rows, labels, groups, kinds = [], [], [], []
     for f in tqdm(faces, desc=desc, unit="face", leave=False):
         fake, fake_prev = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng)
         # landmarks of real and fake refitted alike, in one box for both frames as scan does
@@ -188,38 +235,70 @@ def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc:
             rows.append(scan.feature_row(feats)[0])
             labels.append(y)
             groups.append(f.group)
-    return np.array(rows), np.array(labels), groups
+            kinds.append(BLEND if y else "real")
+    for f in tqdm(fakes, desc=desc + " (fake videos)", unit="face", leave=False):
+        box = dataset.refit_box(f.landmarks)
+        img, prev = augment.degrade([f.image, f.prev_image], rng)
+        feats, _ = scan.face_scores(det, img, dataset.refit(img, box), prev, dataset.refit(prev, box))
+        rows.append(scan.feature_row(feats)[0])
+        labels.append(1)
+        groups.append(f.group)
+        kinds.append(f.kind)
+    return np.array(rows), np.array(labels), groups, kinds
 
 
-def pseudo_clips(scores: np.ndarray, labels: np.ndarray, groups: list, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def pseudo_clips(scores: np.ndarray, labels: np.ndarray, groups: list, cfg: TrainConfig,
+                 kinds: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Video scores (scan.video_score) of windows of `chunk` consecutive faces of one clip and one
-    class, starting every `chunk_stride` faces: stand-ins for videos, scored as videos are."""
-    out, out_y = [], []
+    kind, starting every `chunk_stride` faces: stand-ins for videos, scored as videos are.
+    Returns (scores, labels, kinds) of the pseudo-clips."""
+    out, out_y, out_k = [], [], []
     g_arr = np.array(groups)
+    k_arr = np.array(kinds) if kinds is not None else np.where(labels == 1, "fake", "real")
     for g in dict.fromkeys(groups):
-        for y in (0, 1):
-            s = scores[(g_arr == g) & (labels == y)]
+        for k in dict.fromkeys(k_arr[g_arr == g]):
+            m = (g_arr == g) & (k_arr == k)
+            s = scores[m]
             for i in range(0, max(len(s) - cfg.chunk, 0) + 1, cfg.chunk_stride):
                 if len(s[i:i + cfg.chunk]) >= cfg.chunk // 2:
                     out.append(scan.video_score(s[i:i + cfg.chunk]))
-                    out_y.append(y)
-    return np.array(out), np.array(out_y)
+                    out_y.append(int(labels[m][0]))
+                    out_k.append(str(k))
+    return np.array(out), np.array(out_y), np.array(out_k)
 
 
-def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float) -> float:
-    """Leave-one-clip-out log-loss of a fusion on the columns `use` with L2 inverse strength `c`."""
+def balanced(y: np.ndarray) -> np.ndarray:
+    """Sample weights that give each class the same total weight."""
+    y = np.asarray(y)
+    return np.where(y == 1, len(y) / max(2 * (y == 1).sum(), 1), len(y) / max(2 * (y == 0).sum(), 1))
+
+
+def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float,
+            kinds: list | None = None) -> float:
+    """Class-balanced log-loss of a fusion on the columns `use` with L2 inverse strength `c`, each
+    clip held out in turn; with two or more kinds of fake, each kind is held out too (fitted on the
+    other clips and the other kinds, tested on the held clip's reals and that kind), so a cue that
+    only catches one kind of fake does not look better than it will be on a new kind."""
     from sklearn.metrics import log_loss
     g = np.array(groups)
+    k = np.array(kinds) if kinds is not None else np.where(y == 1, "fake", "real")
+    fake_kinds = list(dict.fromkeys(k[y == 1])) if len(set(k[y == 1])) > 1 else [None]
     losses = []
     for held in dict.fromkeys(groups):
-        fit = models.Linear.fit(x[g != held], y[g != held], scan.FUSION_FEATURES, c, use)
-        p = 1 / (1 + np.exp(-np.clip(fit.logit(x[g == held]), -30, 30)))
-        losses.append(log_loss(y[g == held], p, labels=[0, 1]))
+        for kind in fake_kinds:
+            tr = (g != held) & (k != kind)
+            te = (g == held) & ((k == kind) | (y == 0) if kind is not None else True)
+            if len(set(y[tr])) < 2 or len(set(y[te])) < 2:
+                continue
+            fit = models.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, c, use)
+            p = 1 / (1 + np.exp(-np.clip(fit.logit(x[te]), -30, 30)))
+            losses.append(log_loss(y[te], p, labels=[0, 1], sample_weight=balanced(y[te])))
     return float(np.mean(losses))
 
 
-def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list) -> tuple[models.Linear, dict]:
-    """The fusion chosen by leave-one-clip-out log-loss over FUSION_SETS x FUSION_C, refitted on all.
+def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list, kinds: list | None = None) -> tuple[models.Linear, dict]:
+    """The fusion chosen by leave-one-clip-out (and leave-one-kind-out, see cv_loss) log-loss over
+    FUSION_SETS x FUSION_C, refitted on all.
 
     Candidates are tried simplest first (CNN alone, then both models, then every cue) and most
     regularised first; a later one must beat the best so far by FUSION_TOLERANCE. So cues that add
@@ -228,14 +307,16 @@ def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list) -> tuple[models.Linea
     table, best = {}, None
     for name, use in FUSION_SETS.items():
         for c in FUSION_C:
-            loss = cv_loss(x, y, groups, use, c)
+            loss = cv_loss(x, y, groups, use, c, kinds)
             table[f"{name} C={c:g}"] = round(loss, 4)
             if best is None or loss < best[0] - FUSION_TOLERANCE:
                 best = (loss, name, c)
     loss, name, c = best
     log.info("fusion: %s, C=%g (leave-one-clip-out log-loss %.4f)", name, c, loss)
     fusion = models.Linear.fit(x, y, scan.FUSION_FEATURES, c, FUSION_SETS[name])
-    return fusion, {"features": name, "c": c, "cv_log_loss": round(loss, 4), "table": table}
+    held_kinds = sorted({str(k) for k in np.asarray(kinds)[np.asarray(y) == 1]}) if kinds is not None else []
+    return fusion, {"features": name, "c": c, "cv_log_loss": round(loss, 4), "table": table,
+                    "kinds_held_out": held_kinds if len(held_kinds) > 1 else []}
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
@@ -246,21 +327,31 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
 
 
 def validation(det: models.Detectors, x: np.ndarray, y: np.ndarray, groups: list, cfg: TrainConfig,
-               sc: scan.ScanConfig = scan.ScanConfig()) -> dict:
-    """Frame-level AUC of every score and cue, and pseudo-clip accuracy of the verdict bands."""
+               kinds: list | None = None, sc: scan.ScanConfig = scan.ScanConfig()) -> dict:
+    """Frame-level AUC of every score and cue, pseudo-clip accuracy of the verdict bands, and the
+    same for each kind of fake against the reals."""
     fused = det.fusion.logit(x)
+    kinds = np.array(kinds) if kinds is not None else np.where(y == 1, BLEND, "real")
     auc = {name: _auc(y, x[:, k]) for k, name in enumerate(scan.FUSION_FEATURES)}
     auc["fused"] = _auc(y, fused)
-    clip_s, clip_y = pseudo_clips(fused, y, groups, cfg)
-    cnn_s, _ = pseudo_clips(x[:, scan.FUSION_FEATURES.index("cnn")], y, groups, cfg)
+    clip_s, clip_y, clip_k = pseudo_clips(fused, y, groups, cfg, list(kinds))
+    cnn_s, _, _ = pseudo_clips(x[:, scan.FUSION_FEATURES.index("cnn")], y, groups, cfg, list(kinds))
     p = det.platt.prob(clip_s)
     decided = (p >= sc.fake_at) | (p <= sc.real_at)
     correct = ((p >= sc.fake_at) & (clip_y == 1)) | ((p <= sc.real_at) & (clip_y == 0))
     share = lambda m: round(float(m.mean()), 4) if m.size else None  # noqa: E731
+    by_kind = {}
+    for k in sorted(set(kinds[y == 1])):
+        fm, cm = (kinds == k) | (y == 0), (clip_k == k) | (clip_y == 0)
+        by_kind[k] = {"faces": int((kinds == k).sum()), "frame_auc_cnn": _auc(y[fm], x[fm, 0]),
+                      "frame_auc_fused": _auc(y[fm], fused[fm]), "clip_auc_fused": _auc(clip_y[cm], clip_s[cm]),
+                      "clip_accuracy_at_0.5": share((p[clip_k == k] >= 0.5)),
+                      "clip_mean_p": share(p[clip_k == k])}
     return {"frame_auc": auc, "pseudo_clips": int(len(clip_y)),
             "clip_auc": {"cnn": _auc(clip_y, cnn_s), "fused": _auc(clip_y, clip_s)},
             "clip_accuracy_at_0.5": share((p >= 0.5) == clip_y), "clip_decided_share": share(decided),
-            "clip_accuracy_when_decided": share(correct[decided])}
+            "clip_accuracy_when_decided": share(correct[decided]),
+            "real_clip_accuracy_at_0.5": share(p[clip_y == 0] < 0.5), "by_kind": by_kind}
 
 
 def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: TrainConfig = TrainConfig(),
@@ -277,18 +368,22 @@ def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: T
     rest = 40 + SECONDS_PER_HELDOUT_FACE * (len(split.fusion) + len(split.calib))
     cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
     cnn = models.FaceCNN(cfg.cnn)
-    losses = models.train_cnn(cnn, batches(split.train, cfg, cfg.seed, split.swaps), cfg.max_steps, cfg.lr, cnn_deadline)
+    losses = models.train_cnn(cnn, batches(split.train, cfg, cfg.seed, split.train_fakes), cfg.max_steps, cfg.lr,
+                              cnn_deadline)
     log.info("CNN: %d steps, final loss %.3f", len(losses), np.mean(losses[-20:]))
-    fourier = fit_fourier(split.train, 300, rng, split.swaps, cfg.swap_share)
+    fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share)
     blank = models.Linear(scan.FUSION_FEATURES, [0.0] * 10, [1.0] * 10, [0.0] * 10, 0.0)
     det = models.Detectors(cnn, fourier, blank, models.Platt(1.0, 0.0))
     t_cnn = time.monotonic()
-    xa, ya, ga = features(det, split.fusion, rng, "fusion features")
-    det.fusion, selection = fit_fusion(xa, ya, ga)
-    xb, yb, gb = features(det, split.calib, rng, "calibration features")
-    # Platt fitted at the level it is applied: video scores (scan.video_score) of pseudo-clips
-    det.platt = models.Platt.fit(*pseudo_clips(det.fusion.logit(xb), yb, gb, cfg))
-    det.meta = _meta(cfg, split, losses, validation(det, xb, yb, gb, cfg), command, time.monotonic() - t0, t_gather)
+    xa, ya, ga, ka = features(det, split.fusion, rng, "fusion features", split.fusion_fakes)
+    det.fusion, selection = fit_fusion(xa, ya, ga, ka)
+    xb, yb, gb, kb = features(det, split.calib, rng, "calibration features", split.calib_fakes)
+    # Platt fitted at the level it is applied: video scores (scan.video_score) of pseudo-clips, every
+    # kind of fake together, the two classes weighted alike
+    clip_s, clip_y, _ = pseudo_clips(det.fusion.logit(xb), yb, gb, cfg, kb)
+    det.platt = models.Platt.fit(clip_s, clip_y)
+    det.meta = _meta(cfg, split, losses, validation(det, xb, yb, gb, cfg, kb), command, time.monotonic() - t0,
+                     t_gather)
     det.meta.update(fusion_selection=selection, after_cnn_seconds=round(time.monotonic() - t_cnn, 1))
     det.save(out_dir)
     det.meta["version"] = _version(Path(out_dir))
@@ -309,7 +404,10 @@ def _meta(cfg: TrainConfig, split: Split, losses: list, val: dict, command: str,
             "data": {"train_faces": len(split.train), "train_groups": groups(split.train),
                      "fusion_faces": len(split.fusion), "fusion_groups": groups(split.fusion),
                      "calib_faces": len(split.calib), "calib_groups": groups(split.calib),
-                     "swap_faces": len(split.swaps), "swap_groups": groups(split.swaps)},
+                     "fake_faces": {part: dict(collections.Counter(f.kind for f in faces))
+                                    for part, faces in (("train", split.train_fakes), ("fusion", split.fusion_fakes),
+                                                        ("calibration", split.calib_fakes))},
+                     "fake_groups": groups(split.train_fakes + split.fusion_fakes + split.calib_fakes)},
             "cnn_steps": len(losses), "cnn_final_loss": round(float(np.mean(losses[-50:])), 4),
             "cnn_params": int(sum(p.numel() for p in models.FaceCNN(cfg.cnn).parameters())),
             "seconds": round(seconds, 1), "gather_seconds": round(t_gather, 1), "validation": val,
@@ -321,10 +419,14 @@ def write_card(folder: Path, det: models.Detectors) -> None:
     m = det.meta
     v = m["validation"]
     aucs = "\n".join(f"| {k} | {a if a is not None else 'n/a'} |" for k, a in v["frame_auc"].items())
+    seen = set(m["config"]["fakes_train"]) | {BLEND}
+    kinds = "\n".join(f"| {k} | {'yes' if k in seen else '**no**'} | {r['faces']} | {r['frame_auc_cnn']} | "
+                      f"{r['frame_auc_fused']} | {r['clip_auc_fused']} | {r['clip_mean_p']} | "
+                      f"{r['clip_accuracy_at_0.5']} |" for k, r in v.get("by_kind", {}).items())
     fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef))
     sel = m["fusion_selection"]
     table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
-    text = CARD.format(m=m, d=m["data"], v=v, aucs=aucs, fusion=fusion, platt=det.platt, sel=sel, table=table,
+    text = CARD.format(m=m, d=m["data"], v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=FUSION_TOLERANCE,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
     with media.atomic_path(folder / "MODEL_CARD.md") as tmp:
@@ -362,8 +464,10 @@ metadata); {size} in all, no pickle.
 - **Calibration**: Platt scaling p = sigmoid({platt.a:.3f} * score + {platt.b:.3f}), fitted at
   the level it is applied: video scores (the rule above) of pseudo-clips of the
   calibration clips ({m[config][chunk]} analysed frames, every {m[config][heldout_every]}rd frame, start every
-  {m[config][chunk_stride]}; real, or every face blended), with Platt's smoothed targets and L2, so a few
-  separable points cannot make it a step.
+  {m[config][chunk_stride]}; real, or one kind of fake throughout), every kind of fake together and the two
+  classes weighted alike, with Platt's smoothed targets and L2, so a few separable points cannot make
+  it a step. Kinds of fake video outside `fakes_train` are seen by nothing before the calibration, so
+  its probabilities also reflect a manipulation the models never saw.
 
 ## Data (real faces only; `data/deepfake/` is never used)
 - Training (CNN, Fourier): {d[train_faces]} faces: every LFW photo (up to {m[config][per_person]} a person),
@@ -372,11 +476,12 @@ metadata); {size} in all, no pickle.
 - Fusion: {d[fusion_faces]} faces (with their previous frames; every {m[config][heldout_every]}rd frame, up to
   {m[config][heldout_limit]} a clip) from {d[fusion_groups]}.
 - Calibration and validation: {d[calib_faces]} faces, the same way, from {d[calib_groups]}.
-- Swapped videos (`--swaps`, extra CNN and Fourier fakes, {m[config][swap_share]} of the fakes when given):
-  {d[swap_faces]} faces from {d[swap_groups]}.
+- Fake videos made by doppel (`--fakes`, scripts/make_detect_fakes.py), faces by part and kind:
+  {d[fake_faces]}; kinds for the CNN and the fusion: {m[config][fakes_train]}
+  ({m[config][fake_share]} of the CNN's fakes when any); clips {d[fake_groups]}.
 
 Every fake in training, fusion and calibration is made by doppel from those real
-faces: a self-blended image (the face blended into a colour-, quality- and
+faces: a doppel swap or lip-sync of the clip (above), or a self-blended image (the face blended into a colour-, quality- and
 geometry-jittered copy of itself through a deformed landmark-hull mask) or, for
 30%, a face-X-ray-style blend of another real face aligned by landmarks; mask
 shapes hull, inner face or ellipse, eroded or dilated, feathered, blend ratio 0.5-1.
@@ -396,9 +501,18 @@ through the same random degradations):
 Pseudo-clips ({v[pseudo_clips]}, overlapping, of the calibration clips, scored by the video rule):
 AUC of the CNN alone {v[clip_auc][cnn]}, of the fusion {v[clip_auc][fused]}; accuracy at p = 0.5:
 {v[clip_accuracy_at_0.5]}; share outside the UNCERTAIN band: {v[clip_decided_share]}; accuracy of those:
-{v[clip_accuracy_when_decided]}. (The calibration was fitted on these same pseudo-clips.)
+{v[clip_accuracy_when_decided]}; real pseudo-clips below p = 0.5: {v[real_clip_accuracy_at_0.5]}.
+(The calibration was fitted on these same pseudo-clips.)
 
-Fusion candidates, leave-one-clip-out log-loss on the fusion clips:
+By kind of fake (each against all the real faces of the calibration clips; "seen" = used to
+train the CNN and the fusion):
+
+| kind | seen | faces | frame AUC, CNN | frame AUC, fused | pseudo-clip AUC | mean p | pseudo-clips at p >= 0.5 |
+|---|---|---|---|---|---|---|---|
+{kinds}
+
+Fusion candidates, class-balanced log-loss on the fusion clips, each clip held out in turn
+(and each kind of fake, when there are several: {sel[kinds_held_out]}):
 {table}
 
 ## Fusion coefficients (per standardised feature; positive = evidence of a fake)
@@ -407,8 +521,9 @@ Fusion candidates, leave-one-clip-out log-loss on the fusion clips:
 {fusion}
 
 ## Honest limits
-- The calibration set holds only doppel's own blends and real clips; the
-  probabilities are calibrated for *that* kind of fake. On other
+- The calibration set holds only doppel's own fakes (blends, and swaps and
+  lip-syncs when `--fakes` was given) and real clips; the probabilities are
+  calibrated for *those* kinds of fake. On other
   manipulations (GAN face swaps, reenactment, diffusion) expect them to be
   over- or under-confident: read UNCERTAIN as "look yourself".
 - Few identities (5 LFW people, ~20 clips), however many faces; the models are small and will

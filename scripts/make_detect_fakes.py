@@ -1,0 +1,84 @@
+"""Make doppel's own manipulated videos of every sample clip, as extra detector data.
+
+    python scripts/make_detect_fakes.py --swap-model MODEL --lip-model LIPMODEL -o FAKES_DIR
+
+Two kinds, one video of each per real clip of talking/ and video/ (data/deepfake/
+is never touched):
+- `swap_<clip>.mp4`: `doppel swap` with MODEL's decoder A or B drawn over every
+  face (identity check off), mask, colour matching and seamless cloning varied
+  from clip to clip;
+- `lipsync_<clip>.mp4`: `doppel lipsync` of the clip to one of the speech/ files.
+
+The shipped detector weights used a `lite` swap model of retalking_face_1/2
+(`doppel extract` of each clip, then `doppel train faces_a faces_b -o m20 --minutes 30
+--threads 1 --workers 1 --batch 16 --lr 5e-4`, 2498 steps) and a lip model from
+`doppel lipsync train talking/retalking_face_{1,2,4,5}.mp4
+talking/hdtf_WDA_AlexandriaOcasioCortez_000.mp4 video/driving_d20.mp4 -o lip.lip
+--steps 600 --minutes 1.5`. Faces the swap model never saw come out blurry: those
+swaps are easy fakes, the lip-syncs (mouth only, the clip's own texture) hard ones.
+
+`doppel detect train --fakes FAKES_DIR` then uses them by clip name: the kinds
+named in `--fakes-train` add CNN training fakes from the training clips, and all
+kinds add fakes to the fusion and calibration clips (so the calibration also
+sees a kind the CNN was never trained on). Existing outputs are kept, so an
+interrupted run resumes. Every output carries doppel's synthetic label.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from doppel import cli
+from doppel.detect import dataset
+
+# settings cycled over the clips (index = clip number): decoder, mask, colour, extra flags
+SWAP_STYLES = [
+    ["--to", "b", "--mask", "hull", "--color", "reinhard"],
+    ["--to", "a", "--mask", "ellipse", "--color", "avg"],
+    ["--to", "b", "--mask", "hull", "--color", "hist", "--erode", "0.05"],
+    ["--to", "a", "--mask", "hull", "--color", "reinhard", "--seamless"],
+    ["--to", "b", "--mask", "ellipse", "--color", "reinhard", "--sharpen", "0.5"],
+    ["--to", "a", "--mask", "hull", "--color", "avg", "--erode", "-0.05", "--feather", "0.08"],
+]
+
+
+def run(argv: list[str]) -> bool:
+    print(f"$ doppel {shlex.join(argv)}", flush=True)
+    t = time.time()
+    rc = cli.main(argv)
+    print(f"  exit {rc} in {time.time() - t:.0f} s", flush=True)
+    return rc == 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--swap-model", required=True, help="a doppel swap model folder")
+    ap.add_argument("--lip-model", required=True, help="a LIPMODEL from `doppel lipsync train`")
+    ap.add_argument("-o", "--out", type=Path, required=True)
+    ap.add_argument("--max-frames", type=int, default=150, help="frames swapped per clip")
+    a = ap.parse_args()
+    clips = dataset.videos(a.data)
+    speech = sorted((a.data / "speech").glob("*.wav"))
+    if not clips or not speech:
+        sys.exit(f"make_detect_fakes: no clips or speech under {a.data}")
+    a.out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for i, clip in enumerate(clips):
+        out = a.out / f"swap_{clip.stem}.mp4"
+        if not out.exists() and not run(["swap", str(clip), "-m", a.swap_model, "-o", str(out),
+                                         "--match-distance", "10", "--max-frames", str(a.max_frames),
+                                         *SWAP_STYLES[i % len(SWAP_STYLES)]]):
+            failed.append(out.name)
+        out = a.out / f"lipsync_{clip.stem}.mp4"
+        if not out.exists() and not run(["lipsync", str(clip), str(speech[i % len(speech)]), "-m", a.lip_model,
+                                         "-o", str(out)]):
+            failed.append(out.name)
+    print(f"\n{len(list(a.out.glob('*.mp4')))} videos in {a.out}; failed: {failed or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
