@@ -469,22 +469,25 @@ metadata); {size} in all, no pickle.
   it a step. Kinds of fake video outside `fakes_train` are seen by nothing before the calibration, so
   its probabilities also reflect a manipulation the models never saw.
 
-## Data (real faces only; `data/deepfake/` is never used)
+## Data (`data/deepfake/` is never used)
 - Training (CNN, Fourier): {d[train_faces]} faces: every LFW photo (up to {m[config][per_person]} a person),
   images/, and every {m[config][video_every]}nd frame (up to {m[config][video_limit]}) of each training clip; groups
   {d[train_groups]}.
 - Fusion: {d[fusion_faces]} faces (with their previous frames; every {m[config][heldout_every]}rd frame, up to
   {m[config][heldout_limit]} a clip) from {d[fusion_groups]}.
 - Calibration and validation: {d[calib_faces]} faces, the same way, from {d[calib_groups]}.
-- Fake videos made by doppel (`--fakes`, scripts/make_detect_fakes.py), faces by part and kind:
+- Fake videos made by doppel (`--fakes`: `python scripts/make_detect_fakes.py --swap-model M
+  --lip-model L -o DIR`; its docstring says how M and L were made), faces by part and kind:
   {d[fake_faces]}; kinds for the CNN and the fusion: {m[config][fakes_train]}
   ({m[config][fake_share]} of the CNN's fakes when any); clips {d[fake_groups]}.
 
 Every fake in training, fusion and calibration is made by doppel from those real
-faces: a doppel swap or lip-sync of the clip (above), or a self-blended image (the face blended into a colour-, quality- and
-geometry-jittered copy of itself through a deformed landmark-hull mask) or, for
-30%, a face-X-ray-style blend of another real face aligned by landmarks; mask
-shapes hull, inner face or ellipse, eroded or dilated, feathered, blend ratio 0.5-1.
+faces: a doppel swap or lip-sync of the clip (above), or a self-blended image
+(the face blended into a colour-, quality- and geometry-jittered copy of itself
+through a deformed landmark mask) or, for 30%, a face-X-ray-style blend of
+another real face aligned by landmarks. Mask shapes: 70% a face shape (hull,
+inner face or ellipse), 30% a part (lower face, or the mouth); eroded or
+dilated, feathered, blend ratio 0.5-1.
 Both classes get the same class-neutral degradations (`detect/augment.py`):
 downscale-upscale (30%, x0.35-0.9), blur (15%), noise (15%), an H.264 re-encode
 through PyAV (20%, CRF 20-38) and JPEG (45%, quality 30-96); in the fusion and
@@ -526,6 +529,10 @@ Fusion candidates, class-balanced log-loss on the fusion clips, each clip held o
   calibrated for *those* kinds of fake. On other
   manipulations (GAN face swaps, reenactment, diffusion) expect them to be
   over- or under-confident: read UNCERTAIN as "look yourself".
+- Kinds the models never saw score near the real clips: see "By kind" above
+  for the calibration clips' lip-syncs (mouth only, the clip's own texture).
+  Subtle, local manipulations mostly go unnoticed; what the fusion flags is
+  mainly blending and resolution loss over the whole face.
 - Few identities (5 LFW people, ~20 clips), however many faces; the models are small and will
   miss well-made fakes. Run `benchmarks/detect_eval.py` on your own labelled
   videos before trusting a figure.
