@@ -75,10 +75,16 @@ def test_shipped_weights_load_and_match_the_scan():
 
 @pytest.mark.slow
 def test_detect_train_end_to_end(tmp_path, data_dir):
+    fakes = tmp_path / "fakes"  # stand-ins for doppel's fake videos: one per part, named as make_detect_fakes does
+    fakes.mkdir()
+    for name, sub in (("swap_source_s29", "video"), ("swap_driving_d18", "video"), ("lipsync_retalking_face_5", "talking")):
+        (fakes / f"{name}.mp4").symlink_to(data_dir / sub / f"{name.split('_', 1)[1]}.mp4")
     cfg = train.TrainConfig(minutes=0.5, per_person=3, video_every=20, video_limit=3, heldout_limit=8, chunk=4,
-                           chunk_stride=2, batch=16)
-    det = train.train(data_dir, tmp_path, cfg, command="test")
-    back = models.Detectors.load(tmp_path)
+                           chunk_stride=2, batch=16, fakes=str(fakes), fake_limit=3)
+    det = train.train(data_dir, tmp_path / "w", cfg, command="test")
+    back = models.Detectors.load(tmp_path / "w")
     assert back.version == det.version and back.meta["cnn_steps"] > 0
-    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert back.meta["data"]["fake_faces"] == {"train": {"swap": 3}, "fusion": {"swap": 4}, "calibration": {"lipsync": 4}}
+    card = (tmp_path / "w" / "MODEL_CARD.md").read_text()
     assert "| fused |" in card and "deepfake" in card
+    assert "| lipsync | **no** | 4 |" in card and "| blend | yes |" in card

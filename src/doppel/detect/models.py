@@ -137,6 +137,12 @@ def spectrum(image: np.ndarray, landmarks: np.ndarray, bins: int = FOURIER_SIZE 
     return logp - logp.mean()
 
 
+def balanced(y: np.ndarray) -> np.ndarray:
+    """Sample weights that give each class (0, 1) the same total weight."""
+    y = np.asarray(y)
+    return np.where(y == 1, len(y) / max(2 * (y == 1).sum(), 1), len(y) / max(2 * (y == 0).sum(), 1))
+
+
 @dataclass(frozen=True)
 class Linear:
     """Logistic regression on standardised features; NaN features count as the mean (no evidence)."""
@@ -195,7 +201,7 @@ class Platt:
         s, y = np.asarray(scores, np.float64), np.asarray(labels)
         pos, neg = int((y == 1).sum()), int((y == 0).sum())
         t = np.where(y == 1, (pos + 1) / (pos + 2), 1 / (neg + 2))
-        w = np.where(y == 1, len(y) / max(2 * pos, 1), len(y) / max(2 * neg, 1))
+        w = balanced(y)
         x = np.concatenate([s, s])[:, None]
         lr = LogisticRegression(C=c).fit(x, np.repeat([1, 0], len(s)), sample_weight=np.concatenate([t * w, (1 - t) * w]))
         return cls(max(0.0, float(lr.coef_[0, 0])), float(lr.intercept_[0]))

@@ -127,9 +127,9 @@ def fake_faces(folder: Path, cfg: TrainConfig) -> tuple[list, list, list]:
 
     A video whose file name or doppel label names a fusion or calibration clip belongs to that
     clip; any other is a training fake (group: its name without the kind prefix). Fakes of
-    held-out clips keep their previous frames and take
-    the clip as group (so clip-wise cross-validation keeps them with their real clip); fakes of
-    kinds outside `fakes_train` go only to the calibration.
+    held-out clips keep their previous frames and take the clip as group (so clip-wise
+    cross-validation keeps them with their real clip); fakes of kinds outside `fakes_train` go
+    only to the calibration.
     """
     if not folder.is_dir():
         raise DoppelError(f"--fakes: not a folder: {folder}")
@@ -267,12 +267,6 @@ def pseudo_clips(scores: np.ndarray, labels: np.ndarray, groups: list, cfg: Trai
     return np.array(out), np.array(out_y), np.array(out_k)
 
 
-def balanced(y: np.ndarray) -> np.ndarray:
-    """Sample weights that give each class the same total weight."""
-    y = np.asarray(y)
-    return np.where(y == 1, len(y) / max(2 * (y == 1).sum(), 1), len(y) / max(2 * (y == 0).sum(), 1))
-
-
 def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float,
             kinds: list | None = None) -> float:
     """Class-balanced log-loss of a fusion on the columns `use` with L2 inverse strength `c`, each
@@ -292,7 +286,7 @@ def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float
                 continue
             fit = models.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, c, use)
             p = 1 / (1 + np.exp(-np.clip(fit.logit(x[te]), -30, 30)))
-            losses.append(log_loss(y[te], p, labels=[0, 1], sample_weight=balanced(y[te])))
+            losses.append(log_loss(y[te], p, labels=[0, 1], sample_weight=models.balanced(y[te])))
     return float(np.mean(losses))
 
 
