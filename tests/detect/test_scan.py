@@ -108,6 +108,11 @@ def test_detect_train_takes_no_files(capsys):
     assert "takes no files" in capsys.readouterr().err
 
 
+def test_detect_train_rejects_an_unknown_fake_kind(capsys):
+    assert cli.main(["detect", "train", "--fakes-train", "swap,deepfake"]) == 2
+    assert "unknown kind deepfake" in capsys.readouterr().err
+
+
 def test_missing_report_folder_is_a_clear_error(capsys, real_clip):
     assert cli.main(["detect", str(real_clip)]) == 2
     assert "-o REPORT_DIR" in capsys.readouterr().err
