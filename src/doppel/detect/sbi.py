@@ -53,10 +53,11 @@ def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.
     blend ratio: (H, W) float32 in [0, 1] (its maximum is the blend ratio, 1 half of the time)."""
     size = cues.face_scale(landmarks)
     shapes = PART_SHAPES if rng.random() < PART_SHARE else FACE_SHAPES
-    pts = mask_points(landmarks, shapes[int(rng.integers(len(shapes)))])
+    name = shapes[int(rng.integers(len(shapes)))]
+    pts = mask_points(landmarks, name)
     pts = pts + rng.normal(0, 0.02 * size, pts.shape)
     m = cues.hull_mask(pts, shape).astype(np.float32)
-    r = int(rng.uniform(0.0, 0.08 if len(pts) > 20 else 0.03) * size) + 1  # parts are small: shrink less
+    r = int(rng.uniform(0.0, 0.03 if name in PART_SHAPES else 0.08) * size) + 1  # parts are small: shrink less
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     m = cv2.erode(m, k) if rng.random() < 0.6 else cv2.dilate(m, k)
     m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.01, 0.06) * size)
