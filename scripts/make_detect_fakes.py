@@ -65,6 +65,9 @@ def main() -> None:
     speech = sorted((a.data / "speech").glob("*.wav"))
     if not clips or not speech:
         sys.exit(f"make_detect_fakes: no clips or speech under {a.data}")
+    for what, path in (("--swap-model", a.swap_model), ("--lip-model", a.lip_model)):
+        if not Path(path).exists():
+            sys.exit(f"make_detect_fakes: {what} not found: {path}")
     a.out.mkdir(parents=True, exist_ok=True)
     failed = []
     for i, clip in enumerate(clips):
@@ -77,7 +80,9 @@ def main() -> None:
         if not out.exists() and not run(["lipsync", str(clip), str(speech[i % len(speech)]), "-m", a.lip_model,
                                          "-o", str(out)]):
             failed.append(out.name)
-    print(f"\n{len(list(a.out.glob('*.mp4')))} videos in {a.out}; failed: {failed or 'none'}")
+    print(f"\n{len(list(a.out.glob('*.mp4')))} videos in {a.out}; failed: {', '.join(failed) or 'none'}")
+    if failed:
+        sys.exit(f"make_detect_fakes: {len(failed)} of {2 * len(clips)} videos failed (rerun to retry them)")
 
 
 if __name__ == "__main__":

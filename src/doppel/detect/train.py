@@ -91,16 +91,17 @@ def gather(data_dir: Path, cfg: TrainConfig) -> Split:
     """Real faces of the sample media, split by clip and identity."""
     if not (Path(data_dir) / "faces").is_dir():
         raise DoppelError(f"not the sample media folder (no faces/ in it): {data_dir}")
+    split = Split()
+    if cfg.fakes:  # first: a bad --fakes folder fails before a minute of finding real faces
+        split.train_fakes, split.fusion_fakes, split.calib_fakes = fake_faces(Path(cfg.fakes), cfg)
     photos = dataset.photos(data_dir, cfg.per_person)
-    split = Split(train=dataset.faces_from_images(photos, dataset.photo_group, side=CNN_SIDE))
+    split.train = dataset.faces_from_images(photos, dataset.photo_group, side=CNN_SIDE)
     for clip in tqdm(dataset.videos(data_dir), desc="clips", unit="clip"):
         if clip.stem in cfg.fusion_clips or clip.stem in cfg.calib_clips:
             part = split.fusion if clip.stem in cfg.fusion_clips else split.calib
             part.extend(dataset.faces_from_video(clip, cfg.heldout_every, cfg.heldout_limit))
         else:  # training faces need no previous frame and only the CNN's central window
             split.train.extend(dataset.faces_from_video(clip, cfg.video_every, cfg.video_limit, False, CNN_SIDE))
-    if cfg.fakes:
-        split.train_fakes, split.fusion_fakes, split.calib_fakes = fake_faces(Path(cfg.fakes), cfg)
     log.info("faces: %d train, %d fusion, %d calibration; of fake videos: %d train, %d fusion, %d calibration",
              len(split.train), len(split.fusion), len(split.calib), len(split.train_fakes),
              len(split.fusion_fakes), len(split.calib_fakes))
