@@ -79,13 +79,24 @@ def invert(matrix: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
 
 
-def _source_region(matrix: np.ndarray, size: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """Frame pixels (x0, y0, x1, y1) that the crop reads, plus a margin, clipped to the frame."""
-    corners = transform_points(np.array([[0, 0], [size, 0], [0, size], [size, size]], float), invert(matrix))
-    x0, y0 = np.floor(corners.min(0)).astype(int) - 8
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + 8
+def frame_box(matrix: np.ndarray, box: tuple[float, float, float, float], shape: tuple[int, ...],
+              margin: int = 0) -> tuple[int, int, int, int]:
+    """Frame pixels (x0, y0, x1, y1) under the crop-pixel box `box` of the frame->crop `matrix`,
+    grown by `margin` and clipped to the frame (empty when x1 <= x0 or y1 <= y0)."""
+    bx0, by0, bx1, by1 = box
+    corners = np.array([[bx0, by0], [bx1, by0], [bx0, by1], [bx1, by1]], np.float64)
+    pts = transform_points(corners, invert(matrix))
+    x0, y0 = np.floor(pts.min(0)).astype(int) - margin
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + margin
     h, w = shape[:2]
-    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    return max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h)
+
+
+def shift(matrix: np.ndarray, x0: int, y0: int, scale: float = 1.0) -> np.ndarray:
+    """The frame->crop matrix for a frame region starting at (x0, y0), crop scaled by `scale`."""
+    m = np.asarray(matrix, np.float64).copy()
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    return m * scale
 
 
 def crop(image: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
@@ -97,11 +108,10 @@ def crop(image: np.ndarray, matrix: np.ndarray, size: int, border: int = cv2.BOR
     """
     m = np.asarray(matrix, np.float64)
     if matrix_scale(m) < 0.5:
-        x0, y0, x1, y1 = _source_region(m, size, image.shape)
+        x0, y0, x1, y1 = frame_box(m, (0, 0, size, size), image.shape, margin=8)
         if x1 > x0 and y1 > y0:
             image = image[y0:y1, x0:x1]
-            m = m.copy()
-            m[:, 2] += m[:, :2] @ np.array([x0, y0], float)
+            m = shift(m, x0, y0)
             k = matrix_scale(m)
             image = cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
             m[:, :2] /= k

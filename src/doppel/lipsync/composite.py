@@ -84,11 +84,11 @@ class Compositor:
 
     def __call__(self, frame: np.ndarray, tex: np.ndarray, own: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         """Frame (H, W, 3) uint8 with crop `tex` (S, S, 3) blended in at frame->crop `matrix`."""
-        x0, y0, x1, y1 = _footprint(matrix, self.mask.shape[0], frame.shape)
+        size = self.mask.shape[0]
+        x0, y0, x1, y1 = align.frame_box(matrix, (0, 0, size, size), frame.shape)
         if x1 - x0 < 4 or y1 - y0 < 4:
             return frame
-        shifted = np.asarray(matrix, np.float64).copy()
-        shifted[:, 2] += shifted[:, :2] @ [x0, y0]  # crop <- region pixels
+        shifted = align.shift(matrix, x0, y0)  # crop <- region pixels
         region = frame[y0:y1, x0:x1]
         src = np.clip(self.colour(tex, own), 0, 255)
         warped = align.uncrop(src, shifted, region.shape)
@@ -96,16 +96,6 @@ class Compositor:
         out = frame.copy()
         out[y0:y1, x0:x1] = np.clip(laplacian_blend(region, warped, m, self.cfg.levels), 0, 255).astype(np.uint8)
         return out
-
-
-def _footprint(matrix: np.ndarray, size: int, shape: tuple) -> tuple[int, int, int, int]:
-    """Frame-pixel box (x0, y0, x1, y1) covering the crop, clipped to the frame."""
-    corners = align.transform_points(np.array([[0, 0], [size, 0], [0, size], [size, size]], float),
-                                     align.invert(matrix))
-    x0, y0 = np.floor(corners.min(0)).astype(int)
-    x1, y1 = np.ceil(corners.max(0)).astype(int)
-    h, w = shape[:2]
-    return max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
 
 
 def pingpong(positions: np.ndarray, n_src: int) -> np.ndarray:

@@ -305,21 +305,10 @@ def plan(targets: list[Track], settings: SwapSettings) -> tuple[dict[int, list[P
 
 def face_region(matrix: np.ndarray, box: tuple[float, float, float, float],
                 shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
-    """Frame box (x0, y0, x1, y1) covering the crop-pixel box `box`, clipped to the frame; None if empty."""
-    bx0, by0, bx1, by1 = box
-    corners = np.array([[bx0, by0], [bx1, by0], [bx0, by1], [bx1, by1]], np.float64)
-    pts = align.transform_points(corners, align.invert(matrix))
-    x0, y0 = np.floor(pts.min(0)).astype(int) - 2
-    x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, shape[1]), min(y1, shape[0])
+    """Frame box (x0, y0, x1, y1) covering the crop-pixel box `box` plus 2 pixels, clipped to the
+    frame; None if empty."""
+    x0, y0, x1, y1 = align.frame_box(matrix, box, shape, margin=2)
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
-
-
-def shift(matrix: np.ndarray, x0: int, y0: int, scale: float = 1.0) -> np.ndarray:
-    """The frame->crop matrix for a frame region starting at (x0, y0), crop scaled by `scale`."""
-    m = np.asarray(matrix, np.float64).copy()
-    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
-    return m * scale
 
 
 def _warp_back(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int], border: int) -> np.ndarray:
@@ -369,8 +358,8 @@ class Renderer:
         small = cv2.resize(big, (self.size, self.size), interpolation=cv2.INTER_AREA) if k > 1 else big
         face = self.recolour(place.track, face, crop, small)
         roi_shape = (y1 - y0, x1 - x0)
-        m = np.clip(_warp_back(big, shift(matrix, x0, y0, k), roi_shape, cv2.BORDER_CONSTANT), 0, 1)
-        new = np.clip(_warp_back(face, shift(matrix, x0, y0), roi_shape, cv2.BORDER_REPLICATE), 0, 1)
+        m = np.clip(_warp_back(big, align.shift(matrix, x0, y0, k), roi_shape, cv2.BORDER_CONSTANT), 0, 1)
+        new = np.clip(_warp_back(face, align.shift(matrix, x0, y0), roi_shape, cv2.BORDER_REPLICATE), 0, 1)
         new = blend.sharpen(new, self.settings.sharpen, sigma=max(1.0, 0.5 * k))
         new = (new * 255 + 0.5).astype(np.uint8)
         roi = image[y0:y1, x0:x1]
