@@ -75,8 +75,8 @@ def hull(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 def rect(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Axis-aligned box around the landmarks and forehead, (size, size) float32 {0, 1}."""
-    x0, y0 = outline(_check(landmarks, size)).min(0)
-    x1, y1 = outline(landmarks).max(0)
+    pts = outline(_check(landmarks, size))
+    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
     return _fill(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]), size)
 
 
@@ -117,7 +117,7 @@ def feather(mask: np.ndarray, sigma: float) -> np.ndarray:
 def inside(mask: np.ndarray, margin: float) -> np.ndarray:
     """Zero the mask within `margin` pixels of the canvas edge (the crop has nothing past it)."""
     m = int(np.ceil(margin))
-    out = mask.astype(np.float32).copy()
+    out = mask.astype(np.float32)  # a copy
     if m > 0:
         out[:m], out[-m:], out[:, :m], out[:, -m:] = 0, 0, 0, 0
     return out

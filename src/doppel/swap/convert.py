@@ -91,10 +91,13 @@ class Track:
     frames: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> (68, 2) landmarks
     boxes: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> (4,) box
     distance: float = float("inf")  # smallest embedding distance to A over the frames checked
+    last: int = -1  # newest frame index added (pass 1 links new faces to it every frame: no max() scan)
 
-    @property
-    def last(self) -> int:
-        return max(self.frames)
+    def add(self, index: int, landmarks: np.ndarray) -> None:
+        """Append the face of frame `index` (frames come in order)."""
+        self.frames[index] = landmarks
+        self.boxes[index] = detect.landmarks_box(landmarks)
+        self.last = index
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ def check_identity(track: Track, image: np.ndarray, landmarks: np.ndarray, ident
     """
     if identity is None or track.distance <= threshold or len(track.frames) not in CHECK_AT:
         return
-    d = float(np.linalg.norm(detect.embedding(np.ascontiguousarray(image), landmarks) - identity))
+    d = float(np.linalg.norm(detect.embedding(image, landmarks) - identity))
     track.distance = min(track.distance, d)
 
 
@@ -214,8 +217,7 @@ def track_faces(frames: Iterable[media.Frame], settings: SwapSettings,
             if track is None:
                 track = Track(len(tracks))
                 tracks.append(track)
-            track.frames[frame.index] = face.landmarks
-            track.boxes[frame.index] = detect.landmarks_box(face.landmarks)
+            track.add(frame.index, face.landmarks)
             check_identity(track, frame.image, face.landmarks, identity, settings.match_distance)
     return tracks, count
 
@@ -227,7 +229,7 @@ def select_targets(tracks: list[Track], identity: np.ndarray | None, max_distanc
     """
     if identity is not None:
         near = [t for t in tracks if t.distance <= max_distance]
-        skipped = sum(len(t.frames) for t in tracks if t not in near)
+        skipped = sum(len(t.frames) for t in tracks if t.distance > max_distance)
         return near, skipped
     largest: dict[int, tuple[float, Track]] = {}
     for t in tracks:
@@ -476,7 +478,7 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     try:
         with torch_threads(settings.threads):
             fps = media.probe(input).fps
-            pairs = _write(source, input, output, photo, fps, renderer, placements, shown, settings, details)
+            pairs = _write(source, input, output, photo, fps, count, renderer, placements, shown, settings, details)
         if settings.preview:
             provenance.write_labeled_image(settings.preview, preview_strip(pairs), KIND, **details, preview=True)
     except OSError as e:  # disk full, folder gone: the atomic writers left nothing behind
@@ -497,12 +499,12 @@ def _preview_picks(indices: list[int], n: int) -> set[int]:
     return {indices[k] for k in picks}
 
 
-def _write(frames: Iterable[media.Frame], input: Path, output: Path, photo: bool, fps: float, renderer: Renderer,
-           placements: dict[int, list[Placement]], shown: set[int], settings: SwapSettings,
+def _write(frames: Iterable[media.Frame], input: Path, output: Path, photo: bool, fps: float, total: int,
+           renderer: Renderer, placements: dict[int, list[Placement]], shown: set[int], settings: SwapSettings,
            details: dict) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """Pass 2: render and write; returns (input, output, index) of the preview frames."""
+    """Pass 2: render and write `total` frames (as many as pass 1 read); returns (input, output, index)
+    of the preview frames."""
     frames = iter(frames)
-    total = min(n for n in (settings.max_frames, media.probe(input).frame_count, 1 << 40) if n)
     bar = tqdm(desc="swap", unit="frame", total=total)
     pairs = []
     if photo:

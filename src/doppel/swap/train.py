@@ -386,6 +386,7 @@ class Monitor:
         self.start, self.t0, self.t_last, self.rate = start, time.monotonic(), time.monotonic(), None
         self.losses = (float("nan"), float("nan"))
         self.saved = start if cfg.resume else -1
+        self.previewed = -1  # step of the last preview written (the final one is often a periodic one too)
         self.step = self.logged = start
 
     def after_step(self, step: int, la: float, lb: float, opt) -> None:
@@ -408,11 +409,12 @@ class Monitor:
         self.log.write(self.step, loss_a=self.losses[0], loss_b=self.losses[1], faces_per_s=self.rate)
 
     def preview(self, step: int) -> None:
-        if not self.active:
+        if not self.active or step == self.previewed:
             return
         img = preview(self.model, *self.views)
         provenance.write_labeled_image(self.out / "previews" / f"step_{step:06d}.png", img, "swap-training-preview",
                                        step=step, faceset_a=self.sets[0].root, faceset_b=self.sets[1].root)
+        self.previewed = step
 
     def checkpoint(self, step: int, opt) -> None:
         if self.active and step != self.saved:
