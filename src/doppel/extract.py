@@ -260,12 +260,13 @@ def refilter(fs: FaceSet, cfg: QualityConfig, save: bool = True) -> Counter:
     records = sorted(fs.faces + fs.dropped, key=lambda r: (r.source, r.frame_index, r.file))
     reasons = [quality.drop_reason(r.scores, cfg) for r in records]
     alive = [i for i, why in enumerate(reasons) if not why]
-    duplicate = quality.near_duplicates(_shapes_of(records, alive, fs.size), cfg.min_shape_distance)
+    shapes = _shapes_of(records, alive, fs.size)
+    duplicate = quality.near_duplicates(shapes, cfg.min_shape_distance)
     for i, dup in zip(alive, duplicate):
         reasons[i] = "duplicate" if dup else ""
     alive = [i for i in alive if not reasons[i]]
     if cfg.max_faces and len(alive) > cfg.max_faces:
-        keep = set(quality.most_varied(_shapes_of(records, alive, fs.size), cfg.max_faces).tolist())
+        keep = set(quality.most_varied(shapes[~duplicate], cfg.max_faces).tolist())
         for k, i in enumerate(alive):
             if k not in keep:
                 reasons[i] = "max-faces"
@@ -313,6 +314,13 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def spread(items: list, count: int) -> list:
+    """Up to `count` items evenly spaced over the list (all of them when count <= 0)."""
+    if count <= 0 or len(items) <= count:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
 def identity(fs: FaceSet, count: int = IDENTITY_FACES) -> list[float] | None:
     """Mean embedding of up to `count` faces spread over the set that passed the per-face filters."""
     good = [r for r in fs.faces + fs.dropped
@@ -320,8 +328,19 @@ def identity(fs: FaceSet, count: int = IDENTITY_FACES) -> list[float] | None:
     if not good:
         return None
     good.sort(key=lambda r: (r.source, r.frame_index))
-    pick = np.unique(np.linspace(0, len(good) - 1, min(count, len(good))).round().astype(int))
-    return _rounded(np.mean([good[i].embedding for i in pick], axis=0))
+    return _rounded(np.mean([r.embedding for r in spread(good, count)], axis=0))
+
+
+def apply_filters(fs: FaceSet, cfg: QualityConfig) -> Counter:
+    """Record `cfg` in the set, re-apply it to every face (refilter), refresh meta["identity"] and save;
+    returns the count of dropped faces per reason."""
+    fs.meta["quality"] = asdict(cfg)
+    counts = refilter(fs, cfg, save=False)
+    ident = identity(fs)
+    if ident is not None:
+        fs.meta["identity"] = ident
+    fs.save()
+    return counts
 
 
 # --- the stage ----------------------------------------------------------------
@@ -362,15 +381,10 @@ def extract(inputs: list[str | os.PathLike], output: str | os.PathLike,
 
 def _finish(fs: FaceSet, cfg: ExtractConfig, summary: Summary) -> None:
     """Set-level filters over the whole set, meta["identity"] and the final save."""
-    fs.meta["quality"] = asdict(cfg.quality)
-    counts = refilter(fs, cfg.quality, save=False)
+    counts = apply_filters(fs, cfg.quality)
     for reason in quality.SET_REASONS:
         summary.dropped[reason] = counts.get(reason, 0)
     summary.kept = len(fs.faces)
-    ident = identity(fs)
-    if ident is not None:
-        fs.meta["identity"] = ident
-    fs.save()
     if not fs.faces:
         log.warning("no face kept in %s; see `doppel faceset sheet` and loosen thresholds with "
                     "`doppel faceset refilter`", fs.root)

@@ -4,14 +4,13 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
-from dataclasses import asdict
 
 import cv2
 import numpy as np
 
 from . import media
 from .errors import DoppelError
-from .extract import add_quality_arguments, identity, quality_config, refilter
+from .extract import add_quality_arguments, apply_filters, quality_config, spread
 from .faceset import FaceRecord, FaceSet
 
 log = logging.getLogger(__name__)
@@ -19,13 +18,6 @@ log = logging.getLogger(__name__)
 BANNER = 22  # height in pixels of a group's label row on the contact sheet
 BACKGROUND = (32, 32, 32)  # RGB of the sheet's background
 TEXT = (235, 235, 235)  # RGB of the labels
-
-
-def spread(items: list, count: int) -> list:
-    """Up to `count` items evenly spaced over the list (all of them when count <= 0)."""
-    if count <= 0 or len(items) <= count:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
 
 
 def _banner(text: str, width: int) -> np.ndarray:
@@ -104,13 +96,7 @@ def run_sheet(args: argparse.Namespace) -> int:
 def run_refilter(args: argparse.Namespace) -> int:
     fs = FaceSet.open(args.faceset)
     stored = fs.meta.get("quality", {})
-    cfg = quality_config(args, stored)
-    fs.meta["quality"] = asdict(cfg)
-    refilter(fs, cfg, save=False)
-    ident = identity(fs)
-    if ident is not None:
-        fs.meta["identity"] = ident
-    fs.save()
+    apply_filters(fs, quality_config(args, stored))
     print(info_table(fs))
     return 0
 

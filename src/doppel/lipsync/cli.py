@@ -12,7 +12,6 @@ import logging
 
 from ..errors import DoppelError
 from . import model, synth, train
-from .composite import CompositeConfig
 from .texture import TEXTURES, TextureConfig
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise DoppelError("give the lip-sync model with -m LIPMODEL (made by 'doppel lipsync train')")
     cfg = synth.LipsyncConfig(texture=args.texture, retime=args.retime, crf=args.crf,
-                              tex=TextureConfig(candidates=args.candidates), comp=CompositeConfig())
+                              tex=TextureConfig(candidates=args.candidates))
     r = synth.lipsync(args.inputs[0], args.inputs[1], args.model, args.output, cfg, args.preview)
     log.info("wrote %s: %d frames, %.1f s, %.2f s of video per s of compute",
              args.output, r["frames"], r["seconds"], r["speed"])

@@ -33,10 +33,6 @@ class Footage:
     found: np.ndarray  # (N,) bool: a face was found in this frame
     frames: list[np.ndarray] | None = None  # (H, W, 3) uint8 RGB, when kept
 
-    @property
-    def duration(self) -> float:
-        return len(self.times) / self.fps
-
 
 def load(path: str | os.PathLike, keep_frames: bool = False,
          cfg: detect.DetectConfig = detect.DetectConfig()) -> Footage:
