@@ -47,13 +47,9 @@ def read_list(path: Path | None) -> list[tuple[Path, int]]:
 
 def frame_table(result: scan.ScanResult) -> np.ndarray:
     """(frames, F+1) values of the most suspicious face: fusion features then the fused logit."""
-    rows = []
-    for fr in result.data["frames"]:
-        if fr["faces"]:
-            f = max(fr["faces"], key=lambda f: f["scores"]["fused"])
-            vals = {**f["cues"], **f["scores"]}
-            rows.append([np.nan if vals.get(k) is None else vals[k] for k in scan.FUSION_FEATURES + ["fused"]])
-    return np.array(rows, np.float64).reshape(-1, len(scan.FUSION_FEATURES) + 1)
+    rows = [[{**f["cues"], **f["scores"]}.get(k) for k in scan.FUSION_FEATURES + ["fused"]]
+            for _, f in scan.top_faces(result.data["frames"])]
+    return np.array(rows, np.float64).reshape(-1, len(scan.FUSION_FEATURES) + 1)  # None -> NaN
 
 
 def auc(y: np.ndarray, s: np.ndarray) -> str:

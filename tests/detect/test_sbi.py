@@ -9,7 +9,7 @@ def test_deformed_mask_is_soft_and_near_the_hull(clip_frames):
     shape = frames[0].shape[:2]
     m = sbi.deformed_mask(lms[0], shape, np.random.default_rng(0))
     assert m.dtype == np.float32 and m.min() >= 0 and m.max() <= 1 and m.max() >= 0.5
-    far = ~(cues._morph(cues.hull_mask(lms[0], shape), int(0.3 * cues.face_scale(lms[0])), True) > 0)
+    far = ~(cues.morph(cues.hull_mask(lms[0], shape), int(0.3 * cues.face_scale(lms[0])), True) > 0)
     assert m[far].max() < 0.01
 
 

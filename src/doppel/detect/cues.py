@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..faces import align
+from ..faces import align, blend
 from ..faces.mask import fill_hull
 
 WINDOW = 160  # side of the face window in pixels
@@ -73,7 +73,7 @@ def face_scale(landmarks: np.ndarray) -> float:
 hull_mask = fill_hull  # (H, W) uint8 {0, 1} filled convex hull of the landmarks
 
 
-def _morph(mask: np.ndarray, radius: int, grow: bool) -> np.ndarray:
+def morph(mask: np.ndarray, radius: int, grow: bool) -> np.ndarray:
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.dilate(mask, k) if grow else cv2.erode(mask, k)
 
@@ -86,10 +86,10 @@ def region_masks(landmarks: np.ndarray, shape: tuple[int, int]) -> dict[str, np.
     """
     hull = hull_mask(landmarks, shape)
     r = max(2, int(round(0.05 * face_scale(landmarks))))
-    inner = _morph(hull, r, grow=False)
-    return {"hull": hull > 0, "face": _morph(hull, 2 * r, grow=False) > 0,
-            "inner": (hull > 0) & (inner == 0), "outer": (_morph(hull, r, True) > 0) & (hull == 0),
-            "ring": (_morph(hull, 5 * r, True) > 0) & (_morph(hull, 2 * r, True) == 0)}
+    inner = morph(hull, r, grow=False)
+    return {"hull": hull > 0, "face": morph(hull, 2 * r, grow=False) > 0,
+            "inner": (hull > 0) & (inner == 0), "outer": (morph(hull, r, True) > 0) & (hull == 0),
+            "ring": (morph(hull, 5 * r, True) > 0) & (morph(hull, 2 * r, True) == 0)}
 
 
 def laplacian_variance(g: np.ndarray, mask: np.ndarray) -> float:
@@ -138,7 +138,7 @@ def hf_deficit(win: Window) -> float:
 
 def lab(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W, 3) float32 CIE L*a*b* (L in [0, 100])."""
-    return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    return blend.to_lab(image.astype(np.float32) / 255.0)
 
 
 def tone_step(win: Window, masks: dict[str, np.ndarray], sectors: int = 16) -> float:
@@ -148,14 +148,19 @@ def tone_step(win: Window, masks: dict[str, np.ndarray], sectors: int = 16) -> f
     ears, forehead) in at least some sectors, while a pasted face of another
     tone steps everywhere.
     """
-    lb = lab(win.image)
+    lb = lab(win.image).reshape(-1, 3)
     c = win.landmarks.mean(0)
-    yy, xx = np.mgrid[: lb.shape[0], : lb.shape[1]]
-    sector = ((np.arctan2(yy - c[1], xx - c[0]) + np.pi) / (2 * np.pi) * sectors).astype(int) % sectors
+
+    def band(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # flat pixel indices and their sectors
+        idx = np.flatnonzero(mask)
+        yy, xx = np.divmod(idx, mask.shape[1])
+        return idx, ((np.arctan2(yy - c[1], xx - c[0]) + np.pi) / (2 * np.pi) * sectors).astype(int) % sectors
+
+    (inner, s_in), (outer, s_out) = band(masks["inner"]), band(masks["outer"])
     steps = []
     for s in range(sectors):
-        i, o = masks["inner"] & (sector == s), masks["outer"] & (sector == s)
-        if i.sum() >= 8 and o.sum() >= 8:
+        i, o = inner[s_in == s], outer[s_out == s]
+        if len(i) >= 8 and len(o) >= 8:
             steps.append(np.linalg.norm(lb[i].mean(0) - lb[o].mean(0)))
     return float(np.percentile(steps, 25)) if steps else float("nan")
 

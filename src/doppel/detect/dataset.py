@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 CONTEXT = 256  # side of the stored context window
 CONTEXT_COVERAGE = 0.3  # the landmark box spans this fraction of the context window
-EXCLUDED = ("deepfake",)  # folders of the data set never used for training or calibration
 
 
 @dataclass
@@ -131,14 +130,3 @@ def centre(face: RealFace, side: int) -> RealFace:
     o = (face.image.shape[0] - side) // 2
     return RealFace(face.image[o:o + side, o:o + side], face.landmarks - o, face.group, kind=face.kind)
 
-
-def refit_box(landmarks: np.ndarray) -> np.ndarray:
-    """A detector-like box around landmarks: a little wider and shifted up, as FaceTracker makes."""
-    x0, y0, x1, y1 = detect.landmarks_box(landmarks)
-    w, h = x1 - x0, y1 - y0
-    return np.array([x0 - 0.03 * w, y0 - 0.12 * h, x1 + 0.03 * w, y1 - 0.08 * h])
-
-
-def refit(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Landmarks re-fitted on a (fake) image inside `box`, as a scan would find them."""
-    return detect.landmarks68(image, box)

@@ -42,14 +42,9 @@ def _image_png(rgb: np.ndarray) -> str:
 
 def _series(data: dict, key: str, where: str = "cues") -> tuple[np.ndarray, np.ndarray]:
     """(times, values) of the most suspicious face per analysed frame."""
-    t, v = [], []
-    for fr in data["frames"]:
-        if fr["faces"]:
-            f = max(fr["faces"], key=lambda f: f["scores"]["fused"])
-            val = f[where].get(key)
-            t.append(fr["time"])
-            v.append(np.nan if val is None else val)
-    return np.array(t), np.array(v, np.float64)
+    tops = scan.top_faces(data["frames"])
+    v = [f[where].get(key) for _, f in tops]
+    return np.array([fr["time"] for fr, _ in tops]), np.array([np.nan if x is None else x for x in v], np.float64)
 
 
 def score_plot(data: dict) -> str:
@@ -168,8 +163,7 @@ def _draw(image: np.ndarray, faces: list[dict], platt) -> np.ndarray:
     out = image.copy()
     for f in faces:
         p = float(platt.prob(f["scores"]["fused"]))
-        cfg = scan.ScanConfig
-        colour = BAND_COLOURS["FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN"]
+        colour = BAND_COLOURS[scan.band(p)]
         x0, y0, x1, y1 = (int(round(c)) for c in f["box"])
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
         cv2.putText(out, f"fake {p:.2f}", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)

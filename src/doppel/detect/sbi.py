@@ -16,12 +16,11 @@ import cv2
 import numpy as np
 
 from ..faces import align
-from . import cues
+from . import augment, cues
 
 
 FACE_SHAPES = ("hull", "inner", "ellipse")  # face-region shapes a swap pipeline pastes through
 PART_SHAPES = ("lower", "mouth")  # regions that reenactment and lip-sync pipelines replace
-MASK_SHAPES = FACE_SHAPES + PART_SHAPES
 PART_SHARE = 0.3  # share of blends through a part shape
 
 
@@ -58,8 +57,7 @@ def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.
     pts = pts + rng.normal(0, 0.02 * size, pts.shape)
     m = cues.hull_mask(pts, shape).astype(np.float32)
     r = int(rng.uniform(0.0, 0.03 if name in PART_SHAPES else 0.08) * size) + 1  # parts are small: shrink less
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    m = cv2.erode(m, k) if rng.random() < 0.6 else cv2.dilate(m, k)
+    m = cues.morph(m, r, grow=rng.random() >= 0.6)
     m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.01, 0.06) * size)
     ratio = 1.0 if rng.random() < 0.5 else rng.uniform(0.5, 1.0)
     return ratio * np.clip(m / max(m.max(), 1e-6), 0, 1)
@@ -84,10 +82,7 @@ def quality_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if choice == 1:
         b = cv2.GaussianBlur(image, (0, 0), 1.0).astype(np.float32)
         return np.clip(image + rng.uniform(0.3, 1.0) * (image - b), 0, 255).astype(np.uint8)
-    h, w = image.shape[:2]
-    s = rng.uniform(0.35, 0.8)
-    small = cv2.resize(image, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return augment.rescale(image, rng.uniform(0.35, 0.8))
 
 
 def geometry_jitter(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:

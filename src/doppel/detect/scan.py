@@ -113,9 +113,19 @@ def _info(info: media.VideoInfo) -> dict:
             "frames": info.frame_count, "duration": round(info.duration, 3)}
 
 
+def top_faces(frames: list[dict]) -> list[tuple[dict, dict]]:
+    """(frame, its most suspicious face) for every analysed frame with a face."""
+    return [(fr, max(fr["faces"], key=lambda f: f["scores"]["fused"])) for fr in frames if fr["faces"]]
+
+
 def frame_scores(frames: list[dict]) -> np.ndarray:
     """Per analysed frame with faces: the most suspicious face's fused logit."""
-    return np.array([max(f["scores"]["fused"] for f in fr["faces"]) for fr in frames if fr["faces"]])
+    return np.array([f["scores"]["fused"] for _, f in top_faces(frames)])
+
+
+def band(p: float, cfg: ScanConfig = ScanConfig()) -> str:
+    """The verdict band of a calibrated probability."""
+    return "FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN"
 
 
 def video_score(scores: np.ndarray) -> float:
@@ -135,9 +145,9 @@ def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: d
     if scores.size:
         score = video_score(scores)
         p = float(det.platt.prob(score))
-        band = "FAKE" if p >= cfg.fake_at else "REAL" if p <= cfg.real_at else "UNCERTAIN"
-        out.update(score=round(score, 4), probability=round(p, 4), label=band,
-                   model_probability=round(p, 4), model_label=band, reasons=reasons(frames, det, p > cfg.real_at))
+        called = band(p, cfg)
+        out.update(score=round(score, 4), probability=round(p, 4), label=called,
+                   model_probability=round(p, 4), model_label=called, reasons=reasons(frames, det, p > cfg.real_at))
     if label:
         out["reasons"] = ["doppel synthetic label"] + out["reasons"]
         out.update(label="FAKE", probability=1.0, forced_by="doppel synthetic label")
@@ -146,12 +156,8 @@ def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: d
 
 def reasons(frames: list[dict], det: models.Detectors, suspicious: bool, top: int = 3) -> list[str]:
     """The models and cues that pushed the verdict most (towards FAKE, or towards REAL)."""
-    rows = []
-    for fr in frames:
-        if fr["faces"]:
-            f = max(fr["faces"], key=lambda f: f["scores"]["fused"])
-            rows.append(feature_row({**f["cues"], **f["scores"]})[0])
-    contrib = det.fusion.contributions(np.array([[np.nan if v is None else v for v in r] for r in rows])).mean(0)
+    rows = [feature_row({**f["cues"], **f["scores"]})[0] for _, f in top_faces(frames)]  # None -> NaN
+    contrib = det.fusion.contributions(np.array(rows)).mean(0)
     order = np.argsort(-contrib if suspicious else contrib)
     out = []
     for k in order[:top]:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .. import media, provenance
 from ..errors import DoppelError
+from ..faces import detect
 from . import augment, dataset, models, scan
 
 log = logging.getLogger(__name__)
@@ -195,8 +196,8 @@ def _worker_batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def batches(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless batches, made in BATCH_WORKERS other processes when there is a second core."""
-    faces = [dataset.centre(f, CNN_SIDE) for f in faces]
+    """Endless batches, made in BATCH_WORKERS other processes when there is a second core; `faces` as
+    gather keeps them (the central CNN_SIDE pixels)."""
     seeds = (seed * 1_000_003 + i for i in itertools.count())
     if (os.cpu_count() or 1) < 2:
         yield from (make_batch(faces, cfg, s, fakes) for s in seeds)
@@ -226,25 +227,24 @@ def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc:
     """Fusion features (F columns) of every face as real (0) and as a fresh blend (1), and of every
     face of a fake video (1); with each row's group (clip) and kind ("real", "blend", "swap", ...)."""
     rows, labels, groups, kinds = [], [], [], []
+
+    def add(pair: list, landmarks: np.ndarray, y: int, group: str, kind: str) -> None:
+        # a frame and its previous frame degraded alike (the same processing for both classes), landmarks
+        # refitted on both in one detector-like box around the face's, as a scan finds them
+        box = detect.box_from_landmarks(landmarks)
+        img, prev = augment.degrade(pair, rng)
+        feats, _ = scan.face_scores(det, img, detect.landmarks68(img, box), prev, detect.landmarks68(prev, box))
+        rows.append(scan.feature_row(feats)[0])
+        labels.append(y)
+        groups.append(group)
+        kinds.append(kind)
+
     for f in tqdm(faces, desc=desc, unit="face", leave=False):
         fake, fake_prev = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng)
-        # landmarks of real and fake refitted alike, in one box for both frames as scan does
-        box = dataset.refit_box(f.landmarks)
-        for pair, y in (([f.image, f.prev_image], 0), ([fake, fake_prev], 1)):
-            img, prev = augment.degrade(pair, rng)  # the same kind of processing on both classes
-            feats, _ = scan.face_scores(det, img, dataset.refit(img, box), prev, dataset.refit(prev, box))
-            rows.append(scan.feature_row(feats)[0])
-            labels.append(y)
-            groups.append(f.group)
-            kinds.append(BLEND if y else "real")
+        add([f.image, f.prev_image], f.landmarks, 0, f.group, "real")
+        add([fake, fake_prev], f.landmarks, 1, f.group, BLEND)
     for f in tqdm(fakes, desc=desc + " (fake videos)", unit="face", leave=False):
-        box = dataset.refit_box(f.landmarks)
-        img, prev = augment.degrade([f.image, f.prev_image], rng)
-        feats, _ = scan.face_scores(det, img, dataset.refit(img, box), prev, dataset.refit(prev, box))
-        rows.append(scan.feature_row(feats)[0])
-        labels.append(1)
-        groups.append(f.group)
-        kinds.append(f.kind)
+        add([f.image, f.prev_image], f.landmarks, 1, f.group, f.kind)
     return np.array(rows), np.array(labels), groups, kinds
 
 
@@ -367,7 +367,8 @@ def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: T
                               cnn_deadline)
     log.info("CNN: %d steps, final loss %.3f", len(losses), np.mean(losses[-20:]))
     fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share)
-    blank = models.Linear(scan.FUSION_FEATURES, [0.0] * 10, [1.0] * 10, [0.0] * 10, 0.0)
+    n = len(scan.FUSION_FEATURES)
+    blank = models.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
     det = models.Detectors(cnn, fourier, blank, models.Platt(1.0, 0.0))
     t_cnn = time.monotonic()
     xa, ya, ga, ka = features(det, split.fusion, rng, "fusion features", split.fusion_fakes)

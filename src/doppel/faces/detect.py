@@ -152,7 +152,7 @@ def landmarks_box(landmarks: np.ndarray) -> np.ndarray:
     return np.array([*landmarks.min(0), *landmarks.max(0)], dtype=float)
 
 
-def _box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     """A detector-like square box around landmarks, for re-fitting the next frame."""
     # Measured on HOG boxes of the clips in shared/data: the box is ~6% wider and
     # ~4% taller than the landmarks and sits ~10% of their height higher.
@@ -219,9 +219,9 @@ class FaceTracker:
             return self._detect(image)
         tracked = []
         for face in self.faces:
-            box = _box_from_landmarks(face.landmarks)
+            box = box_from_landmarks(face.landmarks)
             lm = landmarks68(image, box)
-            if iou(_box_from_landmarks(lm), box) < self.cfg.track_iou:
+            if iou(box_from_landmarks(lm), box) < self.cfg.track_iou:
                 return self._detect(image)
             tracked.append(Face(box, lm, 0.0, True))
         self.faces = tracked
