@@ -17,6 +17,7 @@ from .errors import DoppelError
 COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("doppel.extract", "detect, align and filter faces from videos or photos into a face set"),
     "faceset": ("doppel.faceset_cli", "inspect a face set (contact sheet, re-filter)"),
+    "pretrain": ("doppel.swap.pretrain", "train a face prior (shared encoder + generic decoder) on many people"),
     "train": ("doppel.swap.train", "train the swap model (shared encoder, one decoder per person)"),
     "swap": ("doppel.swap.convert", "draw person B's face over person A in a video or photo"),
     "lipsync": ("doppel.lipsync.cli", "make a video's mouth follow new speech audio; 'lipsync train' learns the model"),

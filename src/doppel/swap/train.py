@@ -65,6 +65,7 @@ class TrainConfig:
     seed: int = 0  # seeds weights, data order and augmentation
     preview_faces: int = 6  # faces per preview row
     channels_last: bool = False  # NHWC tensors (oneDNN): measured no faster here, see benchmarks/train_speed.py
+    init: str = "prior"  # start weights: "prior" (the shipped face prior of the preset), "scratch", or a prior file
 
 
 class Pair(nn.Module):
@@ -113,7 +114,7 @@ def check_preset(preset: str, size: int) -> None:
 
 def model_info(a: FaceSet, b: FaceSet, step: int, cfg: TrainConfig) -> dict:
     """The facts `doppel swap` reads from the model file."""
-    return {"coverage": a.coverage, "size": a.size, "faceset_a": str(a.root), "faceset_b": str(b.root),
+    return {"init": cfg.init, "coverage": a.coverage, "size": a.size, "faceset_a": str(a.root), "faceset_b": str(b.root),
             "identity_a": a.meta.get("identity"), "identity_b": b.meta.get("identity"), "step": step,
             "faces_a": len(a), "faces_b": len(b), "loss": cfg.loss, "seed": cfg.seed}
 
@@ -311,7 +312,27 @@ def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device
         return model, opt, load_checkpoint(out, model, opt)
     if (out / MODEL_FILE).exists():
         raise DoppelError(f"{out} already holds a model; pass --resume to continue it, or choose another folder")
+    initialise(model, cfg)
     return model, opt, 0
+
+
+def initialise(model: SwapModel, cfg: TrainConfig) -> dict:
+    """Start weights per cfg.init: the shipped prior of the preset, a prior file, or the seed alone.
+
+    Returns what was used ({"init": ...}); it goes into the model header.
+    """
+    from . import pretrain
+
+    if cfg.init == "scratch":
+        return {"init": "scratch"}
+    path = pretrain.shipped_prior(cfg.preset) if cfg.init == "prior" else Path(cfg.init)
+    if path is None:
+        log.warning("no face prior ships for preset %s; training from scratch (see `doppel pretrain`)", cfg.preset)
+        return {"init": "scratch"}
+    info = pretrain.init_from_prior(model, path)
+    log.info("started from the face prior %s (step %s, %s identities)", path.name, info.get("step"),
+             info.get("identities"))
+    return {"init": str(path) if cfg.init != "prior" else f"shipped:{path.name}", "prior_step": info.get("step")}
 
 
 def train(faceset_a, faceset_b, output, cfg: TrainConfig = TrainConfig()) -> dict:
@@ -458,6 +479,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=d.device, choices=["cpu", "cuda"], help="where to train")
     p.add_argument("--workers", type=int, default=d.workers, help="data-loader processes for augmentation")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for weights, data order and augmentation")
+    p.add_argument("--init", default=d.init, metavar="prior|scratch|FILE",
+                   help="start from the shipped face prior of the preset, from scratch, or from a prior file "
+                        "(`doppel pretrain`); ignored with --resume")
     p.add_argument("--threads", type=int, default=0,
                    help="torch intra-op threads (0: torch's default; 1 is often faster on a busy CPU)")
 
@@ -472,7 +496,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(preset=args.preset, steps=steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
                       loss=args.loss, dssim=args.dssim, eye_mouth_weight=args.eye_mouth_weight,
                       save_every=args.save_every, preview_every=args.preview_every, resume=args.resume,
-                      device=args.device, workers=args.workers, seed=args.seed)
+                      device=args.device, workers=args.workers, seed=args.seed, init=args.init)
     s = train(args.faceset_a, args.faceset_b, args.output, cfg)
     if s["rank"] == 0:
         log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
