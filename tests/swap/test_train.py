@@ -17,7 +17,7 @@ from doppel.swap.model import read_header
 
 from .conftest import CLIPS, make_faceset
 
-FAST = dict(batch=4, workers=0, preview_every=0, save_every=1000, log_every=1)
+FAST = dict(batch=4, workers=0, preview_every=0, save_every=1000, log_every=1, init="scratch")
 
 
 def test_loss_falls_and_outputs_are_written(facesets, tmp_path):
