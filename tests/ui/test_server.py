@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import sys
 from pathlib import Path
@@ -196,3 +197,16 @@ def test_queue_runs_one_at_a_time_stops_and_reports_a_crash(tmp_path):
         assert crashed["state"] == "failed" and "exited with code 3" in crashed["error"] and "about to crash" in crashed["error"]
     finally:
         stop(server)
+
+
+def test_loss_plot_follows_the_log(tmp_path):
+    from doppel.ui.pages import loss_svg
+    log = tmp_path / "log.jsonl"
+    assert "appears after" in loss_svg(log)  # no log yet
+    log.write_text("".join(json.dumps({"step": s, "loss_a": 1.0 / s, "loss_b": 2.0 / s}) + "\n" for s in (10, 20, 40)))
+    svg = loss_svg(log, width=640, height=220)
+    lines = re.findall(r'points="([^"]+)"', svg)
+    assert len(lines) == 2 and "step 40" in svg and "loss B 0.0500" in svg
+    pts = [[tuple(map(float, p.split(","))) for p in line.split()] for line in lines]
+    assert [x for x, _ in pts[0]] == pytest.approx([40.0, 40 + 590 / 3, 630.0], abs=0.06)  # x: step 10..40 over the plot width
+    assert pts[1][0][1] == 10.0 and pts[1][-1][1] > pts[0][0][1]  # B starts highest (2.0 at the top); both fall
