@@ -35,11 +35,15 @@ def test_external_pattern_catches_cdn_links():
 def test_detect_a_real_clip_gives_a_verdict(ui, data_dir):
     base, server = ui
     clip = data_dir / "video" / "iplap_129.mp4"
-    job = submit(base, "/detect", {"step": "8"}, [("media", clip.name, clip.read_bytes())])
+    files = [("media", clip.name, clip.read_bytes()), ("media", "notes.mp4", b"a text file, not a video\n" * 20)]
+    job = submit(base, "/detect", {"step": "8"}, files)
     done = wait(base, job, 150)
     assert done["state"] == "done", done["error"]
     status, headers, page = get(base, f"/jobs/{job}")
     assert status == 200
+    broken = done["result"]["files"][1]  # the bad file is reported beside the good one's verdict
+    assert broken["file"] == "notes.mp4" and "error" in broken
+    assert re.search(r'class="warn error">Could not analyse: [^<]*\w', page.split("<h2>notes.mp4</h2>")[1])
     verdict = re.search(r'class="badge verdict"[^>]*>(FAKE|REAL|UNCERTAIN) · (\d+)%', page)
     assert verdict, page[:3000]
     f = done["result"]["files"][0]

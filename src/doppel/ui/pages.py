@@ -25,7 +25,7 @@ nav a.on{background:#124;color:#fff} nav .brand{font-weight:bold;color:#000;marg
 .remote{background:#c62828;color:#fff;padding:.5em 1em;font-weight:bold}
 .note{color:#555;font-size:.92em} pre{background:#f4f4f4;padding:.6em;overflow:auto;font-size:.85em}
 form{background:#f7f7f9;padding:1em;border-radius:8px} label{display:block;margin:.6em 0 .2em;font-weight:600}
-input[type=number]{width:7em} button{font-size:1em;padding:.45em 1.2em;margin-top:.9em}
+input[type=number]{width:7em} button{display:block;font-size:1em;padding:.45em 1.2em;margin-top:.9em}
 table{border-collapse:collapse} td,th{padding:.25em .7em;border-bottom:1px solid #eee;text-align:left}
 figure{display:inline-block;margin:.3em} figcaption{font-size:.8em} img,video{max-width:100%}
 .file{border:1px solid #ddd;border-radius:8px;padding:.8em 1em;margin:1em 0}"""
@@ -87,7 +87,7 @@ def job_table(jobs: list[dict]) -> str:
 
 
 def state_badge(state: str) -> str:
-    return f'<span class="badge" style="background:{STATE.get(state, "#666")}">{esc(state)}</span>'
+    return f'<span class="badge state" style="background:{STATE.get(state, "#666")}">{esc(state)}</span>'
 
 
 def when(t: float | None) -> str:
@@ -101,7 +101,7 @@ def job_header(job: dict, log_tail: str) -> str:
     if job["state"] in (J.QUEUED, J.RUNNING):
         wait = "stopping (saving first)..." if job.get("stop_requested") else job.get("progress") or "waiting for its turn"
         parts.append(f'<p><b>Progress:</b> <code class="progress">{esc(wait)}</code></p>'
-                     f'<form method="post" action="/jobs/{job["id"]}/stop" style="display:inline;padding:.3em">'
+                     f'<form method="post" action="/jobs/{job["id"]}/stop" style="padding:.3em">'
                      '<button type="submit">Stop</button></form> <span class=note>This page refreshes itself; '
                      "closing it does not stop the job.</span>")
     if job.get("error"):

@@ -104,7 +104,7 @@ def run_swap(p: dict, out: Path) -> dict:
     max_frames = int(p["max_frames"]) if p.get("max_frames") else None
     settings = convert.SwapSettings(to=p.get("to", "b"), preview=str(out / "preview.png"), max_frames=max_frames)
     s = convert.swap(src, p["model"], output, settings)
-    return {**asdict(s), "output": output.name, "preview": "preview.png"}
+    return {**asdict(s), "input": src.name, "output": output.name, "preview": "preview.png"}
 
 
 def run_lipsync(p: dict, out: Path) -> dict:
