@@ -158,6 +158,10 @@ class Handler(BaseHTTPRequestHandler):
             handler(self)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except Exception as e:  # noqa: BLE001 - one broken page must not take the server's answer away
+            log.exception("GET %s failed", path)
+            self.close_connection = True
+            self.fail(500, f"this page broke ({e.__class__.__name__}: {e}); the server keeps running")
 
     def do_POST(self) -> None:
         if not self._allowed():
@@ -206,6 +210,11 @@ class Handler(BaseHTTPRequestHandler):
             shutil.rmtree(folder, ignore_errors=True)
             self.close_connection = True  # the rest of the body, if any, is not read
             return self.fail(e.status, str(e), path)
+        except Exception as e:  # noqa: BLE001 - a bug in a form check: say so, keep serving, keep nothing
+            log.exception("POST %s failed", path)
+            shutil.rmtree(folder, ignore_errors=True)
+            self.close_connection = True
+            return self.fail(500, f"the form could not be handled ({e.__class__.__name__}: {e})", path)
         self.redirect(f"/jobs/{job_id}")
 
     def _drain(self, n: int) -> None:
