@@ -214,3 +214,29 @@ def test_loss_plot_follows_the_log(tmp_path):
     pts = [[tuple(map(float, p.split(","))) for p in line.split()] for line in lines]
     assert [x for x, _ in pts[0]] == pytest.approx([40.0, 40 + 590 / 3, 630.0], abs=0.06)  # x: step 10..40 over the plot width
     assert pts[1][0][1] == 10.0 and pts[1][-1][1] > pts[0][0][1]  # B starts highest (2.0 at the top); both fall
+
+
+def test_the_command_serves_and_stops_on_ctrl_c(tmp_path):
+    import argparse
+    import signal
+    import subprocess
+
+    from doppel.errors import DoppelError
+    from doppel.ui import cli
+    code = ("import argparse, sys; from doppel.ui import cli; p = argparse.ArgumentParser(); cli.add_arguments(p); "
+            "sys.exit(cli.run(p.parse_args(sys.argv[1:])))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--workdir", str(tmp_path / "w")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert url, line
+        assert get(url.group(0), "/")[0] == 200 and (tmp_path / "w" / "jobs").is_dir()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    with pytest.raises(DoppelError, match="--port"):
+        cli.run(p.parse_args(["--port", "70000", "--workdir", str(tmp_path / "x")]))

@@ -111,7 +111,8 @@ def _extract(app, job, out, url) -> str:
         return ""
     return (f'<h2>Face set {esc(r["faceset"])}</h2><pre>{esc(r["summary"])}</pre>'
             f'<h3>Contact sheet: kept faces, then dropped ones by reason</h3><img class="sheet" src="{url(r["sheet"])}" '
-            f'alt="contact sheet"><pre>{esc(r["info"])}</pre><p><a href=/train>Train a model with it</a></p>')
+            f'alt="contact sheet"><details><summary>Face set details</summary><pre>{esc(r["info"])}</pre></details>'
+            "<p><a href=/train>Train a model with it</a></p>")
 
 
 def _train(app, job, out, url) -> str:
