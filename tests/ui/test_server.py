@@ -36,7 +36,7 @@ def test_detect_a_real_clip_gives_a_verdict(ui, data_dir):
     base, server = ui
     clip = data_dir / "video" / "iplap_129.mp4"
     files = [("media", clip.name, clip.read_bytes()), ("media", "notes.mp4", b"a text file, not a video\n" * 20)]
-    job = submit(base, "/detect", {"step": "8"}, files)
+    job = submit(base, "/detect", {"step": "16"}, files)
     done = wait(base, job, 150)
     assert done["state"] == "done", done["error"]
     status, headers, page = get(base, f"/jobs/{job}")
@@ -240,3 +240,34 @@ def test_the_command_serves_and_stops_on_ctrl_c(tmp_path):
     cli.add_arguments(p)
     with pytest.raises(DoppelError, match="--port"):
         cli.run(p.parse_args(["--port", "70000", "--workdir", str(tmp_path / "x")]))
+
+
+def test_a_restarted_server_finds_running_and_dead_jobs(tmp_path):
+    import subprocess
+
+    from doppel.ui import jobs as J
+    script = tmp_path / "fake_worker.py"
+    script.write_text(WORKER)
+    root = tmp_path / "w"
+    q = J.JobQueue(root)  # what an earlier server left: one worker still running, one whose worker is gone
+    alive_id, alive_dir = q.new_folder()
+    q.submit(alive_id, "test", "still running", {"mode": "sleep"})
+    proc = subprocess.Popen([sys.executable, str(script), str(alive_dir)], stderr=open(alive_dir / "log.txt", "wb"))
+    q._update(alive_id, state=J.RUNNING, pid=proc.pid, started=1.0)
+    dead_id, dead_dir = q.new_folder()
+    q.submit(dead_id, "test", "worker gone", {"mode": "sleep"})
+    (dead_dir / "log.txt").write_text("last words\n")
+    q._update(dead_id, state=J.RUNNING, pid=2 ** 22 + 7, started=1.0)  # no such process
+
+    server = start(root, worker=[sys.executable, str(script)])
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        dead = wait(base, dead_id, 10)
+        assert dead["state"] == "failed" and "the worker is gone" in dead["error"] and "last words" in dead["error"]
+        assert wait(base, alive_id, 10, until=lambda j: j["progress"].startswith("step"))["state"] == "running"
+        assert request(base, "POST", f"/jobs/{alive_id}/stop", headers={"Content-Length": "0"})[0] == 303
+        assert wait(base, alive_id, 20)["state"] == "stopped"
+        assert proc.wait(10) == 0
+    finally:
+        proc.kill()
+        stop(server)
