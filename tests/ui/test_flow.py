@@ -59,3 +59,23 @@ def test_faceset_train_stop_resume_swap(ui, data_dir):
     assert status == 200 and headers["Content-Type"] == "video/mp4" and body[4:8] == b"ftyp"
     status, headers, part = request(base, "GET", video.group(1), headers={"Range": "bytes=0-99"})
     assert status == 206 and part == body[:100] and headers["Content-Range"] == f"bytes 0-99/{len(body)}"
+
+
+@pytest.mark.slow
+def test_lipsync_tab_plays_a_labelled_video(ui, data_dir):
+    from doppel.lipsync import model, train
+    base, server = ui
+    lip = server.app.root / "lipsync" / "tiny.lip"  # a tiny model, as tests/lipsync makes one
+    train.train([str(data_dir / "talking" / "retalking_face_5.mp4")], lip,
+                train.TrainConfig(steps=30, seq_len=150, batch=4), model.LipConfig(hidden=16, n_coeffs=6))
+    assert "<option>tiny.lip</option>" in get(base, "/lipsync")[2]
+    video, speech = data_dir / "talking" / "retalking_face_5.mp4", data_dir / "speech" / "retalking_audio_1.wav"
+    job = submit(base, "/lipsync", {"model": "tiny.lip"}, [("video", video.name, video.read_bytes()),
+                                                           ("audio", speech.name, speech.read_bytes())])
+    done = wait(base, job, 300)
+    assert done["state"] == "done", done["error"]
+    page = get(base, f"/jobs/{job}")[2]
+    assert "made by doppel (lipsync)" in page and "made by doppel (lipsync-preview)" in page
+    src = re.search(r'<video class="output" src="([^"]+)"', page).group(1)
+    status, headers, body = get(base, src)
+    assert status == 200 and body[4:8] == b"ftyp"
