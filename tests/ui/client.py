@@ -27,9 +27,9 @@ def get(base: str, path: str):
         "json" in headers.get("Content-Type", "") or "svg" in headers.get("Content-Type", "") else body
 
 
-def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]], b: str | None = None) -> tuple[bytes, str]:
     """Body and Content-Type for text fields and (field, filename, bytes) files."""
-    b = uuid.uuid4().hex
+    b = b or uuid.uuid4().hex
     parts = []
     for k, v in fields.items():
         parts.append(f'--{b}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())

@@ -271,3 +271,24 @@ def test_a_restarted_server_finds_running_and_dead_jobs(tmp_path):
     finally:
         proc.kill()
         stop(server)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 16])
+def test_multipart_reader_splits_exactly_at_any_chunk_size(tmp_path, monkeypatch, chunk):
+    import io
+
+    from doppel.ui import upload
+
+    from .client import multipart
+    monkeypatch.setattr(upload, "CHUNK", chunk)
+    boundary = "b0undary"
+    tricky = b"\r\n--" + boundary[:-1].encode() + b"\r\n\r\n--" + b"\0\r\n" * 50  # almost a delimiter, in a file
+    body, ctype = multipart({"step": "5", "name": "x"}, [("media", "a.mp4", tricky), ("media", "a.mp4", b"second"),
+                                                         ("reference", "", b"")], boundary)
+    form = upload.read_form(io.BytesIO(body), len(body), ctype, tmp_path / "in")
+    assert form.fields == {"step": "5", "name": "x"}
+    assert [p.name for p in form.files["media"]] == ["a.mp4", "a-2.mp4"]  # same name twice: both kept
+    assert form.files["media"][0].read_bytes() == tricky and form.files["media"][1].read_bytes() == b"second"
+    assert "reference" not in form.files  # a file input left empty
+    with pytest.raises(UploadError, match="ended early"):
+        upload.read_form(io.BytesIO(body[:-20]), len(body), ctype, tmp_path / "in2")
