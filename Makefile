@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: setup sysdeps test test-all demo bench clean
+.PHONY: setup sysdeps test test-all test-browser demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m ''
+
+# doppel ui in a real browser: Debian's chromium (~350 MB, ~2 min) and playwright (~165 MB); slow tests,
+# so not part of `make test`; writes the screenshots docs/ui.md shows
+test-browser: setup
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	$(PY) -m pip install -q -e '.[browser]'
+	DOPPEL_UI_SCREENSHOTS=1 $(PY) -m pytest -q -m slow tests/ui/test_browser.py
 
 demo: setup
 	$(PY) scripts/demo.py --data $(DATA) --out demo_out

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "swap": ("doppel.swap.convert", "draw person B's face over person A in a video or photo"),
     "lipsync": ("doppel.lipsync.cli", "make a video's mouth follow new speech audio; 'lipsync train' learns the model"),
     "detect": ("doppel.detect.cli", "say whether videos are manipulated, where and why; 'detect train' learns the models"),
+    "ui": ("doppel.ui.cli", "a local web app (detect, face sets, train, swap, lip sync) on 127.0.0.1"),
 }
 
 

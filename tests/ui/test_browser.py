@@ -1,0 +1,126 @@
+"""doppel ui in a real browser (Debian's Chromium driven by Playwright): `make test-browser`.
+
+Uploads a real clip on the Detect tab and reads the verdict from the page,
+checks that the browser asked for nothing outside the app, refuses an
+oversized file before it is sent, and saves a screenshot of each tab under
+docs/img/ui_*.jpg (the ones docs/ui.md shows) when DOPPEL_UI_SCREENSHOTS=1.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"  # written only with DOPPEL_UI_SCREENSHOTS=1
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def browser_page(ui):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (make test-browser)")
+    if not shutil.which(CHROMIUM):
+        pytest.skip("apt-get install chromium (make test-browser)")
+    base, server = ui
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        requested = []
+        page.on("request", lambda r: requested.append(r.url))
+        yield base, server, page, requested
+        browser.close()
+
+
+def shot(page, name: str, width: int = 800) -> None:
+    """A labelled JPEG of the page (pages show synthetic frames, so the screenshot carries the label too)."""
+    if not os.environ.get("DOPPEL_UI_SCREENSHOTS"):
+        return
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from doppel import provenance
+    im = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+    im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    provenance.write_labeled_image(SHOTS / f"ui_{name}.jpg", np.asarray(im), "ui-screenshot", page=page.url)
+
+
+def test_detect_in_a_browser(browser_page, data_dir, tmp_path):
+    base, server, page, requested = browser_page
+    page.goto(base + "/detect")
+    page.set_input_files("#media", str(data_dir / "video" / "iplap_129.mp4"))
+    page.fill("#step", "8")
+    shot(page, "detect_form")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/jobs/[\w-]+$"))
+    page.wait_for_selector(".badge.verdict", timeout=150_000)  # the page refreshes itself until the job is done
+    page.wait_for_selector(".badge.state >> text=done", timeout=60_000)
+    verdict = page.inner_text(".badge.verdict")
+    assert re.fullmatch(r"(FAKE|REAL|UNCERTAIN) · \d+%", verdict), verdict
+    assert page.locator("ul.reasons li").count() >= 1
+    assert page.locator("img[alt='scores over time']").evaluate("i => i.naturalWidth") > 100  # really loaded
+    shot(page, "detect_result")
+    page.click("text=Full report (HTML)")
+    page.wait_for_selector("text=Most suspicious faces")
+    assert all(u.startswith(base) or u.startswith("data:") for u in requested), [u for u in requested
+                                                                                  if not u.startswith(base)]
+
+    big = tmp_path / "big.mp4"  # over the 4 MiB cap of the fixture: refused in the page, nothing sent
+    big.write_bytes(b"\0" * (5 << 20))
+    page.goto(base + "/detect")
+    page.set_input_files("#media", str(big))
+    page.click("button[type=submit]")
+    assert "the limit is 4 MB" in page.inner_text(".msg")
+    assert page.url.endswith("/detect")
+
+    for tab in ("extract", "train", "swap", "lipsync", "jobs"):
+        page.goto(f"{base}/{tab}")
+        assert page.locator("nav a.on").count() == 1
+        shot(page, tab)
+
+
+
+def test_train_preview_and_swap_video_in_a_browser(browser_page, data_dir):
+    base, server, page, requested = browser_page
+    for name, files, every in (("iplap", [data_dir / "video" / "iplap_129.mp4"], "8"),
+                               ("powell", sorted((data_dir / "faces" / "lfw" / "Colin_Powell").glob("*.jpg"))[:20], "1")):
+        page.goto(base + "/extract")
+        page.set_input_files("#media", [str(f) for f in files])
+        page.fill("#name", name)
+        page.fill("#every", every)
+        page.click("button[type=submit]")
+        page.wait_for_selector("img.sheet", timeout=180_000)
+    shot(page, "extract_result")
+
+    page.goto(base + "/train")
+    page.select_option("#faceset_a", "iplap")
+    page.select_option("#faceset_b", "powell")
+    page.fill("#model", "m")
+    page.fill("#steps", "100000")
+    page.fill("#batch", "4")
+    page.fill("#preview_every", "3")
+    page.click("button[type=submit]")
+    page.wait_for_selector("img.preview", timeout=180_000)  # a preview appears while it runs
+    assert page.inner_text(".badge.state") == "running" and "SYNTHETIC" in page.inner_text(".synthetic")
+    page.reload()  # the job is still there after a reload
+    page.wait_for_selector("img.preview")
+    shot(page, "train_running")
+    page.click("text=Stop")
+    page.wait_for_selector(".badge.state >> text=stopped", timeout=90_000)
+
+    page.goto(base + "/swap")
+    page.select_option("#model", "m")
+    page.set_input_files("#media", str(data_dir / "video" / "iplap_129.mp4"))
+    page.fill("#max_frames", "12")
+    page.click("button[type=submit]")
+    page.wait_for_selector("video.output", timeout=180_000)
+    assert "made by doppel" in page.inner_text(".synthetic")
+    page.wait_for_function("document.querySelector('video.output').readyState >= 1", timeout=30_000)  # it plays
+    assert page.evaluate("document.querySelector('video.output').duration") > 0.3
+    shot(page, "swap_result")
+    assert all(u.startswith(base) or u.startswith("data:") for u in requested)
