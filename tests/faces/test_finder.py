@@ -134,3 +134,14 @@ def test_bad_face_finder_flags_are_one_line_errors(flags):
     from doppel import extract
     with pytest.raises(DoppelError, match="^--"):
         detect.detect_config(_parser(extract).parse_args(["x", "-o", "y", *flags]))
+
+
+@pytest.mark.slow
+def test_every_sample_video_has_a_face_in_every_frame(data_dir):
+    """Every video in ../shared/data shows a person's face throughout: the tracker must find one each frame."""
+    clips = sorted((data_dir / "talking").glob("*.mp4")) + sorted((data_dir / "video").glob("*.mp4")) \
+        + sorted((data_dir / "deepfake").glob("*.mp4"))
+    for clip in clips:
+        tracker = detect.FaceTracker()
+        missed = [f.index for f in media.iter_frames(clip) if not tracker(f.image)]
+        assert not missed, f"{clip.name}: no face in {len(missed)} frames, first {missed[:5]}"
