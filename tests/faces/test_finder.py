@@ -145,3 +145,9 @@ def test_every_sample_video_has_a_face_in_every_frame(data_dir):
         tracker = detect.FaceTracker()
         missed = [f.index for f in media.iter_frames(clip) if not tracker(f.image)]
         assert not missed, f"{clip.name}: no face in {len(missed)} frames, first {missed[:5]}"
+
+
+def test_extra_fields_win_over_flags_of_the_same_name():
+    """swap passes its --cut as an extra field; the namespace holds `cut` too."""
+    cfg = detect.detect_config(argparse.Namespace(cut=5.0, min_face=30), cut=7.0)
+    assert (cfg.cut, cfg.min_face, cfg.detect_size) == (7.0, 30, detect.DetectConfig().detect_size)

@@ -470,7 +470,7 @@ def add_detect_arguments(parser: argparse.ArgumentParser, defaults: DetectConfig
 def detect_config(args: argparse.Namespace, **extra) -> DetectConfig:
     """DetectConfig from the flags of add_detect_arguments (plus `extra` fields); DoppelError on bad values."""
     values = {f.name: getattr(args, f.name) for f in fields(DetectConfig) if hasattr(args, f.name)}
-    cfg = replace(DetectConfig(), **values, **extra)
+    cfg = replace(DetectConfig(), **{**values, **extra})
     if cfg.detect_size < 32:
         raise DoppelError(f"--detect-size must be at least 32, got {cfg.detect_size}")
     if cfg.min_face < 0 or 0 < cfg.min_face < 12:
