@@ -53,12 +53,14 @@ class Summary:
     found: int = 0  # faces found
     kept: int = 0  # faces kept in the whole set after the set-level filters
     frames_kept: int = 0  # frames of this run with at least one face passing the per-face filters
+    frames_no_face: int = 0  # frames of this run in which the face finder found no face at all
     dropped: Counter = field(default_factory=Counter)  # this run's drops by reason (set-level: whole set)
     seconds: float = 0.0  # wall time of the run
 
     def table(self) -> str:
         """The closing summary as aligned text rows."""
-        rows = [("frames read", self.frames), ("faces found", self.found),
+        rows = [("frames read", self.frames), ("frames with no face found", self.frames_no_face),
+                ("faces found", self.found),
                 ("frames with a kept face", self.frames_kept), ("faces kept (whole set)", self.kept)]
         rows += [(f"dropped: {r}", n) for r, n in sorted(self.dropped.items())]
         rows.append(("frames/s", f"{self.frames / max(self.seconds, 1e-9):.1f}"))
@@ -82,10 +84,11 @@ def check_inputs(inputs: list[str | os.PathLike]) -> list[media.VideoInfo]:
 
 
 def _photo_faces(image: np.ndarray, cfg: detect.DetectConfig) -> list[detect.Face]:
-    """Faces of a still photo; retries with pyramid upsampling when the downscaled photo shows none."""
+    """Faces of a still photo: the face finder with a larger fast pass (and, when its deep pass is off,
+    a retry with pyramid upsampling)."""
     cfg = replace(cfg, detect_size=max(cfg.detect_size, PHOTO_DETECT_SIZE))
     faces = detect.find_faces(image, cfg)
-    if not faces:
+    if not faces and cfg.min_face == 0:
         faces = detect.find_faces(image, replace(cfg, upsample=cfg.upsample + 1))
     return faces
 
@@ -206,6 +209,7 @@ class _Run:
         """Align, score and file every face of one frame."""
         self.summary.frames += 1
         self.summary.found += len(faces)
+        self.summary.frames_no_face += not faces
         distances, fresh = self._identities(frame.image, faces)
         any_kept = False
         for i, face in enumerate(faces):
@@ -362,12 +366,14 @@ def extract(inputs: list[str | os.PathLike], output: str | os.PathLike,
     _check_same_person(fs, reference, cfg.quality.max_identity)
     reference = _remembered_reference(fs, reference)
     before = (len(fs.faces), len(fs.dropped))
+    fs.meta["detect"] = cfg.detect.record()  # the face finder of the latest run
     run = _Run(fs, cfg, reference)
     try:
         for info in infos:
             run.video(info)
         if run.summary.found == 0:
-            raise DoppelError(f"no face found in {', '.join(Path(i.path).name for i in infos)}")
+            raise DoppelError(f"no face found in {', '.join(Path(i.path).name for i in infos)} "
+                              f"({run.summary.frames} frames read; try a smaller --min-face or --detector cnn)")
     except KeyboardInterrupt:
         _interrupted(fs, cfg, before, existed)
         raise
@@ -467,11 +473,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="side of the aligned crops in pixels")
     parser.add_argument("--coverage", type=float, default=align.DEFAULT_COVERAGE,
                         help="fraction of the crop side the face's landmark box spans")
-    parser.add_argument("--detector", choices=detect.DETECTORS, default="hog",
-                        help="dlib HOG (fast) or MMOD CNN (slower, better on turned faces)")
     parser.add_argument("--every", type=int, default=1, metavar="N", help="read every Nth video frame")
     parser.add_argument("--reference", metavar="PHOTO",
                         help="keep only faces of the person in this photo (see --reference-distance)")
+    detect.add_detect_arguments(parser)
     add_quality_arguments(parser)
 
 
@@ -482,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
         raise DoppelError(f"--coverage must be between 0.1 and 1, got {args.coverage}")
     qcfg = quality_config(args, stored_quality(args.output), args.reference is not None)
     cfg = ExtractConfig(size=args.size, coverage=args.coverage, every=args.every, quality=qcfg,
-                        detect=detect.DetectConfig(detector=args.detector), reference=args.reference)
+                        detect=detect.detect_config(args), reference=args.reference)
     summary = extract(args.inputs, args.output, cfg)
     print(summary.table())
     return 0

@@ -49,6 +49,7 @@ class VideoInfo:
     has_audio: bool
     audio_rate: int | None
     is_image: bool = False
+    rotation: int = 0  # display rotation (degrees counter-clockwise) the frames are turned by to be upright
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -92,8 +93,33 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         if rate <= 0 and dur > 0 and n > 0:
             rate = n / dur
         a = c.streams.audio[0] if c.streams.audio else None
-        return VideoInfo(str(p), v.codec_context.width, v.codec_context.height, rate or 25.0,
-                         n, dur, a is not None, a.rate if a else None)
+        rotation = _first_rotation(c, v)
+        w, h = v.codec_context.width, v.codec_context.height
+        if rotation % 180:
+            w, h = h, w
+        return VideoInfo(str(p), w, h, rate or 25.0, n, dur, a is not None, a.rate if a else None,
+                         rotation=rotation)
+
+
+def _first_rotation(c: av.container.InputContainer, v) -> int:
+    """Display rotation of the stream (from its first frame's display matrix), a multiple of 90."""
+    try:
+        frame = next(c.decode(v), None)
+    except av.error.FFmpegError:
+        return 0
+    return _quarter(frame.rotation if frame is not None else 0) * 90
+
+
+def _quarter(rotation: float | None) -> int:
+    """Quarter turns (np.rot90's k, counter-clockwise) nearest to a display rotation in degrees."""
+    return int(round((rotation or 0) / 90)) % 4
+
+
+def upright(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB, turned by its display matrix (phone video) to stand upright."""
+    image = frame.to_ndarray(format="rgb24")
+    k = _quarter(frame.rotation)
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -137,7 +163,7 @@ def iter_frames(path: str | os.PathLike, step: int = 1) -> Iterator[Frame]:
             for frame in c.decode(stream):
                 if index % step == 0:
                     t = float(frame.time) if frame.time is not None else index / float(stream.average_rate or 25)
-                    yield Frame(index, t, frame.to_ndarray(format="rgb24"))
+                    yield Frame(index, t, upright(frame))
                     yielded += 1
                 index += 1
         except av.error.FFmpegError as e:

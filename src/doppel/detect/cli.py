@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .. import media
 from ..errors import DoppelError
+from ..faces import detect
 from . import models, report, scan
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="files analysed in parallel processes")
     p.add_argument("--step", type=int, default=scan.ScanConfig.step, help="analyse every N-th frame")
     p.add_argument("--weights", default=str(models.WEIGHTS_DIR), help="detector weights folder")
+    detect.add_detect_arguments(p)
     t = p.add_argument_group("detect train")
     t.add_argument("--data", default=DEFAULT_DATA, help="sample media folder to train from")
     t.add_argument("--minutes", type=float, default=14.0, help="training time budget (wall-clock minutes)")
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise DoppelError("give a report folder with -o REPORT_DIR")
     if args.jobs < 1 or args.step < 1:
         raise DoppelError(f"--jobs and --step must be at least 1 (got {args.jobs}, {args.step})")
+    detect.detect_config(args)  # bad face-finder flags fail before the models load
     files = expand(args.inputs)
     if not files:
         raise DoppelError("no video or image files found in: " + " ".join(args.inputs))
@@ -134,18 +137,19 @@ def _worker_init(weights: str) -> None:
 
 
 def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, weights: str,
-            progress: bool = False) -> dict:
+            finder: detect.DetectConfig = detect.DetectConfig(), progress: bool = False) -> dict:
     """Scan one file and write its reports; returns its summary line (or the error)."""
     try:
         det = _DET.get("det") or models.Detectors.load(weights)
-        result = scan.scan(path, det, scan.ScanConfig(step=step), progress=progress)
+        result = scan.scan(path, det, scan.ScanConfig(step=step, detect=finder), progress=progress)
         report.write_json(result, out_dir / f"{name}.json")
         report.write_html(result, out_dir / f"{name}.html")
         if annotate and not media.is_image_path(path):
             report.annotate(path, result, out_dir / f"{name}.annotated.mp4", det.platt)
         v = result.data["verdict"]
         return {"file": str(path), "report": f"{name}.html", "label": v["label"],
-                "probability": v["probability"], "reasons": v["reasons"]}
+                "probability": v["probability"], "reasons": v["reasons"],
+                "frames": len(result.data["frames"]), "frames_without_face": result.data["frames_without_face"]}
     except DoppelError as e:
         return {"file": str(path), "error": str(e)}
     except Exception as e:  # noqa: BLE001 - a batch reports a broken file and moves on
@@ -157,7 +161,8 @@ def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = report_names(files)
-    jobs = [(f, out_dir, n, args.annotate, args.step, args.weights) for f, n in zip(files, names)]
+    finder = detect.detect_config(args)
+    jobs = [(f, out_dir, n, args.annotate, args.step, args.weights, finder) for f, n in zip(files, names)]
     bar = tqdm(total=len(jobs), desc="files", unit="file", disable=len(jobs) < 2)
     if args.jobs == 1 or len(files) == 1:
         _worker_init(args.weights)
@@ -181,6 +186,7 @@ def _show(r: dict, bar: tqdm) -> dict:
         tqdm.write(f"{r['file']}: skipped: {r['error']}", file=sys.stderr)
     else:
         p = "" if r["probability"] is None else f" p={r['probability']:.2f}"
-        tqdm.write(f"{r['file']}: {r['label']}{p} ({'; '.join(r['reasons'][:2]) or '-'}) -> {r['report']}")
+        miss = f"; no face in {r['frames_without_face']} of {r['frames']} frames" if r.get("frames_without_face") else ""
+        tqdm.write(f"{r['file']}: {r['label']}{p} ({'; '.join(r['reasons'][:2]) or '-'}{miss}) -> {r['report']}")
     bar.update(1)
     return r

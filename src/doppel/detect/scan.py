@@ -97,11 +97,12 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
         decoded += 1
         bar.update(1)
     bar.close()
-    data = {"file": str(path), "video": _info(info), "frames": frames, "config": {"step": cfg.step},
+    data = {"file": str(path), "video": _info(info), "frames": frames, "config": {"step": cfg.step, "face_finder": cfg.detect.record()},
             "label": provenance.read_label(path), "models": {"version": det.version, **det.meta.get("models", {})}}
     data["verdict"] = verdict(frames, det, cfg, data["label"])
     data["blinks"] = blinks(frames, info.fps / cfg.step)
     data["decoded_frames"] = decoded
+    data["frames_without_face"] = sum(1 for f in frames if not f["faces"])  # of the analysed frames
     data["truncated"] = bool(info.frame_count and decoded < 0.9 * info.frame_count)
     data["elapsed_s"] = round(time.monotonic() - t0, 2)
     heat = [(f, i, s, c, models.gradcam(det.cnn, c)) for f, i, s, c in crops]

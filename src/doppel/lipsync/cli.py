@@ -11,6 +11,7 @@ import argparse
 import logging
 
 from ..errors import DoppelError
+from ..faces import detect
 from . import model, synth, train
 from .texture import TEXTURES, TextureConfig
 
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--retime", action="store_true", help="slow the target's playback in silences (head rests)")
     s.add_argument("--preview", metavar="PNG", help="also write a strip of frames with mouth landmarks drawn")
     s.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better)")
+    detect.add_detect_arguments(p)
     t = p.add_argument_group("train")
     t.add_argument("--steps", type=int, default=train.TrainConfig.steps, help="optimizer steps in all")
     t.add_argument("--minutes", type=float, default=train.TrainConfig.minutes, help="time budget of this run")
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.model:
         raise DoppelError("give the lip-sync model with -m LIPMODEL (made by 'doppel lipsync train')")
     cfg = synth.LipsyncConfig(texture=args.texture, retime=args.retime, crf=args.crf,
-                              tex=TextureConfig(candidates=args.candidates))
+                              tex=TextureConfig(candidates=args.candidates), detect=detect.detect_config(args))
     r = synth.lipsync(args.inputs[0], args.inputs[1], args.model, args.output, cfg, args.preview)
     log.info("wrote %s: %d frames, %.1f s, %.2f s of video per s of compute",
              args.output, r["frames"], r["seconds"], r["speed"])
@@ -60,7 +62,7 @@ def _train(args: argparse.Namespace) -> int:
     videos = args.inputs[1:]
     if args.steps < 1 or args.minutes <= 0:
         raise DoppelError("--steps must be at least 1 and --minutes positive")
-    cfg = train.TrainConfig(steps=args.steps, minutes=args.minutes)
+    cfg = train.TrainConfig(steps=args.steps, minutes=args.minutes, detect=detect.detect_config(args))
     lip = model.LipConfig(hidden=args.hidden, delay=args.delay)
     ck = train.train(videos, args.output, cfg, lip, resume=not args.fresh)
     log.info("model %s: step %d, loss %.4f", args.output, ck.step, ck.meta.get("loss", float("nan")))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .. import audio, media, provenance
 from ..errors import DoppelError
-from ..faces import align
+from ..faces import align, detect
 from . import composite, footage, model
 from . import texture as texmod
 
@@ -40,6 +40,7 @@ class LipsyncConfig:
     crf: int = media.DEFAULT_CRF  # H.264 quality of the output
     tex: texmod.TextureConfig = field(default_factory=texmod.TextureConfig)  # texture settings
     comp: composite.CompositeConfig = field(default_factory=composite.CompositeConfig)  # blend settings
+    detect: detect.DetectConfig = field(default_factory=detect.DetectConfig)  # face finder of the target video
 
 
 def predict_shapes(ck: model.Checkpoint, feats: np.ndarray, smooth: float) -> np.ndarray:
@@ -63,7 +64,7 @@ def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path
     t0 = time.monotonic()
     speech = audio.load_speech(speech_path)
     ck = model.load(model_path)
-    foot = footage.load(video, keep_frames=True)
+    foot = footage.load(video, keep_frames=True, cfg=cfg.detect)
     target = texmod.prepare(foot, cfg.tex)
     seconds = len(speech) / audio.SAMPLE_RATE
     n_out = math.ceil(seconds * foot.fps - 1e-6)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .. import audio
 from ..errors import DoppelError
+from ..faces import detect
 from . import footage, model, shapes
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class TrainConfig:
     channel: float = 0.5  # per-window random scale (1 +- this) and offset of each feature: voice/mic variety
     save_every: int = 500  # steps between checkpoints
     seed: int = 0  # seed of window sampling and initial weights
+    detect: detect.DetectConfig = detect.DetectConfig()  # face finder of the speaker videos
 
 
 @dataclass
@@ -47,10 +49,10 @@ class Clip:
     mean: np.ndarray  # (40,) the speaker's mean mouth shape
 
 
-def load_clip(path: str | os.PathLike) -> Clip:
+def load_clip(path: str | os.PathLike, finder: detect.DetectConfig = detect.DetectConfig()) -> Clip:
     """Features and speaker-centred mouth shapes of one video, both at 100 Hz."""
     feats = audio.features(path)
-    foot = footage.load(path)
+    foot = footage.load(path, cfg=finder)
     vec = shapes.flat(shapes.mouth_shapes(foot.landmarks))
     vec = shapes.fill_missing(vec, foot.found)
     at100 = shapes.resample(foot.times, vec, len(feats), audio.FPS)
@@ -109,7 +111,7 @@ def train(videos: list[str], out: str | os.PathLike, cfg: TrainConfig = TrainCon
     """Train (or continue training) the audio-to-mouth model; returns the saved checkpoint."""
     if not videos:
         raise DoppelError("give at least one video of a speaker to train on")
-    clips = [load_clip(v) for v in videos]
+    clips = [load_clip(v, cfg.detect) for v in videos]
     if min(len(c.features) for c in clips) <= lip.delay + 10:
         raise DoppelError(f"clips must be longer than the {lip.delay * 10} ms delay")
     out = Path(out)

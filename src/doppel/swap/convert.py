@@ -20,7 +20,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -83,6 +83,7 @@ class SwapSummary:
     identity: str  # how A was picked: "embedding" or "largest face"
     seconds: float  # wall time of both passes
     fps: float  # frames / seconds
+    frames_no_face: int = 0  # frames in which the face finder found no face at all
 
 
 @dataclass
@@ -489,7 +490,7 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
                        sum(1 for ps in placements.values() if any(p.interpolated for p in ps)),
                        count - swapped, rejected, skipped, len({p.track for ps in placements.values() for p in ps}),
                        "embedding" if identity is not None else "largest face", round(secs, 2),
-                       round(count / secs, 2))
+                       round(count / secs, 2), count - len({i for t in tracks for i in t.frames}))
 
 
 def _preview_picks(indices: list[int], n: int) -> set[int]:
@@ -552,9 +553,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf", type=int, default=d.crf, help="H.264 quality (lower is better)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads for the model")
     p.add_argument("--cache-mb", type=int, default=d.cache_mb, help="keep decoded frames in memory up to this size")
-    p.add_argument("--detector", default=d.detect.detector, choices=detect.DETECTORS, help="face detector")
-    p.add_argument("--detect-size", type=int, default=d.detect.detect_size,
-                   help="longer side (px) frames are shrunk to for detection (raise for small faces)")
+    detect.add_detect_arguments(p, d.detect)
 
 
 def settings_from_args(args: argparse.Namespace) -> SwapSettings:
@@ -568,12 +567,13 @@ def settings_from_args(args: argparse.Namespace) -> SwapSettings:
         color_smooth=args.color_smooth, seamless=args.seamless, sharpen=args.sharpen, batch=args.batch,
         max_gap=args.max_gap, jump=args.jump, smooth=args.smooth, match_distance=args.match_distance,
         max_frames=args.max_frames, preview=args.preview, crf=args.crf, threads=max(1, args.threads), cache_mb=max(0, args.cache_mb),
-        detect=replace(detect.DetectConfig(), detector=args.detector, detect_size=args.detect_size, cut=args.cut))
+        detect=detect.detect_config(args, cut=args.cut))
 
 
 def run(args: argparse.Namespace) -> int:
     s = swap(args.input, args.model, args.output, settings_from_args(args))
     print(f"{s.output}: {s.frames} frames, {s.swapped} swapped ({s.interpolated} interpolated), "
-          f"{s.passed_through} passed through ({s.rejected} rejected jumps), {s.faces_skipped} other faces left, "
+          f"{s.passed_through} passed through ({s.rejected} rejected jumps, {s.frames_no_face} with no face found), "
+          f"{s.faces_skipped} other faces left, "
           f"A picked by {s.identity}, {s.fps} fps")
     return 0
