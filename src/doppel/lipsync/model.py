@@ -78,6 +78,7 @@ class Checkpoint:
     step: int = 0  # optimizer steps taken
     meta: dict | None = None  # training config, clips, losses, RNG state
     optimizer_state: dict | None = None  # torch.optim state_dict, for resuming
+    texture: dict | None = None  # autoencoder mouth texture: {"state": state_dict, "info": json-able dict}
 
 
 def save(path: str | os.PathLike, ck: Checkpoint) -> None:
@@ -92,9 +93,13 @@ def save(path: str | os.PathLike, ck: Checkpoint) -> None:
                 tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
         groups = ck.optimizer_state["param_groups"]
     tensors["rng.torch"] = torch.get_rng_state()
+    if ck.texture is not None:
+        tensors.update({f"tex.{k}": v.detach().cpu().contiguous() for k, v in ck.texture["state"].items()})
     meta = {"format": FORMAT, "config": json.dumps(asdict(ck.model.cfg)), "step": str(ck.step),
             "pca_scale": repr(ck.pca.scale), "param_groups": json.dumps(groups),
-            "train": json.dumps(ck.meta or {})}
+            "train": json.dumps({k: v for k, v in (ck.meta or {}).items() if not k.startswith("_")})}
+    if ck.texture is not None:
+        meta["texture"] = json.dumps(ck.texture["info"])
     with media.atomic_path(path, suffix=".tmp") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -119,7 +124,11 @@ def load(path: str | os.PathLike) -> Checkpoint:
     train = json.loads(meta.get("train", "{}"))
     if "rng.torch" in tensors:
         train["_torch_rng"] = tensors["rng.torch"]
-    return Checkpoint(model, pca, int(meta.get("step", 0)), train, opt)
+    tex = None
+    if "texture" in meta:
+        tex = {"state": {k[4:]: v for k, v in tensors.items() if k.startswith("tex.")},
+               "info": json.loads(meta["texture"])}
+    return Checkpoint(model, pca, int(meta.get("step", 0)), train, opt, tex)
 
 
 def _optimizer_state(tensors: dict, groups: list | None) -> dict | None:
