@@ -43,6 +43,13 @@ def opening_corr(pred: np.ndarray, real: np.ndarray, mean: np.ndarray) -> float:
     return corr(opening(pred, mean), opening(real, mean))
 
 
+def shuffled(x: np.ndarray) -> np.ndarray:
+    """The shuffled-audio control: rows (T, ...) rolled by half their length, so speech and mouth no longer
+    line up while the audio keeps its sounds and amount of speech (GRID sentences all start and end in
+    silence, so another sentence's audio would still line up roughly)."""
+    return np.roll(x, len(x) // 2, axis=0)
+
+
 def frame_loudness(samples: np.ndarray, rate: int, fps: float, n: int) -> np.ndarray:
     """Log RMS (n,) of one frame period of audio centred on each video frame's time i / fps."""
     hop = rate / fps

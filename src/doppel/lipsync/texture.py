@@ -14,7 +14,6 @@ Crops are (S, S, 3) uint8 RGB; shapes are (40,) vectors in template units.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,7 @@ class TextureConfig:
     ae_frames: int = 3000  # at most this many target frames to learn from, spread over the videos
     ae_size: int = 64  # side of the autoencoder's input and output (output upscaled to `size`)
     ae_latent: int = 16  # size of the encoder's latent (appearance outside the mouth and chin)
-    ae_batch: int = 32  # crops per autoencoder step
+    ae_batch: int = 16  # crops per autoencoder step
     ae_lr: float = 2e-3  # Adam learning rate (decays to 10%)
     ae_edge: float = 1.0  # weight of the image-gradient L1 (sharp lip edges) beside the pixel L1
     ae_threads: int = 1  # torch CPU threads while training it
@@ -171,7 +170,7 @@ class MouthAutoencoder(nn.Module):
     per upsampling step. Training reconstructs the real crop, mostly inside the mask.
     """
 
-    def __init__(self, size: int = 64, latent: int = 16, width: int = 128):
+    def __init__(self, size: int = 64, latent: int = 16, width: int = 64):
         super().__init__()
         ups = int(np.log2(size // 4))
         enc: list[nn.Module] = []
@@ -225,8 +224,8 @@ def collect(videos: list[str], cfg: TextureConfig, cache_dir=None) -> tuple[np.n
     from . import cache  # noqa: PLC0415
     datas = [cache.load(v, cache_dir) for v in tqdm(videos, desc="texture clips", unit="clip", leave=False)]
     total = sum(int(d.found.sum()) for d in datas)
-    every = max(1, math.ceil(total / cfg.ae_frames))
-    vecs, crops, seen = [], [], 0
+    chosen = set(np.linspace(0, total - 1, min(cfg.ae_frames, total)).round().astype(int).tolist())
+    vecs, crops, seen = [], [], -1
     for v, d in zip(videos, datas):
         mats = crop_matrices(d.landmarks, cfg.size, cfg.pose_smooth)
         vec = S.flat(S.mouth_shapes(d.landmarks))
@@ -235,7 +234,7 @@ def collect(videos: list[str], cfg: TextureConfig, cache_dir=None) -> tuple[np.n
             if i >= len(d.found) or not d.found[i]:
                 continue
             seen += 1
-            if seen % every:
+            if seen not in chosen:
                 continue
             big = align.crop(fr.image, mats[i], cfg.size)
             crops.append(cv2.resize(big, (cfg.ae_size, cfg.ae_size), interpolation=cv2.INTER_AREA))
@@ -257,7 +256,7 @@ def train_autoencoder(videos: list[str], model_path, out, cfg: TextureConfig = T
     with lipmodel.torch_threads(cfg.ae_threads):
         loss, steps = _fit(net, to_tensor(crops), torch.from_numpy((vecs - mean) / scale).float(), cfg)
     ck.texture = {"state": {k: v.detach().clone() for k, v in net.state_dict().items()},
-                  "info": {"size": cfg.ae_size, "latent": cfg.ae_latent, "mean": mean.tolist(), "scale": scale,
+                  "info": {"size": cfg.ae_size, "latent": cfg.ae_latent, "width": net.width, "mean": mean.tolist(), "scale": scale,
                            "frames": len(crops), "steps": steps, "loss": loss,
                            "videos": [Path(v).name for v in videos]}}
     lipmodel.save(out, ck)
@@ -303,7 +302,7 @@ class AutoencoderTexture:
         info = stored["info"]
         self.cfg, self.size = cfg, int(info["size"])
         self.mean, self.scale = np.array(info["mean"]), float(info["scale"])
-        self.net = MouthAutoencoder(self.size, int(info["latent"]))
+        self.net = MouthAutoencoder(self.size, int(info["latent"]), int(info["width"]))
         self.net.load_state_dict(stored["state"])
         self.net.eval()
         self.mask = torch.from_numpy(context_mask(self.size))[None, None]
