@@ -115,3 +115,21 @@ def test_texture_stats_see_blur_and_flicker():
     assert b["sharpness"] < 0.2 * a["sharpness"] and b["flicker"] < a["flicker"]
     still = metrics.texture_stats(np.repeat(sharp[:1], 6, 0), mouth)
     assert still["flicker"] == 0
+
+
+def test_speech_ten_times_longer_than_a_target_with_a_faceless_frame(grid, tmp_path):
+    """A 7-frame target with one blank frame and 3 s of speech (>10x): a full-length, labelled output."""
+    from doppel import provenance
+    frames = [f.image for f in media.read_frames(grid / TRAIN[0])][:7]
+    frames[3] = np.zeros_like(frames[3])
+    short = tmp_path / "short.mp4"
+    with media.VideoWriter(short, 25) as w:
+        for f in frames:
+            w.write(f)
+    out = tmp_path / "out.mp4"
+    r = synth.lipsync(short, grid / TRAIN[0], "grid_s1", out)
+    made = media.read_frames(out)
+    assert len(made) == r["frames"] == 75 and set(r["source_frames"]) == set(range(7))
+    blank = [i for i, j in enumerate(r["source_frames"]) if j == 3]
+    assert all(made[i].image.mean() < 8 for i in blank)  # no face: the frame is left as it was
+    assert provenance.read_label(out)["kind"] == "lipsync"

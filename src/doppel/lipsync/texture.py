@@ -53,6 +53,7 @@ class TextureConfig:
     ae_lr: float = 2e-3  # Adam learning rate (decays to 10%)
     ae_edge: float = 1.0  # weight of the image-gradient L1 (sharp lip edges) beside the pixel L1
     ae_threads: int = 1  # torch CPU threads while training it
+    ae_detail: float = 1.0  # high-pass detail of the nearest-shape target frame added to the decoder's output
     seed: int = 0  # seed of the autoencoder's training
 
 
@@ -306,6 +307,17 @@ class AutoencoderTexture:
         self.net.load_state_dict(stored["state"])
         self.net.eval()
         self.mask = torch.from_numpy(context_mask(self.size))[None, None]
+        self.nearest = MedianTexture(target, TextureConfig(size=cfg.size, candidates=1)) if cfg.ae_detail else None
+
+    def detail(self, shape: np.ndarray) -> np.ndarray:
+        """High-pass (S, S, 3) float32 of the target frame whose mouth is nearest `shape`, aligned on the mouth:
+        the 64 px decoder cannot draw pores and lip lines, and without them its mouth is the blur tell."""
+        t = self.nearest.t
+        d = np.linalg.norm(t.shapes[self.nearest.pool] - shape, axis=1)
+        j = self.nearest.pool[int(np.argmin(d))]
+        img = align_candidate(t.crops[j], shape_to_crop(t.shapes[j], self.cfg.size),
+                              shape_to_crop(shape, self.cfg.size)).astype(np.float32)
+        return img - cv2.GaussianBlur(img, (0, 0), 2.0)
 
     @torch.no_grad()
     def __call__(self, shape: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
@@ -318,6 +330,8 @@ class AutoencoderTexture:
             img = self.net(masked_context(to_tensor(small[None]), self.mask), x)[0]
         img = (img.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         img = cv2.resize(img, (self.cfg.size, self.cfg.size), interpolation=cv2.INTER_CUBIC)
+        if self.nearest is not None:
+            img = np.clip(img + self.cfg.ae_detail * self.detail(shape), 0, 255).astype(np.uint8)
         return enhance(img, shape_to_crop(shape, self.cfg.size), self.cfg)
 
 
