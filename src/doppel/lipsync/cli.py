@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ..errors import DoppelError
 from . import model, synth, train
@@ -106,6 +107,8 @@ def _texture(args: argparse.Namespace) -> int:
     videos = args.inputs[1:]
     if not videos or not args.model:
         raise DoppelError("usage: doppel lipsync texture VIDEO [VIDEO ...] -m LIPMODEL [-o NEW_LIPMODEL]")
+    if not args.output and not Path(args.model).is_file():
+        raise DoppelError(f"{args.model} is a bundled or missing model; write the result with -o NEW_LIPMODEL")
     if args.tex_steps < 1 or args.tex_minutes <= 0 or args.tex_frames < 2:
         raise DoppelError("--tex-steps must be at least 1, --tex-minutes positive and --tex-frames at least 2")
     cfg = TextureConfig(ae_steps=args.tex_steps, ae_minutes=args.tex_minutes, ae_frames=args.tex_frames)
