@@ -8,7 +8,6 @@ from scipy.io import wavfile
 from doppel import audio, cli, media, provenance
 from doppel.errors import DoppelError
 from doppel.lipsync import model, synth, train
-from doppel.lipsync.texture import TextureConfig
 
 TARGET = "retalking_face_5.mp4"  # 122 frames, 25 fps, 4.88 s
 SPEECH = "retalking_audio_1.wav"  # 5.02 s: longer than the target, so playback bounces
@@ -50,12 +49,22 @@ def _check_only_the_lower_face_changed(original, made, src):
     assert len(ys) > 200 and np.median(ys) > 0.5 * h  # changes concentrate in the lower half
 
 
-def test_autoencoder_texture(data_dir, tiny_model, tmp_path):
+def test_autoencoder_texture_is_learnt_once_and_stored(data_dir, tiny_model, tmp_path):
     rate, x = wavfile.read(data_dir / "speech" / SPEECH)
     short = tmp_path / "short.wav"
     wavfile.write(short, rate, x[: int(1.2 * rate)])
-    cfg = synth.LipsyncConfig(texture="autoencoder", tex=TextureConfig(ae_steps=5), retime=True)
-    r = synth.lipsync(data_dir / "talking" / TARGET, short, tiny_model, tmp_path / "ae.mp4", cfg)
+    video = data_dir / "talking" / TARGET
+    cfg = synth.LipsyncConfig(texture="autoencoder", retime=True)
+    with pytest.raises(DoppelError, match="no autoencoder texture"):
+        synth.lipsync(video, short, tiny_model, tmp_path / "ae.mp4", cfg)
+    with_tex = tmp_path / "tex.lip"
+    code = cli.main(["lipsync", "texture", str(video), "-m", str(tiny_model), "-o", str(with_tex),
+                     "--tex-steps", "3", "--tex-frames", "24", "--cache", "none"])
+    assert code == 0
+    ck = model.load(with_tex)
+    assert ck.texture["info"]["frames"] == 24 and ck.texture["info"]["steps"] == 3
+    assert model.load(tiny_model).texture is None  # -o left the original alone
+    r = synth.lipsync(video, short, with_tex, tmp_path / "ae.mp4", cfg)
     assert len(media.read_frames(tmp_path / "ae.mp4")) == r["frames"] == 30
 
 

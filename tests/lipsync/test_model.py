@@ -57,3 +57,22 @@ def test_bad_model_files_are_refused(tmp_path):
         model.load(bad)
     with pytest.raises(DoppelError, match="no such"):
         model.load(tmp_path / "missing.lip")
+
+
+def test_export_drops_training_state_and_keeps_predictions(data_dir, tmp_path):
+    video = str(data_dir / "talking" / CLIP)
+    src, dst = tmp_path / "m.lip", tmp_path / "ship.lip"
+    train.train([video], src, train.TrainConfig(steps=3, seq_len=100, batch=2), model.LipConfig(hidden=32))
+    model.export(src, dst)
+    a, b = model.load(src), model.load(dst)
+    assert b.optimizer_state is None and "rng" not in b.meta and b.meta["clips"] == [CLIP]
+    assert dst.stat().st_size < 0.5 * src.stat().st_size
+    feats = np.random.default_rng(1).normal(size=(80, 28)).astype(np.float32)
+    assert np.abs(model.predict(a.model, feats) - model.predict(b.model, feats)).max() < 0.02  # float16 weights
+
+
+def test_bundled_model_is_found_by_name():
+    ck = model.load("grid_s1")
+    assert ck.meta["holdout"] and ck.texture is not None and ck.optimizer_state is None
+    with pytest.raises(DoppelError, match="bundled models: grid_s1"):
+        model.load("no_such_model")

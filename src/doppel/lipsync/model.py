@@ -26,6 +26,7 @@ from ..torchutil import torch_threads as _torch_threads
 from .shapes import MouthPCA
 
 FORMAT = "doppel-lipsync/1"
+BUNDLED = Path(__file__).parent / "weights"  # models shipped in the package, named by stem (-m grid_s1)
 THREADS = 1  # torch CPU threads for the LSTM: its small sequential matmuls stall for seconds in
 # OpenMP barriers when the cores are shared (measured here: 15 ms a step on 1 thread, 4-12 s on 2)
 
@@ -78,9 +79,10 @@ class Checkpoint:
     step: int = 0  # optimizer steps taken
     meta: dict | None = None  # training config, clips, losses, RNG state
     optimizer_state: dict | None = None  # torch.optim state_dict, for resuming
+    texture: dict | None = None  # autoencoder mouth texture: {"state": state_dict, "info": json-able dict}
 
 
-def save(path: str | os.PathLike, ck: Checkpoint) -> None:
+def save(path: str | os.PathLike, ck: Checkpoint, keep_rng: bool = True) -> None:
     """Write a checkpoint atomically (a crash leaves the previous file intact)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in ck.model.state_dict().items()}
     tensors["pca.mean"] = torch.from_numpy(ck.pca.mean.copy())
@@ -91,19 +93,22 @@ def save(path: str | os.PathLike, ck: Checkpoint) -> None:
             for k, v in st.items():
                 tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
         groups = ck.optimizer_state["param_groups"]
-    tensors["rng.torch"] = torch.get_rng_state()
+    if keep_rng:
+        tensors["rng.torch"] = torch.get_rng_state()
+    if ck.texture is not None:
+        tensors.update({f"tex.{k}": v.detach().cpu().contiguous() for k, v in ck.texture["state"].items()})
     meta = {"format": FORMAT, "config": json.dumps(asdict(ck.model.cfg)), "step": str(ck.step),
             "pca_scale": repr(ck.pca.scale), "param_groups": json.dumps(groups),
-            "train": json.dumps(ck.meta or {})}
+            "train": json.dumps({k: v for k, v in (ck.meta or {}).items() if not k.startswith("_")})}
+    if ck.texture is not None:
+        meta["texture"] = json.dumps(ck.texture["info"])
     with media.atomic_path(path, suffix=".tmp") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
     """Rebuild model, PCA and training state from a checkpoint file alone."""
-    p = Path(path)
-    if not p.is_file():
-        raise DoppelError(f"no such lip-sync model: {p}")
+    p = resolve(path)
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = f.metadata() or {}
@@ -113,13 +118,41 @@ def load(path: str | os.PathLike) -> Checkpoint:
     if meta.get("format") != FORMAT:
         raise DoppelError(f"not a doppel lip-sync model: {p} (format {meta.get('format')!r})")
     model = LipLSTM(LipConfig(**json.loads(meta["config"])))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict({k[6:]: v.float() for k, v in tensors.items() if k.startswith("model.")})
     pca = MouthPCA(tensors["pca.mean"].numpy(), tensors["pca.components"].numpy(), float(meta["pca_scale"]))
     opt = _optimizer_state(tensors, json.loads(meta.get("param_groups", "null")))
     train = json.loads(meta.get("train", "{}"))
     if "rng.torch" in tensors:
         train["_torch_rng"] = tensors["rng.torch"]
-    return Checkpoint(model, pca, int(meta.get("step", 0)), train, opt)
+    tex = None
+    if "texture" in meta:
+        tex = {"state": {k[4:]: v.float() for k, v in tensors.items() if k.startswith("tex.")},
+               "info": json.loads(meta["texture"])}
+    return Checkpoint(model, pca, int(meta.get("step", 0)), train, opt, tex)
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A model file, or the bundled model of that name (see BUNDLED); DoppelError when neither exists."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    bundled = BUNDLED / f"{p.name}.lip"
+    if p.parent == Path(".") and bundled.is_file():
+        return bundled
+    names = ", ".join(sorted(f.stem for f in BUNDLED.glob("*.lip"))) or "none"
+    raise DoppelError(f"no such lip-sync model: {p} (bundled models: {names})")
+
+
+def export(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> None:
+    """Copy a model for shipping: no optimizer or RNG state, weights in float16 when `half`."""
+    ck = load(src)
+    ck.optimizer_state = None
+    ck.meta = {k: v for k, v in (ck.meta or {}).items() if k not in ("rng",) and not k.startswith("_")}
+    if half:
+        ck.model.half()
+        if ck.texture is not None:
+            ck.texture["state"] = {k: v.half() for k, v in ck.texture["state"].items()}
+    save(dst, ck, keep_rng=False)
 
 
 def _optimizer_state(tensors: dict, groups: list | None) -> dict | None:

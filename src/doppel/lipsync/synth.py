@@ -72,7 +72,7 @@ def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path
     src = composite.playback(n_out, len(foot.frames), talking)
     mouths = output_shapes(predict_shapes(ck, audio.features_from_samples(speech), cfg.shape_smooth),
                            target.mean, n_out, foot.fps)
-    draw = texmod.TEXTURES[cfg.texture](target, cfg.tex)
+    draw = texmod.TEXTURES[cfg.texture](target, cfg.tex, ck.texture)
     keep = preview_indices(n_out) if preview else []
     shown = _write(out, foot, target, src, mouths, draw, cfg, speech_path, seconds, keep,
                    provenance.video_metadata("lipsync", video=Path(video).name, audio=Path(speech_path).name,
@@ -96,7 +96,7 @@ def _write(out, foot, target, src, mouths, draw, cfg: LipsyncConfig, speech_path
             j = src[i]
             frame = foot.frames[j]
             if target.found[j]:
-                frame = comp(frame, draw(mouths[i]), target.crops[j], target.matrices[j])
+                frame = comp(frame, draw(mouths[i], target.crops[j]), target.crops[j], target.matrices[j])
             w.write(frame)
             if i in keep:
                 shown[i] = frame

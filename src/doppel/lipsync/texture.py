@@ -5,14 +5,18 @@ taken out on the eyes and nose). For a predicted shape, the `candidates`
 frames whose mouths are nearest are aligned on their mouth points and combined
 by a per-pixel weighted median (weights fall with shape distance), which keeps
 sharp edges where a mean would ghost. Teeth (bright pixels inside the inner
-lip) and then the whole crop are sharpened. The autoencoder variant instead
-learns a small decoder from mouth shape to crop on the target's frames.
+lip) and then the whole crop are sharpened. The autoencoder variant is
+learnt once by `lipsync texture` on the target's frames and stored in the
+lip-sync model: an encoder of the crop outside the mouth-and-chin region and a
+decoder conditioned on the mouth shape; synthesis only runs the network.
 Crops are (S, S, 3) uint8 RGB; shapes are (40,) vectors in template units.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,7 +25,9 @@ from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from tqdm import tqdm
 
+from ..errors import DoppelError
 from ..faces import align
+from . import model as lipmodel
 from . import shapes as S
 from .footage import Footage
 
@@ -38,8 +44,16 @@ class TextureConfig:
     teeth: float = 1.2  # unsharp-mask strength on bright pixels inside the inner lip
     sharpen: float = 0.5  # unsharp-mask strength over the whole crop
     pose_smooth: float = 1.0  # std (frames) of the temporal smoothing of crop matrices
-    ae_steps: int = 400  # training steps of the autoencoder texture (~70 ms each on an idle 2-core CPU)
-    ae_size: int = 64  # side of the autoencoder's output (upscaled to `size`)
+    ae_steps: int = 3000  # training steps of the autoencoder texture ('lipsync texture')
+    ae_minutes: float = 8.0  # wall-clock budget of the autoencoder's training
+    ae_frames: int = 3000  # at most this many target frames to learn from, spread over the videos
+    ae_size: int = 64  # side of the autoencoder's input and output (output upscaled to `size`)
+    ae_latent: int = 16  # size of the encoder's latent (appearance outside the mouth and chin)
+    ae_batch: int = 16  # crops per autoencoder step
+    ae_lr: float = 2e-3  # Adam learning rate (decays to 10%)
+    ae_edge: float = 1.0  # weight of the image-gradient L1 (sharp lip edges) beside the pixel L1
+    ae_threads: int = 1  # torch CPU threads while training it
+    ae_detail: float = 1.0  # high-pass detail of the nearest-shape target frame added to the decoder's output
     seed: int = 0  # seed of the autoencoder's training
 
 
@@ -133,12 +147,12 @@ def enhance(tex: np.ndarray, shape_px: np.ndarray, cfg: TextureConfig) -> np.nda
 class MedianTexture:
     """Candidate-frame weighted-median texture (the paper's method)."""
 
-    def __init__(self, target: Target, cfg: TextureConfig = TextureConfig()):
+    def __init__(self, target: Target, cfg: TextureConfig = TextureConfig(), stored: dict | None = None):
         self.t, self.cfg = target, cfg
         self.pool = np.flatnonzero(target.found)
 
-    def __call__(self, shape: np.ndarray) -> np.ndarray:
-        """Crop (S, S, 3) uint8 whose mouth has `shape` (40,) in template units."""
+    def __call__(self, shape: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+        """Crop (S, S, 3) uint8 whose mouth has `shape` (40,) in template units (`own` is not used)."""
         d = np.linalg.norm(self.t.shapes[self.pool] - shape, axis=1)
         near = np.argsort(d)[: self.cfg.candidates]
         dst = shape_to_crop(shape, self.cfg.size)
@@ -147,61 +161,177 @@ class MedianTexture:
         return enhance(weighted_median(cands, shape_weights(d[near])), dst, self.cfg)
 
 
-class MouthDecoder(nn.Module):
-    """Mouth shape (B, 40) normalised -> crop (B, 3, s, s) in [0, 1]; s = 4 * 2**ups, channels halve per step."""
+class MouthAutoencoder(nn.Module):
+    """Encoder of the crop outside the lower-face mask + decoder conditioned on the mouth shape.
 
-    def __init__(self, size: int = 64, width: int = 128):
+    The encoder sees the crop with the mouth-and-chin region (the compositor's
+    mask) greyed out, so its latent carries light, skin and pose residue but
+    not the mouth; the decoder draws the whole crop (B, 3, s, s) in [0, 1]
+    from that latent and the normalised mouth shape (B, 40), channels halving
+    per upsampling step. Training reconstructs the real crop, mostly inside the mask.
+    """
+
+    def __init__(self, size: int = 64, latent: int = 16, width: int = 64):
         super().__init__()
         ups = int(np.log2(size // 4))
-        self.fc = nn.Sequential(nn.Linear(2 * S.N_POINTS, 256), nn.ReLU(), nn.Linear(256, width * 16), nn.ReLU())
-        layers: list[nn.Module] = []
+        enc: list[nn.Module] = []
+        c = 3
+        for i in range(ups):
+            enc += [nn.Conv2d(c, min(16 * 2 ** i, width), 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            c = min(16 * 2 ** i, width)
+        self.enc = nn.Sequential(*enc, nn.Flatten(), nn.Linear(c * 16, latent))
+        self.fc = nn.Sequential(nn.Linear(2 * S.N_POINTS + latent, 256), nn.ReLU(), nn.Linear(256, width * 16),
+                                nn.ReLU())
+        dec: list[nn.Module] = []
         c = width
         for _ in range(ups):
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(c, max(c // 2, 8), 3, padding=1),
-                       nn.ReLU()]
-            c = max(c // 2, 8)
-        self.conv = nn.Sequential(*layers, nn.Conv2d(c, 3, 3, padding=1), nn.Sigmoid())
-        self.width = width
+            dec += [nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(c, max(c // 2, 16), 3, padding=1),
+                    nn.ReLU()]
+            c = max(c // 2, 16)
+        self.dec = nn.Sequential(*dec, nn.Conv2d(c, 3, 3, padding=1), nn.Sigmoid())
+        self.width, self.size, self.latent = width, size, latent
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(self.fc(x).view(len(x), self.width, 4, 4))
+    def forward(self, context: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        z = self.enc(context)
+        return self.dec(self.fc(torch.cat([shape, z], 1)).view(len(shape), self.width, 4, 4))
+
+
+def context_mask(size: int) -> np.ndarray:
+    """(size, size) float32 weight of the region the encoder must not see (and the decoder must draw)."""
+    from .composite import CompositeConfig, lower_face_mask  # noqa: PLC0415 (composite imports this module)
+    return np.clip(lower_face_mask(size, CompositeConfig.feather) * 1.5, 0, 1)
+
+
+def to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """(N, s, s, 3) uint8 -> (N, 3, s, s) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float() / 255
+
+
+def masked_context(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Crops (N, 3, s, s) with the mouth-and-chin region set to mid grey."""
+    return x * (1 - mask) + 0.5 * mask
+
+
+def _gradient_l1(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """L1 of the difference of horizontal and vertical image gradients, weighted by w (1, 1, s, s)."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return ((dx(a) - dx(b)).abs() * w[..., :, 1:]).mean() + ((dy(a) - dy(b)).abs() * w[..., 1:, :]).mean()
+
+
+def collect(videos: list[str], cfg: TextureConfig, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """Shapes (N, 40) and ae_size crops (N, s, s, 3) of up to ae_frames tracked frames spread over the videos."""
+    from .. import media  # noqa: PLC0415
+    from . import cache  # noqa: PLC0415
+    datas = [cache.load(v, cache_dir) for v in tqdm(videos, desc="texture clips", unit="clip", leave=False)]
+    total = sum(int(d.found.sum()) for d in datas)
+    chosen = set(np.linspace(0, total - 1, min(cfg.ae_frames, total)).round().astype(int).tolist())
+    vecs, crops, seen = [], [], -1
+    for v, d in zip(videos, datas):
+        mats = crop_matrices(d.landmarks, cfg.size, cfg.pose_smooth)
+        vec = S.flat(S.mouth_shapes(d.landmarks))
+        for fr in media.iter_frames(v):
+            i = fr.index
+            if i >= len(d.found) or not d.found[i]:
+                continue
+            seen += 1
+            if seen not in chosen:
+                continue
+            big = align.crop(fr.image, mats[i], cfg.size)
+            crops.append(cv2.resize(big, (cfg.ae_size, cfg.ae_size), interpolation=cv2.INTER_AREA))
+            vecs.append(vec[i])
+    if len(crops) < 2:
+        raise DoppelError("the texture videos show too few tracked faces to learn a mouth texture from")
+    return np.array(vecs), np.stack(crops)
+
+
+def train_autoencoder(videos: list[str], model_path, out, cfg: TextureConfig = TextureConfig(),
+                      cache_dir=None) -> dict:
+    """Learn the target's mouth autoencoder and store it in the lip-sync model file; returns a summary."""
+    ck = lipmodel.load(model_path)
+    vecs, crops = collect(videos, cfg, cache_dir)
+    mean = vecs.mean(0)
+    scale = float((vecs - mean).std() + 1e-9)
+    torch.manual_seed(cfg.seed)
+    net = MouthAutoencoder(cfg.ae_size, cfg.ae_latent)
+    with lipmodel.torch_threads(cfg.ae_threads):
+        loss, steps = _fit(net, to_tensor(crops), torch.from_numpy((vecs - mean) / scale).float(), cfg)
+    ck.texture = {"state": {k: v.detach().clone() for k, v in net.state_dict().items()},
+                  "info": {"size": cfg.ae_size, "latent": cfg.ae_latent, "width": net.width, "mean": mean.tolist(), "scale": scale,
+                           "frames": len(crops), "steps": steps, "loss": loss,
+                           "videos": [Path(v).name for v in videos]}}
+    lipmodel.save(out, ck)
+    return {"frames": len(crops), "steps": steps, "loss": loss}
+
+
+def _fit(net: MouthAutoencoder, y: torch.Tensor, x: torch.Tensor, cfg: TextureConfig) -> tuple[float, int]:
+    """Adam on masked L1 + gradient L1 (edges keep the lips sharp), bounded by ae_steps and ae_minutes."""
+    mask = torch.from_numpy(context_mask(cfg.ae_size))[None, None]
+    w = 0.1 + mask  # the decoder's output only shows inside the mask; outside it still anchors colour
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.ae_lr)
+    rng = np.random.default_rng(cfg.seed)
+    deadline = time.monotonic() + cfg.ae_minutes * 60
+    bar = tqdm(total=cfg.ae_steps, desc="texture autoencoder", unit="step")
+    net.train()
+    step, loss = 0, torch.tensor(float("nan"))
+    while step < cfg.ae_steps and time.monotonic() < deadline:
+        for g in opt.param_groups:
+            g["lr"] = cfg.ae_lr * (1 - 0.9 * step / cfg.ae_steps)
+        b = torch.from_numpy(rng.integers(len(y), size=min(cfg.ae_batch, len(y))))
+        yb = y[b]
+        out = net(masked_context(yb, mask), x[b])
+        loss = ((out - yb).abs() * w).mean() + cfg.ae_edge * _gradient_l1(out, yb, w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    log.info("texture autoencoder: loss %.4f after %d steps on %d crops", loss.item(), step, len(y))
+    return float(loss.item()), step
 
 
 class AutoencoderTexture:
-    """A decoder trained on the target's (shape, crop) pairs draws the crop from the shape alone."""
+    """The stored autoencoder draws the mouth and chin for a shape, in the context of the backing frame's crop."""
 
-    def __init__(self, target: Target, cfg: TextureConfig = TextureConfig()):
-        self.t, self.cfg = target, cfg
-        pool = np.flatnonzero(target.found)
-        self.scale = float((target.shapes[pool] - target.mean).std() + 1e-9)
-        self.net = self._train(target.shapes[pool], target.crops[pool])
+    def __init__(self, target: Target, cfg: TextureConfig = TextureConfig(), stored: dict | None = None):
+        if not stored:
+            raise DoppelError("this lip-sync model has no autoencoder texture; make one with "
+                              "'doppel lipsync texture TARGET.mp4 -m LIPMODEL' or use --texture median")
+        info = stored["info"]
+        self.cfg, self.size = cfg, int(info["size"])
+        self.mean, self.scale = np.array(info["mean"]), float(info["scale"])
+        self.net = MouthAutoencoder(self.size, int(info["latent"]), int(info["width"]))
+        self.net.load_state_dict(stored["state"])
+        self.net.eval()
+        self.mask = torch.from_numpy(context_mask(self.size))[None, None]
+        self.nearest = MedianTexture(target, TextureConfig(size=cfg.size, candidates=1)) if cfg.ae_detail else None
 
-    def _input(self, vecs: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy((np.atleast_2d(vecs) - self.t.mean) / self.scale).float()
-
-    def _train(self, vecs: np.ndarray, crops: np.ndarray) -> MouthDecoder:
-        torch.manual_seed(self.cfg.seed)
-        s = self.cfg.ae_size
-        small = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA) for c in crops])
-        y = torch.from_numpy(small).permute(0, 3, 1, 2).float() / 255
-        x = self._input(vecs)
-        net = MouthDecoder(s)
-        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-        rng = np.random.default_rng(self.cfg.seed)
-        for _ in tqdm(range(self.cfg.ae_steps), desc="texture decoder", unit="step", leave=False):
-            b = rng.integers(len(x), size=min(16, len(x)))
-            loss = (net(x[b]) - y[b]).abs().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        log.info("texture decoder: L1 %.4f after %d steps", loss.item(), self.cfg.ae_steps)
-        return net.eval()
+    def detail(self, shape: np.ndarray) -> np.ndarray:
+        """High-pass (S, S, 3) float32 of the target frame whose mouth is nearest `shape`, aligned on the mouth:
+        the 64 px decoder cannot draw pores and lip lines, and without them its mouth is the blur tell."""
+        t = self.nearest.t
+        d = np.linalg.norm(t.shapes[self.nearest.pool] - shape, axis=1)
+        j = self.nearest.pool[int(np.argmin(d))]
+        img = align_candidate(t.crops[j], shape_to_crop(t.shapes[j], self.cfg.size),
+                              shape_to_crop(shape, self.cfg.size)).astype(np.float32)
+        return img - cv2.GaussianBlur(img, (0, 0), 2.0)
 
     @torch.no_grad()
-    def __call__(self, shape: np.ndarray) -> np.ndarray:
-        """Crop (S, S, 3) uint8 drawn for `shape` (40,) in template units."""
-        img = (self.net(self._input(shape))[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    def __call__(self, shape: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+        """Crop (S, S, 3) uint8 drawn for `shape` (40,) in template units, in the context of crop `own`."""
+        if own is None:
+            raise ValueError("the autoencoder texture needs the backing frame's crop")
+        small = cv2.resize(own, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy((np.atleast_2d(shape) - self.mean) / self.scale).float()
+        with lipmodel.torch_threads():
+            img = self.net(masked_context(to_tensor(small[None]), self.mask), x)[0]
+        img = (img.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         img = cv2.resize(img, (self.cfg.size, self.cfg.size), interpolation=cv2.INTER_CUBIC)
+        if self.nearest is not None:
+            img = np.clip(img + self.cfg.ae_detail * self.detail(shape), 0, 255).astype(np.uint8)
         return enhance(img, shape_to_crop(shape, self.cfg.size), self.cfg)
 
 
