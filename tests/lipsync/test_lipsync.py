@@ -35,6 +35,7 @@ def test_output_frames_fps_audio_and_label(data_dir, tiny_model, tmp_path):
     assert abs(len(sound) / 48000 - seconds) < 1 / 25
     assert provenance.read_label(out)["kind"] == "lipsync"
     assert provenance.read_label(strip)["kind"] == "lipsync-preview"
+    assert len(provenance.check(out)["evidence"]) == 3  # label, watermark and a valid C2PA manifest
     src = r["source_frames"]
     assert src.max() == 121 and src[-1] < 121  # played to the end, then backwards
     _check_only_the_lower_face_changed(media.read_frames(video), frames, src, provenance.read_label(out))
