@@ -34,7 +34,7 @@ def read_mark(path: str | os.PathLike, key: str | None = None) -> dict:
     step = max(1, math.ceil((info.frame_count or 1) / MAX_FRAMES))
     best = None
     for k in keys:
-        if info.is_image:
+        if info.is_image and not path.is_dir():
             video, per = watermark.read_image(media.read_image(path), k), None
         else:
             video, per = watermark.read_frames((f.image for f in media.iter_frames(path, step)), k)
@@ -51,6 +51,8 @@ def read_mark(path: str | os.PathLike, key: str | None = None) -> dict:
 
 
 def read_manifest(path: str | os.PathLike) -> dict | None:
+    if Path(path).is_dir():  # a folder of frames has no manifest of its own
+        return None
     try:
         from . import c2pa
         return c2pa.read(path)
