@@ -9,6 +9,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 
 from .errors import DoppelError
@@ -23,7 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lipsync": ("doppel.lipsync.cli", "make a video's mouth follow new speech audio; 'lipsync train' learns the model"),
     "detect": ("doppel.detect.cli", "say whether videos are manipulated, where and why; 'detect train' learns the models"),
     "ui": ("doppel.ui.cli", "a local web app (detect, face sets, train, swap, lip sync) on 127.0.0.1"),
+    "provenance": ("doppel.provenance.cli", "check a file's synthetic label, invisible watermark and C2PA manifest"),
 }
+# global options that provenance reads from the environment wherever a file is written or read
+PROVENANCE_ENV = {"watermark_key": "DOPPEL_WATERMARK_KEY", "c2pa_cert": "DOPPEL_C2PA_CERT",
+                  "c2pa_key": "DOPPEL_C2PA_KEY"}
 
 
 def _available() -> dict[str, tuple[str, str]]:
@@ -46,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"doppel {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("--watermark-key", help="your own secret for the invisible watermark (written and read)")
+    p.add_argument("--c2pa-cert", help="PEM certificate chain to sign C2PA manifests with (default: "
+                   "doppel's own, made on first use in ~/.config/doppel)")
+    p.add_argument("--c2pa-key", help="PEM private key of --c2pa-cert")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (mod, text) in _available().items():
         sp = sub.add_parser(name, help=text, description=text,
@@ -60,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for opt, env in PROVENANCE_ENV.items():
+        if getattr(args, opt, None):
+            os.environ[env] = getattr(args, opt)
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except DoppelError as e:

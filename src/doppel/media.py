@@ -244,13 +244,15 @@ class VideoWriter:
     Use as a context manager; the file appears at `path` only when the block
     exits without an exception. `audio` is a path whose first audio stream is
     re-encoded to AAC, or a (samples float32 mono, rate) tuple; `metadata` goes
-    into the container (MP4 keeps standard keys such as comment/description).
+    into the container (MP4 keeps standard keys such as comment/description);
+    `finalize(tmp)` runs on the finished temporary file just before it is renamed
+    (provenance signs it there, so no unsigned output is ever left behind).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, crf: int = DEFAULT_CRF,
                  audio: str | os.PathLike | tuple[np.ndarray, int] | None = None,
                  metadata: dict[str, str] | None = None, preset: str = "veryfast",
-                 max_duration: float | None = None):
+                 max_duration: float | None = None, finalize=None):
         self.path = Path(path)
         self.fps = fps
         self.crf = crf
@@ -258,6 +260,7 @@ class VideoWriter:
         self.metadata = metadata or {}
         self.preset = preset
         self.max_duration = max_duration  # cut audio to the video's length
+        self.finalize = finalize
         self.frames_written = 0
         self._ctx = None
         self._container = None
@@ -267,8 +270,8 @@ class VideoWriter:
 
     def __enter__(self) -> "VideoWriter":
         self._ctx = atomic_path(self.path, suffix=".mp4")
-        tmp = self._ctx.__enter__()
-        self._container = av.open(str(tmp), "w", format="mp4")
+        self._tmp = self._ctx.__enter__()
+        self._container = av.open(str(self._tmp), "w", format="mp4")
         for k, v in self.metadata.items():
             self._container.metadata[k] = v
         return self
@@ -339,6 +342,8 @@ class VideoWriter:
                     self._container.mux(packet)
                 self._write_audio()
             self._container.close()
+            if exc_type is None and self.finalize is not None:
+                self.finalize(self._tmp)
         except BaseException as e:
             self._container.close()
             self._ctx.__exit__(type(e), e, e.__traceback__)

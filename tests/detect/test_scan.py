@@ -56,6 +56,15 @@ def test_doppel_label_forces_fake_and_comes_first(tmp_path, detectors, real_clip
     assert v["label"] == "FAKE" and v["reasons"][0] == "doppel synthetic label"
 
 
+def test_watermark_alone_forces_fake(tmp_path, detectors, real_clip):
+    from doppel.provenance import watermark
+    frames = [watermark.embed(f.image, watermark.make_payload(0xABCD0123)) for f in media.read_frames(real_clip)[:10]]
+    d = scan.scan(_write(tmp_path / "stripped.mp4", frames), detectors, FAST, progress=False).data
+    assert d["label"] is None and d["provenance"]["watermark"]["run_id"] == "abcd0123"
+    assert d["verdict"]["label"] == "FAKE" and d["verdict"]["reasons"][0].startswith("doppel watermark")
+    assert report.summary(d).startswith("Provenance: label: none")
+
+
 def test_reports_are_valid(tmp_path, real_scan, real_clip, detectors):
     j = report.write_json(real_scan, tmp_path / "r.json")
     assert json.loads(j.read_text())["verdict"]["label"] == real_scan.data["verdict"]["label"]

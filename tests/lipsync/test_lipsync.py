@@ -8,6 +8,7 @@ from scipy.io import wavfile
 from doppel import audio, cli, media, provenance
 from doppel.errors import DoppelError
 from doppel.lipsync import model, synth, train
+from doppel.provenance import watermark
 
 TARGET = "retalking_face_5.mp4"  # 122 frames, 25 fps, 4.88 s
 SPEECH = "retalking_audio_1.wav"  # 5.02 s: longer than the target, so playback bounces
@@ -33,13 +34,15 @@ def test_output_frames_fps_audio_and_label(data_dir, tiny_model, tmp_path):
     assert abs(len(sound) / 48000 - seconds) < 1 / 25
     assert provenance.read_label(out)["kind"] == "lipsync"
     assert provenance.read_label(strip)["kind"] == "lipsync-preview"
+    assert len(provenance.check(out)["evidence"]) == 3  # label, watermark and a valid C2PA manifest
     src = r["source_frames"]
     assert src.max() == 121 and src[-1] < 121  # played to the end, then backwards
-    _check_only_the_lower_face_changed(media.read_frames(video), frames, src)
+    _check_only_the_lower_face_changed(media.read_frames(video), frames, src, provenance.read_label(out))
 
 
-def _check_only_the_lower_face_changed(original, made, src):
-    a = original[src[40]].image.astype(float)
+def _check_only_the_lower_face_changed(original, made, src, label):
+    # every output frame carries the invisible watermark: compare with the marked original
+    a = watermark.embed(original[src[40]].image, watermark.payload_of(label)).astype(float)
     b = made[40].image.astype(float)
     h = a.shape[0]
     top = np.abs(a[: h // 3] - b[: h // 3]).mean()  # forehead and background: only re-encoding noise

@@ -11,6 +11,7 @@ from doppel import cli, media, provenance
 from doppel.errors import DoppelError
 from doppel.faces import align, detect
 from doppel.faces import mask as masks
+from doppel.provenance import watermark
 from doppel.swap import convert
 from doppel.swap.model import build, save_model
 
@@ -61,6 +62,11 @@ def _save(root, model, **info):
 def model_dir(trained, tmp_path_factory):
     model, emb = trained
     return _save(tmp_path_factory.mktemp("model"), model, identity_a=emb.tolist())
+
+
+def _marked(photo, out):
+    """The input photo with only the watermark `out` carries: what every unswapped pixel must equal."""
+    return watermark.embed(photo, watermark.payload_of(provenance.read_label(out)))
 
 
 def _count(path):
@@ -120,6 +126,7 @@ def test_photo_only_the_right_person_and_nothing_outside_the_mask(trained, two_p
     # the region the mask may reach: Obama's hull grown by the feather's 3 sigma plus slack
     region = masks.erode(masks.hull(obama.landmarks, max(photo.shape)), -0.25 * masks.face_size(obama.landmarks))
     region = region[:photo.shape[0], :photo.shape[1]] > 0
+    photo = _marked(photo, out)
     changed = np.abs(res.astype(int) - photo).max(2) > 0
     assert changed.any() and not (changed & ~region).any()
     assert changed[region].mean() > 0.3
@@ -134,7 +141,7 @@ def test_without_identity_the_largest_face_is_swapped(trained, two_people, tmp_p
     assert s.identity == "largest face" and s.swapped == 1 and s.faces_skipped == 1
     big = max((obama, biden), key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     x0, y0, x1, y1 = big.box.astype(int)
-    res = media.read_image(tmp_path / "o.jpg")
+    res, photo = media.read_image(tmp_path / "o.jpg"), _marked(photo, tmp_path / "o.jpg")
     assert np.abs(res[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean() > 5
 
 
@@ -262,7 +269,7 @@ def test_learned_mask(two_people, tmp_path):
     masked = _save(tmp_path / "masked", build("lite", mask=True).eval(), identity_a=emb.tolist())
     s = convert.swap(path, masked, tmp_path / "y.png", convert.SwapSettings(mask=masks.MaskConfig("learned"), detect=WIDE))
     assert s.swapped == 1 and not (tmp_path / "x.png").exists()
-    res = media.read_image(tmp_path / "y.png")
+    res, photo = media.read_image(tmp_path / "y.png"), _marked(photo, tmp_path / "y.png")
     x0, y0, x1, y1 = obama.box.astype(int)
     assert np.abs(res[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean() > 2
 

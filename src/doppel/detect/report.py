@@ -2,7 +2,7 @@
 
 The HTML embeds its plots and thumbnails as base64 PNG, so the one file can be
 mailed or archived. The annotated video is a derived, synthetic video and so
-carries doppel's label (provenance.video_metadata).
+carries doppel's label, watermark and manifest (provenance.video_writer).
 """
 from __future__ import annotations
 
@@ -86,10 +86,14 @@ def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 128) -> np.ndarray:
 def summary(data: dict) -> str:
     """Plain-language verdict: what was found and why, in a few sentences."""
     v = data["verdict"]
-    if v["label"] == scan.NO_FACE and not data.get("label"):
-        return "No face was found in this video, so nothing could be judged."
-    parts = []
-    if data.get("label"):
+    prov = data.get("provenance") or {}
+    parts = ["Provenance: " + " | ".join(provenance.check_lines(prov)) + "."] if prov else []
+    if v["label"] == scan.NO_FACE and not prov.get("evidence") and not data.get("label"):
+        return " ".join(parts + ["No face was found in this video, so nothing could be judged."])
+    if prov.get("evidence"):
+        parts.append("This file carries doppel's synthetic-media signals (" + "; ".join(prov["evidence"])
+                     + "), so it is FAKE.")
+    elif data.get("label"):
         parts.append("This file carries doppel's synthetic-media label: doppel made it, so it is FAKE.")
     if v.get("model_probability") is not None:
         p = v["model_probability"]
@@ -174,10 +178,9 @@ def annotate(path: str | Path, result: scan.ScanResult, out: str | Path, platt) 
     """The video with each face's box and per-face calibrated score drawn (labelled as synthetic)."""
     info = media.probe(path)
     analysed = {fr["index"]: fr["faces"] for fr in result.data["frames"]}
-    meta = provenance.video_metadata("detect-annotation", source=Path(path).name,
-                                     verdict=result.data["verdict"]["label"])
     faces: list[dict] = []
-    with media.VideoWriter(out, info.fps, audio=path, metadata=meta) as w:
+    details = {"source": Path(path).name, "verdict": result.data["verdict"]["label"]}
+    with provenance.video_writer(out, info.fps, "detect-annotation", details, parent=path, audio=path) as w:
         for fr in media.iter_frames(path):
             faces = analysed.get(fr.index, faces)  # boxes hold between analysed frames
             w.write(_draw(fr.image, faces, platt))

@@ -99,7 +99,8 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
     bar.close()
     data = {"file": str(path), "video": _info(info), "frames": frames, "config": {"step": cfg.step, "face_finder": cfg.detect.record()},
             "label": provenance.read_label(path), "models": {"version": det.version, **det.meta.get("models", {})}}
-    data["verdict"] = verdict(frames, det, cfg, data["label"])
+    data["provenance"] = provenance.check(path)  # label, watermark, C2PA: read first, reported first
+    data["verdict"] = verdict(frames, det, cfg, data["provenance"]["evidence"])
     data["blinks"] = blinks(frames, info.fps / cfg.step)
     data["decoded_frames"] = decoded
     data["frames_without_face"] = sum(1 for f in frames if not f["faces"])  # of the analysed frames
@@ -136,8 +137,11 @@ def video_score(scores: np.ndarray) -> float:
     return float(s[: (len(s) + 1) // 2].mean())
 
 
-def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: dict | None) -> dict:
-    """REAL / FAKE / UNCERTAIN / no face found, the calibrated probability and the reasons."""
+def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: list[str] | None) -> dict:
+    """REAL / FAKE / UNCERTAIN / no face found, the calibrated probability and the reasons.
+
+    `label` lists the provenance evidence (provenance.check) that the file is synthetic.
+    """
     rule = ("p = Platt(mean of the more suspicious half (top ceil(n/2)) of the frame scores; "
             "frame score = the most suspicious face's fused logit)")
     scores = frame_scores(frames)
@@ -149,9 +153,9 @@ def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: d
         called = band(p, cfg)
         out.update(score=round(score, 4), probability=round(p, 4), label=called,
                    model_probability=round(p, 4), model_label=called, reasons=reasons(frames, det, p > cfg.real_at))
-    if label:
-        out["reasons"] = ["doppel synthetic label"] + out["reasons"]
-        out.update(label="FAKE", probability=1.0, forced_by="doppel synthetic label")
+    if label:  # provenance evidence (label, watermark, manifest); its absence says nothing
+        out["reasons"] = list(label) + out["reasons"]
+        out.update(label="FAKE", probability=1.0, forced_by="; ".join(label))
     return out
 
 

@@ -75,9 +75,8 @@ def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path
     draw = texmod.TEXTURES[cfg.texture](target, cfg.tex, ck.texture)
     keep = preview_indices(n_out) if preview else []
     shown = _write(out, foot, target, src, mouths, draw, cfg, speech_path, seconds, keep,
-                   provenance.video_metadata("lipsync", video=Path(video).name, audio=Path(speech_path).name,
-                                             model=Path(model_path).name, texture=cfg.texture,
-                                             retime=cfg.retime))
+                   dict(parent=video, video=Path(video).name, audio=Path(speech_path).name,
+                        model=Path(model_path).name, texture=cfg.texture, retime=cfg.retime))
     if preview:
         write_preview(preview, shown, foot, target, src, mouths, cfg.tex.size)
     took = time.monotonic() - t0
@@ -86,12 +85,14 @@ def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path
 
 
 def _write(out, foot, target, src, mouths, draw, cfg: LipsyncConfig, speech_path, seconds, keep,
-           meta) -> dict[int, np.ndarray]:
-    """Encode every output frame; returns the frames whose index is in `keep`."""
+           details: dict) -> dict[int, np.ndarray]:
+    """Encode every output frame (labelled with `details`); returns the frames whose index is in `keep`."""
     shown = {}
     comp = composite.Compositor(cfg.tex.size, cfg.comp)
     sound = (media.read_audio(speech_path, AUDIO_OUT_RATE), AUDIO_OUT_RATE)
-    with media.VideoWriter(out, foot.fps, cfg.crf, audio=sound, metadata=meta, max_duration=seconds) as w:
+    parent = details.pop("parent")
+    with provenance.video_writer(out, foot.fps, "lipsync", details, parent=parent, crf=cfg.crf, audio=sound,
+                                 max_duration=seconds) as w:
         for i in tqdm(range(len(src)), desc="lipsync", unit="frame"):
             j = src[i]
             frame = foot.frames[j]

@@ -511,12 +511,12 @@ def _write(frames: Iterable[media.Frame], input: Path, output: Path, photo: bool
     if photo:
         f = next(frames)
         out = renderer.render([f], placements)[0]
-        provenance.write_labeled_image(output, out, KIND, **details)
+        provenance.write_labeled_image(output, out, KIND, parent=input, **details)
         bar.update(1)
         bar.close()
         return [(f.image, out, 0)] if shown else []
-    meta = provenance.video_metadata(KIND, **details)
-    with media.VideoWriter(output, fps, settings.crf, audio=str(input), metadata=meta) as writer:
+    with provenance.video_writer(output, fps, KIND, details, parent=input, crf=settings.crf,
+                                 audio=str(input)) as writer:
         for batch in _batches(frames, settings.batch):
             for f, out in zip(batch, renderer.render(batch, placements)):
                 writer.write(out)

@@ -1,4 +1,4 @@
-"""doppel's synthetic label: written into every output, read back by the detector.
+"""doppel's synthetic metadata label: written into every output, read back by the detector.
 
 Videos carry it in the MP4 container's `comment` (a fixed marker line) and
 `description` (JSON with what made it). PNG images carry the same JSON in a
@@ -16,7 +16,7 @@ import av
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from . import __version__, media
+from .. import __version__, media
 
 MARKER = "doppel-synthetic/1"  # fixed string the detector looks for
 PNG_KEY = "doppel"
@@ -36,22 +36,29 @@ def video_metadata(kind: str, **details) -> dict[str, str]:
             "description": json.dumps(lab)}
 
 
-def write_labeled_image(path: str | os.PathLike, image: np.ndarray, kind: str, **details) -> None:
-    """Write an RGB uint8 image (PNG or JPEG by extension) with the label embedded, atomically."""
+def write_labeled_image(path: str | os.PathLike, image: np.ndarray, kind: str, parent=None, **details) -> None:
+    """Write an RGB uint8 image (PNG or JPEG by extension) labelled, watermarked and signed, atomically.
+
+    `parent` is the photo it was made from (the C2PA ingredient), when there is one.
+    """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    text = json.dumps(label(kind, **details))
-    path = Path(path)
+    if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise media.MediaError(f"labelled images are PNG or JPEG, not {Path(path).suffix}: {path}")
+    from .writer import write_image
+    write_image(path, image, kind, parent=parent, **details)
+
+
+def save_image(tmp: Path, image: np.ndarray, lab: dict, final: Path) -> None:
+    """Save `image` to `tmp` as PNG or JPEG (by `final`'s extension) with the label `lab` embedded."""
+    text = json.dumps(lab)
     pil = Image.fromarray(image)
-    with media.atomic_path(path) as tmp:
-        if path.suffix.lower() == ".png":
-            info = PngImagePlugin.PngInfo()
-            info.add_text(PNG_KEY, text)
-            pil.save(tmp, format="PNG", pnginfo=info)
-        elif path.suffix.lower() in (".jpg", ".jpeg"):
-            pil.save(tmp, format="JPEG", quality=95, comment=text.encode())
-        else:
-            raise media.MediaError(f"labelled images are PNG or JPEG, not {path.suffix}: {path}")
+    if final.suffix.lower() == ".png":
+        info = PngImagePlugin.PngInfo()
+        info.add_text(PNG_KEY, text)
+        pil.save(tmp, format="PNG", pnginfo=info)
+    else:
+        pil.save(tmp, format="JPEG", quality=95, comment=text.encode())
 
 
 def read_label(path: str | os.PathLike) -> dict | None:

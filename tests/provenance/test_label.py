@@ -1,4 +1,4 @@
-"""The synthetic label survives a write and is read back; unlabelled media read as None."""
+"""The synthetic metadata label survives a write and is read back; unlabelled media read as None."""
 import numpy as np
 import pytest
 
@@ -29,8 +29,8 @@ def test_image_label_round_trip(tmp_path, ext):
     assert lab["kind"] == "lipsync" and lab["marker"] == provenance.MARKER
     back = media.read_image(path)
     assert back.shape == img.shape
-    if ext == ".png":
-        assert np.array_equal(back, img)
+    if ext == ".png":  # lossless: only the watermark changed the pixels, by a few levels on average
+        assert 0.5 < np.abs(back.astype(int) - img).mean() < 4
 
 
 def test_label_rejects_bad_format(tmp_path):
