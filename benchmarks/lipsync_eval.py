@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--speech", help="speech to sync onto the first held-out clip (default: its own audio)")
     ap.add_argument("--sync-seconds", type=float, default=30.0, help="at most this much of --speech")
     ap.add_argument("--texture", default="median", choices=["median", "autoencoder"])
+    ap.add_argument("--train-clips", type=int, default=None,
+                    help="train on (and take the real-clip offsets of) only the first N other clips (smoke runs)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,13 +103,13 @@ def main() -> None:
             if k == 0:
                 held = DATA / "talking" / name
                 speech = cut_audio(Path(args.speech), args.sync_seconds, Path(tmp)) if args.speech else held
-                report_synthesis(held, speech, lip, Path(tmp), args.texture)
+                report_synthesis(held, speech, lip, Path(tmp), args.texture, args.train_clips)
 
 
 def evaluate_fold(name: str, args, tmp: Path) -> Path:
     """Train without clip `name`, print its accuracy table; returns the model file."""
     held = DATA / "talking" / name
-    videos = [str(DATA / "talking" / n) for n in TALKING if n != name] + [str(p) for p in EXTRA]
+    videos = [str(p) for p in others(name)[: args.train_clips]]
     clips = [train.load_clip(v) for v in videos]
     print(f"\n=== held out {name}; training on {len(clips)} clips "
           f"({sum(len(c.features) for c in clips) / 100:.0f} s of speech)")
@@ -117,6 +119,11 @@ def evaluate_fold(name: str, args, tmp: Path) -> Path:
     print(f"trained {ck.step} steps in {time.monotonic() - t0:.0f} s, training loss {ck.meta['loss']:.3f}")
     report_accuracy(ck, clips, train.load_clip(held))
     return lip
+
+
+def others(name: str | None = None) -> list[Path]:
+    """Every talking clip but `name`, then the extra clip with speech."""
+    return [DATA / "talking" / n for n in TALKING if n != name] + EXTRA
 
 
 def cut_audio(path: Path, seconds: float, tmp: Path) -> Path:
@@ -147,7 +154,7 @@ def report_accuracy(ck: model.Checkpoint, clips: list[train.Clip], test: train.C
     print(f"model timing: predicted vs real opening best aligned at {lag * 10:+d} ms (corr {c:.3f})")
 
 
-def report_synthesis(held: Path, speech: Path, lip: Path, tmp: Path, texture: str) -> None:
+def report_synthesis(held: Path, speech: Path, lip: Path, tmp: Path, texture: str, n_real: int | None = None) -> None:
     out = tmp / "synced.mp4"
     r = synth.lipsync(held, speech, lip, out, synth.LipsyncConfig(texture=texture))
     lag, corr = av_offset(out)
@@ -163,7 +170,7 @@ def report_synthesis(held: Path, speech: Path, lip: Path, tmp: Path, texture: st
           f"corr {corr:.3f}")
     print(f"  real clip {held.name} with its own audio:      {real_lag:+d} frames ({real_lag / fps * 1000:+.0f} ms), "
           f"corr {real_corr:.3f}")
-    real = [av_offset(DATA / "talking" / n)[0] for n in TALKING] + [av_offset(p)[0] for p in EXTRA]
+    real = [av_offset(p)[0] for p in others()[:n_real]]
     print(f"  real clips with their own audio, same estimator: {' '.join(f'{v:+d}' for v in real)} frames "
           f"(median {np.median(real):+.0f}): real speech is not at zero on this measure")
     print(f"pipeline lag (output's tracked opening vs the opening the model asked for): {pipe_lag:+d} frames, "
