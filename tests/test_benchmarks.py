@@ -59,6 +59,7 @@ RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
 }
 
 
+@pytest.mark.slow
 def test_every_benchmark_has_a_smoke_run():
     assert sorted(RUNS) == SCRIPTS
 
