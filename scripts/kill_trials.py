@@ -1,7 +1,7 @@
 """kill -9 doppel stages at random moments and check that nothing on disk is half-written.
 
     PYTHONPATH=src python scripts/kill_trials.py --work DIR [--trials 5] [--stages extract,train,...]
-        [--clip VIDEO] [--b-clip VIDEO] [--seed 0]
+        [--clip VIDEO] [--b-clip VIDEO] [--lip-clip VIDEO] [--seed 0]
 
 Per stage: one uninterrupted run (its output is the "old complete" artifact and its wall time T), then
 --trials runs of the same command killed with SIGKILL at a uniform random moment in [0.2 T, 1.1 T].
@@ -138,7 +138,8 @@ def same_weights(a: Path, b: Path) -> bool:
 
 # ---- the trials ----
 
-def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, clip: Path, b_clip: Path) -> dict:
+def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, clip: Path, b_clip: Path,
+              lip_clip: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     res = {"stage": stage, "trials": trials, "landed": 0, "lost": [], "litter": 0, "resumed_equal": None}
     fa, fb = work.parent / "faces_a", work.parent / "faces_b"
@@ -147,7 +148,7 @@ def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, cli
             doppel(["extract", c, "-o", f])
     train_args = [fa, fb, "--steps", 12, "--save-every", 3, "--batch", 2, "--workers", 0, "--preview-every", 0,
                   "--seed", 1, "--threads", 1]
-    lip_args = [clip, "--steps", 60, "--hidden", 8]
+    lip_args = [lip_clip, "--steps", 60, "--hidden", 8]
     if stage == "extract":
         cmd, check = ["extract", clip, "-o", work / "fs"], lambda: check_faceset(work / "fs")
     elif stage == "train":
@@ -211,12 +212,14 @@ def main() -> int:
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--clip", type=Path, default=DATA / "talking" / "retalking_face_5.mp4")
     ap.add_argument("--b-clip", type=Path, default=DATA / "talking" / "retalking_face_2.mp4")
+    ap.add_argument("--lip-clip", type=Path, default=DATA / "talking" / "retalking_face_5.mp4",
+                    help="a talking clip with its speech, for lipsync train")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     bad = False
     for stage in a.stages.split(","):
-        r = run_stage(stage, a.work / stage, a.trials, rng, a.clip, a.b_clip)
+        r = run_stage(stage, a.work / stage, a.trials, rng, a.clip, a.b_clip, a.lip_clip)
         bad |= bool(r["lost"]) or r["resumed_equal"] is False
         eq = "" if r["resumed_equal"] is None else f", resumed = uninterrupted: {r['resumed_equal']}"
         print(f"{stage}: {r['trials']} kills ({r['landed']} while running), artifacts lost {len(r['lost'])}"
