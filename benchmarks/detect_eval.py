@@ -41,8 +41,14 @@ DEFAULT = [("deepfake/ffpp_pair_real.mp4", 0), ("deepfake/ffpp_pair_fake.mp4", 1
 def read_list(path: Path | None) -> list[tuple[Path, int]]:
     if path is None:
         return [(DATA / p, y) for p, y in DEFAULT]
-    rows = [r for r in csv.reader(path.read_text().splitlines()) if len(r) >= 2 and r[0].strip() != "path"]
-    return [((path.parent / r[0].strip()).resolve(), int(r[1])) for r in rows]
+    rows = [r for r in csv.reader(path.read_text().splitlines())
+            if len(r) >= 2 and r[0].strip() != "path" and not r[0].startswith("#")]
+    out = [((path.parent / r[0].strip()).resolve(), int(r[1])) for r in rows]
+    missing = [p for p, _ in out if not p.exists()]
+    if missing:  # said once, up front: a list naming generated files must say how to make them
+        print(f"{len(missing)} of {len(out)} listed files are missing (see the comments in {path.name}): "
+              + ", ".join(p.name for p in missing))
+    return out
 
 
 def frame_table(result: scan.ScanResult) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The CNN learns in a few steps, Grad-CAM and save/load work, calibration is monotone in [0, 1]."""
+"""The CNN learns what carries over to an unseen person, Grad-CAM finds planted evidence, save/load
+work, calibration is monotone in [0, 1]."""
 import numpy as np
 import pytest
 import torch
@@ -8,28 +9,86 @@ from doppel.detect import dataset, models, scan, train
 from detect_helpers import blank_detectors
 
 
-def test_cnn_learns_self_blends_in_a_few_steps(data_dir):
+def _faces(data_dir, person, n):
+    photos = sorted((data_dir / "faces" / "lfw" / person).glob("*.jpg"))[:n]
+    return [dataset.centre(f, train.CNN_SIDE) for f in dataset.faces_from_images(photos, lambda p: person)]
+
+
+def test_cnn_learns_self_blends_that_generalise_to_another_person(data_dir):
+    """Trained on fresh blends of one person's photos, measured on another person it never saw."""
+    from sklearn.metrics import roc_auc_score
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # this tiny CNN runs several times faster on one thread of a busy machine
     torch.manual_seed(0)
-    photos = sorted((data_dir / "faces" / "lfw" / "Tony_Blair").glob("*.jpg"))[:4]
-    faces = [dataset.centre(f, train.CNN_SIDE) for f in dataset.faces_from_images(photos, lambda p: "tb")]
     cfg = train.TrainConfig(batch=16)
-    fixed = train.make_batch(faces, cfg, seed=99)  # one held batch to measure on
+    held = [train.make_batch(_faces(data_dir, "Colin_Powell", 4), cfg, seed=1000 + k) for k in range(6)]
+    x, y = np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held])
+    faces = _faces(data_dir, "Tony_Blair", 6)
     lossf = torch.nn.BCEWithLogitsLoss()
     model = models.FaceCNN()
-    before = float(lossf(torch.from_numpy(models.cnn_logits(model, fixed[0])).float(), torch.from_numpy(fixed[1])))
-    losses = models.train_cnn(model, iter([fixed] * 60), steps=60, lr=3e-3)  # BN running stats need ~60
+    loss = lambda: float(lossf(torch.from_numpy(models.cnn_logits(model, x)).float(), torch.from_numpy(y)))
+    before = loss()
+    losses = models.train_cnn(model, (train.make_batch(faces, cfg, seed=k) for k in range(80)), steps=80, lr=3e-3)
     torch.set_num_threads(threads)
-    after = float(lossf(torch.from_numpy(models.cnn_logits(model, fixed[0])).float(), torch.from_numpy(fixed[1])))
-    assert len(losses) == 60 and after < 0.8 * before
+    auc = roc_auc_score(y, models.cnn_logits(model, x))
+    # measured: held-out loss 0.693 -> 0.67, AUC ~0.7 (0.66-0.72 over seeds); an untrained CNN is at 0.5
+    assert len(losses) == 80 and loss() < before and auc > 0.62, (before, loss(), auc)
 
 
-def test_gradcam_shape_and_range():
+def _brightness_cnn() -> models.FaceCNN:
+    """Planted weights: every conv a positive box filter, BN the identity, a positive head, so the
+    'fake' evidence is local brightness and Grad-CAM must peak where the crop is bright."""
     model = models.FaceCNN()
-    crop = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    cam = models.gradcam(model, crop)
+    with torch.no_grad():
+        for m in model.features:
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.fill_(1.0 / (9 * m.in_channels))
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.zero_(), m.running_var.fill_(1.0), m.weight.fill_(1.0), m.bias.zero_()
+        model.head.weight.fill_(1.0)
+    return model
+
+
+@pytest.mark.parametrize("y, x", [(8, 8), (8, 40), (40, 8), (44, 36)])
+def test_gradcam_peaks_on_a_planted_bright_patch(y, x):
+    crop = np.full((64, 64, 3), 100, np.uint8)  # below the normalisation's mid-grey: no evidence
+    crop[y:y + 16, x:x + 16] = 250
+    cam = models.gradcam(_brightness_cnn(), crop)
+    py, px = np.unravel_index(cam.argmax(), cam.shape)
     assert cam.shape == (64, 64) and cam.min() >= 0 and cam.max() <= 1.0 + 1e-6
+    assert y <= py < y + 16 and x <= px < x + 16  # rows are y, columns x: no transposition or flip
+    far = np.ones_like(cam, bool)
+    far[max(0, y - 8):y + 24, max(0, x - 8):x + 24] = False
+    assert cam[y:y + 16, x:x + 16].mean() > 0.5 and cam[far].mean() < 0.1
+
+
+def _lower_face_paste(frame, lm):
+    """A planted local artefact: the lower face (jaw below the nose) replaced by a blurred copy."""
+    import cv2
+    from doppel.detect import sbi
+    m = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(m, cv2.convexHull(sbi.mask_points(lm, "lower").astype(np.int32)), 1)
+    soft = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 3)
+    return sbi.blend(frame, cv2.GaussianBlur(frame, (0, 0), 4), soft), m
+
+
+def test_gradcam_of_the_shipped_cnn_turns_to_a_planted_artefact(clip_frames):
+    det = models.Detectors.load()
+    frames, lms = clip_frames
+    inside, outside, clean_inside = [], [], []
+    for frame, lm in zip(frames[:3], lms[:3]):
+        fake, m = _lower_face_paste(frame, lm)
+        region = models.cnn_crop(np.repeat(m[..., None] * 255, 3, 2), lm, det.cnn.cfg)[..., 0] > 127
+        cam = models.gradcam(det.cnn, models.cnn_crop(fake, lm, det.cnn.cfg))
+        clean = models.gradcam(det.cnn, models.cnn_crop(frame, lm, det.cnn.cfg))
+        assert cam.shape == region.shape and cam.min() >= 0 and 0.5 < cam.max() <= 1 + 1e-6  # normalised, then resized
+        inside.append(cam[region].mean())
+        outside.append(cam[~region].mean())
+        clean_inside.append(clean[region].mean())
+    inside, outside, clean_inside = map(np.mean, (inside, outside, clean_inside))
+    # measured on retalking_face_1: the region's weight rises from 0.006 to 0.09 of the peak; the shipped
+    # CNN does not localise it (0.16 elsewhere), so the test asks only that the artefact draws its attention
+    assert inside > 5 * clean_inside, (inside, outside, clean_inside)
 
 
 def test_platt_is_monotone_and_in_unit_interval():

@@ -1,4 +1,5 @@
 """Scanning and reporting: verdict bands, labels, no-face videos, bad input, report files."""
+import html
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from doppel.detect import report, scan
 from detect_helpers import blank_detectors
 
 FAST = scan.ScanConfig(step=8)
+CALIBRATION_CLIP = "talking/retalking_face_5.mp4"  # a calibration clip: no model was trained or fused on it
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,66 @@ def _write(path, frames, fps=25, **meta):
         for f in frames:
             w.write(f)
     return path
+
+
+def blurred_paste(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The planted fake: each frame's face hull replaced by a Gaussian-blurred copy (sigma 4) through a
+    feathered mask, the over-smooth pasted face of a cheap swap."""
+    import cv2
+    from doppel.detect import cues, sbi
+    from doppel.faces import detect
+    tracker, out = detect.FaceTracker(detect.DetectConfig()), []
+    for f in frames:
+        hull = cues.hull_mask(tracker(f)[0].landmarks, f.shape[:2]) > 0
+        out.append(sbi.blend(f, cv2.GaussianBlur(f, (0, 0), 4), cv2.GaussianBlur(hull.astype(np.float32), (0, 0), 3)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def shipped_scans(data_dir, tmp_path_factory):
+    """The shipped detector (src/doppel/detect/weights) on 24 real frames of a clip it never trained on,
+    and on the same frames with a blurred face pasted in."""
+    from doppel.detect import models
+    det, tmp = models.Detectors.load(), tmp_path_factory.mktemp("shipped")
+    frames = [f.image for f in media.read_frames(data_dir / CALIBRATION_CLIP)[:24]]
+    real = _write(tmp / "real.mp4", frames)
+    fake = _write(tmp / "pasted.mp4", blurred_paste(frames))
+    cfg = scan.ScanConfig(step=3)
+    return {k: scan.scan(p, det, cfg, progress=False) for k, p in (("real", real), ("fake", fake))}
+
+
+def test_shipped_detector_calls_the_real_clip_real_and_the_pasted_face_fake(shipped_scans):
+    # measured 2026-12 with detect-f44dda15a5: real p = 0.22 (REAL), pasted p = 0.90 (FAKE), blur +1.5 logit
+    real, fake = (shipped_scans[k].data["verdict"] for k in ("real", "fake"))
+    assert real["label"] == "REAL" and fake["label"] == "FAKE"
+    assert fake["probability"] - real["probability"] > 0.4
+    assert fake["reasons"][0].startswith("blur:")  # the planted artefact is the reason given first
+    real_frames = scan.frame_scores(shipped_scans["real"].data["frames"])
+    fake_frames = scan.frame_scores(shipped_scans["fake"].data["frames"])
+    assert len(real_frames) == len(fake_frames) == 8 and (fake_frames > real_frames).all()
+
+
+def test_html_report_names_the_verdict_reasons_and_label(shipped_scans, tmp_path):
+    fake = shipped_scans["fake"]
+    page = report.write_html(fake, tmp_path / "fake.html").read_text()
+    v = fake.data["verdict"]
+    assert f'<p class="verdict">FAKE &middot; {100 * v["probability"]:.0f}%</p>' in page
+    assert "rgb(220,40,40)" in page  # the FAKE band's colour
+    assert all(f"<li>{html.escape(r)}</li>" in page for r in v["reasons"])
+    assert "likely manipulated" in page and "synthetic-media label" not in page
+    real_page = report.write_html(shipped_scans["real"], tmp_path / "real.html").read_text()
+    assert '<p class="verdict">REAL &middot;' in real_page and "no sign of manipulation found" in real_page
+    labelled = scan.ScanResult({**fake.data, "label": {"kind": "swap"},
+                                "verdict": {**v, "label": "FAKE", "probability": 1.0}}, fake.crops)
+    page = report.write_html(labelled, tmp_path / "labelled.html").read_text()
+    assert "carries doppel&#x27;s synthetic-media label" in page and "FAKE &middot; 100%" in page
+
+
+def test_report_thumbnails_are_the_most_suspicious_faces(shipped_scans):
+    fake = shipped_scans["fake"]
+    logits = sorted((f["scores"]["fused"] for _, f in scan.top_faces(fake.data["frames"])), reverse=True)
+    kept = [c[2] for c in fake.crops]
+    assert kept == pytest.approx(logits[: len(kept)]) and len(kept) == scan.ScanConfig().keep_crops
 
 
 def test_scan_scores_every_face_and_names_reasons(real_scan):

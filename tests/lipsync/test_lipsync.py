@@ -71,6 +71,72 @@ def test_autoencoder_texture_is_learnt_once_and_stored(data_dir, tiny_model, tmp
     assert len(media.read_frames(tmp_path / "ae.mp4")) == r["frames"] == 30
 
 
+def _gap(shapes_or_landmarks) -> np.ndarray:
+    """Inner-lip gap (62 to 66) per frame: from (N, 40) template-unit shapes or (N, 68, 2) landmarks
+    (then divided by the eye-corner distance, so both are size-free)."""
+    x = np.asarray(shapes_or_landmarks)
+    if x.ndim == 2:
+        pts = x.reshape(len(x), 20, 2)
+        return pts[:, 18, 1] - pts[:, 14, 1]
+    return (x[:, 66, 1] - x[:, 62, 1]) / np.linalg.norm(x[:, 36] - x[:, 45], axis=1)
+
+
+def _measured_gap(path) -> np.ndarray:
+    from doppel.faces import detect
+    tracker = detect.FaceTracker()
+    return _gap(np.stack([tracker(f.image)[0].landmarks for f in media.iter_frames(path)]))
+
+
+@pytest.fixture(scope="module")
+def target(data_dir):
+    from doppel.lipsync import footage, texture
+    return texture.prepare(footage.load(data_dir / "talking" / TARGET, keep_frames=True))
+
+
+def _inner_mouth_luma(crop, shape, size=128):
+    """Mean luminance inside the inner-lip polygon of `shape`: dark when the drawn mouth is open."""
+    import cv2
+    from doppel.lipsync import texture
+    pts = texture.shape_to_crop(shape, size)[12:20]
+    m = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
+    return float(crop.mean(2)[m > 0].mean())
+
+
+def test_median_texture_draws_the_mouth_it_is_asked_for(target):
+    from doppel.lipsync import texture
+    gaps = _gap(target.shapes)
+    opened, shut = target.shapes[np.argmax(gaps)], target.shapes[np.argmin(gaps)]
+    draw = texture.TEXTURES["median"](target, texture.TextureConfig())
+    # inside the open shape's lips: the dark mouth when asked for it open, lips and skin when asked shut
+    dark, light = _inner_mouth_luma(draw(opened), opened), _inner_mouth_luma(draw(shut), opened)
+    assert light - dark > 15, (dark, light)
+    j = int(np.argsort(gaps)[len(gaps) // 2])  # a typical frame: its own shape should give back its own crop
+    err = np.abs(draw(target.shapes[j]).astype(float) - target.crops[j]).mean()
+    other = np.abs(target.crops[np.argmax(gaps)].astype(float) - target.crops[j]).mean()
+    assert err < 1.2 * other + 2 and err < 25, (err, other)
+
+
+def test_mouth_in_the_video_follows_the_commanded_shapes(data_dir, tiny_model, tmp_path, monkeypatch, target):
+    """Planted commands (the model's output replaced): the mouth opens on the loud half-seconds of the
+    speech and closes on the quiet ones; the rendered video's measured gap must follow them."""
+    gaps = _gap(target.shapes)
+    opened, shut = target.shapes[np.argmax(gaps)] - target.mean, target.shapes[np.argmin(gaps)] - target.mean
+
+    def planted(ck, feats, smooth):
+        loud = feats[:, 13] > np.median(feats[:, 13])  # energy channel, 100 Hz
+        return np.where(loud[:, None], opened, shut)
+    monkeypatch.setattr(synth, "predict_shapes", planted)
+    rate, x = wavfile.read(data_dir / "speech" / SPEECH)
+    short = tmp_path / "short.wav"
+    wavfile.write(short, rate, x[: int(2.4 * rate)])
+    r = synth.lipsync(data_dir / "talking" / TARGET, short, tiny_model, tmp_path / "o.mp4")
+    commanded, measured = _gap(r["mouths"] + 0), _measured_gap(tmp_path / "o.mp4")
+    own = _gap(target.shapes)[r["source_frames"]]  # what the target frames' own mouths did
+    follows, own_corr = np.corrcoef(commanded, measured)[0, 1], np.corrcoef(own, measured)[0, 1]
+    assert commanded.std() > 0.01 and follows > 0.6 and follows > own_corr + 0.2, (follows, own_corr)
+
+
 def test_video_without_a_face_is_refused(data_dir, tiny_model, tmp_path):
     blank = tmp_path / "blank.mp4"
     with media.VideoWriter(blank, 25) as w:

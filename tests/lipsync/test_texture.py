@@ -57,6 +57,50 @@ def test_laplacian_blend_limits():
     assert np.allclose(composite.laplacian_blend(a, b, np.ones((48, 64)), 4), b, atol=1e-3)
 
 
+def _images(seed=4, shape=(96, 128, 3)):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 255, shape).astype(np.float32) for _ in range(2))
+
+
+def test_laplacian_blend_of_equal_images_is_the_image_for_any_mask():
+    a, _ = _images()
+    m = np.random.default_rng(5).uniform(0, 1, a.shape[:2]).astype(np.float32)  # a partial, rough mask
+    assert np.allclose(composite.laplacian_blend(a, a.copy(), m, 4), a, atol=1e-2)  # the pyramid rebuilds exactly
+
+
+def test_laplacian_blend_with_a_smooth_mask_is_the_alpha_blend():
+    """Reference: numpy alpha compositing a*(1-m) + b*m. A mask far smoother than the coarsest level
+    looks the same at every level, so the pyramid sum telescopes to that alpha blend."""
+    a, b = _images()
+    x = np.linspace(-1, 1, a.shape[1], dtype=np.float32)
+    m = np.broadcast_to(0.5 + 0.5 * np.sin(0.5 * np.pi * x), a.shape[:2]).astype(np.float32)  # 0.5 at centre
+    ref = a * (1 - m[..., None]) + b * m[..., None]
+    out = composite.laplacian_blend(a, b, m, 4)
+    inner = (slice(8, -8), slice(8, -8))  # pyramid borders reflect
+    assert np.abs(out - ref)[inner].mean() < 1.5 and np.abs(out - ref)[inner].max() < 12
+    assert np.abs(out - a)[inner].mean() > 30  # not trivially a or b
+    assert np.abs(out - b)[inner].mean() > 30
+
+
+def test_laplacian_blend_spreads_coarse_detail_and_keeps_fine_detail_sharp():
+    """A hard half/half mask: a flat dark image (a) beside a flat bright one carrying fine texture (b).
+    The seam of the flat levels widens with the pyramid depth; b's texture stays unblurred inside."""
+    h, w = 64, 128
+    a = np.full((h, w, 3), 40, np.float32)
+    texture = np.where((np.indices((h, w)).sum(0) % 2)[..., None], 30, -30).astype(np.float32)  # checkerboard
+    b = np.full((h, w, 3), 200, np.float32) + texture
+    m = np.zeros((h, w), np.float32)
+    m[:, w // 2:] = 1
+    widths = {}
+    for levels in (0, 4):
+        out = composite.laplacian_blend(a, b, m, levels)
+        mean_row = out[h // 2, :, 0].reshape(-1, 2).mean(1)  # checkerboard averaged out, one value per 2 px
+        widths[levels] = int(((mean_row > 56) & (mean_row < 184)).sum() * 2)  # 10-90% of the 40 -> 200 step
+        assert np.all(np.diff(mean_row[8:-8]) > -2)  # a monotone seam, no ringing
+        assert np.allclose(out[:, :8], 40, atol=1) and np.abs(out[:, -16:] - b[:, -16:]).max() < 2
+    assert widths[0] <= 2 and widths[4] >= 8, widths  # a hard cut vs a wide, soft transition
+
+
 def test_pingpong_playback_bounces():
     idx = composite.playback(12, 4)
     assert idx.tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1]

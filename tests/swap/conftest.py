@@ -20,6 +20,8 @@ def make_faceset(video: Path, out: Path, frames: int = 24, size: int = 64, step:
         faces = tracker(frame.image)
         if faces:
             f = faces[0]
+            if "identity" not in fs.meta:  # what extract stores (a mean of several), here from one face
+                fs.meta["identity"] = detect.embedding(frame.image, f.landmarks).round(5).tolist()
             m = align.align_matrix(f.landmarks, size)
             rec = FaceRecord(str(video), frame.index, frame.time, [float(v) for v in f.box],
                              f.landmarks.tolist(), m.tolist())

@@ -13,7 +13,7 @@ from doppel.faces import align, detect
 from doppel.faces import mask as masks
 from doppel.provenance import watermark
 from doppel.swap import convert
-from doppel.swap.model import build, save_model
+from doppel.swap.model import SwapModel, build, save_model
 
 CLIP = "talking/retalking_face_5.mp4"
 WIDE = detect.DetectConfig(detect_size=720)  # the two-person photo is 720 px wide: detect at full size
@@ -261,18 +261,42 @@ def test_colour_statistics_are_smoothed_over_time():
     assert swings[1.0] > 0.2 and swings[0.3] < 0.5 * swings[1.0]
 
 
-def test_learned_mask(two_people, tmp_path):
+def _planted_mask_model(mask_logit: float) -> SwapModel:
+    """A masked lite model whose B decoder draws one flat colour (RGB sigmoid(-3, 3, -3): green) and a
+    flat mask sigmoid(mask_logit): planted weights, so what the learned mask lets through is known."""
+    model = build("lite", mask=True).eval()
+    out = model.decoders["b"].out
+    with torch.no_grad():
+        out.weight.zero_()
+        out.bias.copy_(torch.tensor([-3.0, 3.0, -3.0, mask_logit]))
+    return model
+
+
+def test_learned_mask_is_the_one_used(two_people, tmp_path):
     path, photo, obama, biden, emb = two_people
     plain = _save(tmp_path / "plain", build("lite").eval(), identity_a=emb.tolist())
     with pytest.raises(DoppelError, match="learned"):
         convert.swap(path, plain, tmp_path / "x.png", convert.SwapSettings(mask=masks.MaskConfig("learned"), detect=WIDE))
-    torch.manual_seed(0)
-    masked = _save(tmp_path / "masked", build("lite", mask=True).eval(), identity_a=emb.tolist())
-    s = convert.swap(path, masked, tmp_path / "y.png", convert.SwapSettings(mask=masks.MaskConfig("learned"), detect=WIDE))
-    assert s.swapped == 1 and not (tmp_path / "x.png").exists()
-    res, photo = media.read_image(tmp_path / "y.png"), _marked(photo, tmp_path / "y.png")
+    assert not (tmp_path / "x.png").exists()
+    results = {}
+    for name, logit in (("open", 10.0), ("shut", -10.0)):
+        model = _save(tmp_path / name, _planted_mask_model(logit), identity_a=emb.tolist())
+        cfg = convert.SwapSettings(mask=masks.MaskConfig("learned", 0.0, 0.02), color="none", detect=WIDE)
+        assert convert.swap(path, model, tmp_path / f"{name}.png", cfg).swapped == 1
+        results[name] = media.read_image(tmp_path / f"{name}.png").astype(int)
     x0, y0, x1, y1 = obama.box.astype(int)
-    assert np.abs(res[y0:y1, x0:x1].astype(int) - photo[y0:y1, x0:x1]).mean() > 2
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    centre = results["open"][cy - 10:cy + 10, cx - 10:cx + 10]
+    assert centre[..., 1].mean() > 200 and centre[..., 0].mean() < 40  # the planted green face is pasted
+    # a mask that is all ones reaches the crop's corners, outside the landmark hull a drawn mask would stop at
+    # (with --mask hull in its place: 736 changed pixels outside the hull against 9026 inside)
+    hull = (masks.hull(obama.landmarks, max(photo.shape)) > 0.5)[: photo.shape[0], : photo.shape[1]]
+    changed = np.abs(results["open"] - photo).sum(2) > 30
+    assert (changed & ~hull).sum() > 0.3 * (changed & hull).sum()
+    # an all-zero learned mask changes nothing but the invisible mark
+    assert np.abs(results["shut"] - _marked(photo, tmp_path / "shut.png").astype(int)).max() <= 2
+    marked = _marked(photo, tmp_path / "open.png").astype(int)
+    assert np.array_equal(results["open"][:, 370:], marked[:, 370:])  # Biden (the right half) is not swapped
 
 
 def test_identity_is_rechecked_until_the_track_matches(monkeypatch):

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,26 @@ FAST = dict(batch=4, workers=0, preview_every=0, save_every=1000, log_every=1, i
 def test_loss_falls_and_outputs_are_written(facesets, tmp_path):
     out = tmp_path / "model"
     cfg = train.TrainConfig(steps=24, lr=1e-3, **{**FAST, "batch": 6, "preview_every": 12})
+    t0 = time.monotonic()
     s = train.train(*facesets, out, cfg)
-    assert s["step"] == 24 and s["faces_per_s"] > 0
+    wall = time.monotonic() - t0
+    assert s["step"] == s["steps_run"] == 24 and 0 < s["seconds"] <= wall
+    # faces/s counts both people's batches (2 x 6 a step) over the training loop's own time
+    assert s["faces_per_s"] == pytest.approx(24 * 12 / s["seconds"], rel=0.01) and s["faces_per_s"] >= 24 * 12 / wall
     lines = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     first = sum(l["loss_a"] + l["loss_b"] for l in lines[:4]) / 4
     last = sum(l["loss_a"] + l["loss_b"] for l in lines[-4:]) / 4
     assert last < 0.8 * first, (first, last)
     assert [l["step"] for l in lines] == list(range(1, 25))
+    rates = [l["faces_per_s"] for l in lines]  # a smoothed rate per step: it must agree with the summary's
+    assert all(r > 0 for r in rates) and 0.2 < rates[-1] / s["faces_per_s"] < 5
     cfg_m, info = read_header(out)
     fa = FaceSet.open(facesets[0])
     assert cfg_m.preset == "lite" and info["step"] == 24 and info["size"] == 64
     assert info["coverage"] == fa.coverage and info["faceset_a"] == str(fa.root)
-    assert "identity_a" in info and "identity_b" in info
+    fb = FaceSet.open(facesets[1])
+    assert info["identity_a"] == fa.meta["identity"] and info["identity_b"] == fb.meta["identity"]
+    assert len(info["identity_a"]) == 128 and info["identity_a"] != info["identity_b"]
     previews = sorted((out / "previews").glob("step_*.png"))
     assert [p.name for p in previews] == ["step_000012.png", "step_000024.png"]
     assert provenance.read_label(previews[0])["synthetic"] is True

@@ -159,6 +159,7 @@ def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, wei
 
 def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
+    made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     names = report_names(files)
     finder = detect.detect_config(args)
@@ -172,12 +173,13 @@ def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
         with cf.ProcessPoolExecutor(args.jobs, ctx, _worker_init, (args.weights,)) as pool:
             results = [_show(r, bar) for r in pool.map(analyse, *zip(*jobs))]
     bar.close()
+    if not any("error" not in r for r in results):  # nothing to report: leave nothing behind
+        if made and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise DoppelError(f"nothing could be analysed ({len(results)} file(s) failed; see above)")
     with media.atomic_path(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(results, indent=1))
     report.write_index(results, out_dir / "index.html")
-    ok = [r for r in results if "error" not in r]
-    if not ok:
-        raise DoppelError(f"nothing could be analysed ({len(results)} file(s) failed; see above)")
     return 0
 
 
