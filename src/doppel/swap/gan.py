@@ -147,18 +147,26 @@ def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor], weights
 
 
 def generator_loss(p: dict, critic: Critic, cfg: GanConfig, st: Stage) -> tuple[torch.Tensor, dict]:
-    """One person's generator loss; `p` holds input, target, parts, colour, alpha and fake (the composite)."""
+    """One person's generator loss; `p` holds input, target, parts, colour, alpha, fake (the composite), occluder.
+
+    The raw colour is held to the target everywhere but under the planted occluders (as the
+    reference does, so the colour learns the face whatever the mask does); the composite is
+    held to the whole target, which is what teaches the mask to let the occluder through.
+    """
     x, t, fake, colour, alpha = p["input"], p["target"], p["fake"], p["colour"], p["alpha"]
+    keep = 1 - p["occluder"] if "occluder" in p else torch.ones_like(alpha)
     n = len(x)
     scores, feats = critic(torch.cat([torch.cat([fake, x], 1), torch.cat([colour, x], 1), torch.cat([t, x], 1)]))
     adv = cfg.w_d * (lsgan(scores[:n], 1.0) + lsgan(scores[n:2 * n], 1.0))
-    recon = cfg.w_recon * (fake - t).abs().mean() + cfg.w_eyes * (p["parts"] * (fake - t)).abs().mean()
-    edge = cfg.w_edge * edge_loss(fake, t) + cfg.w_eyes * edge_loss(fake, t, p["parts"])
+    err = (colour - t).abs()
+    recon = (cfg.w_recon * ((keep * err).mean() + (fake - t).abs().mean())
+             + cfg.w_eyes * (p["parts"] * keep * err).mean())
+    edge = cfg.w_edge * edge_loss(colour, t, keep) + cfg.w_eyes * edge_loss(colour, t, p["parts"] * keep)
     mask = cfg.w_hinge * F.relu(st.margin - alpha).mean() if st.hinge else cfg.w_mask * alpha.abs().mean()
     mask = mask + cfg.w_tv * tv(alpha)
     pl = torch.zeros((), device=x.device)
-    if st.perceptual:
-        pl = feature_matching([f[:n] for f in feats], [f[2 * n:] for f in feats], cfg.w_pl)
+    if st.perceptual:  # on the raw colour pair, against the real pair
+        pl = feature_matching([f[n:2 * n] for f in feats], [f[2 * n:] for f in feats], cfg.w_pl)
     total = adv + recon + edge + mask + pl
     return total, {"adv": adv.item(), "recon": recon.item(), "edge": edge.item(), "mask": mask.item(), "pl": pl.item()}
 
