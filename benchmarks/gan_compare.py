@@ -4,6 +4,7 @@
     doppel train DIR/train_a DIR/train_b -o DIR/plain --minutes M --threads 1
     doppel train DIR/train_a DIR/train_b -o DIR/gan --gan --minutes M --threads 1
     python benchmarks/gan_compare.py measure FACESET_A FACESET_B --out DIR --plain DIR/plain --gan DIR/gan
+    python benchmarks/gan_compare.py speed [--batch 8] [--steps 5]
 
 `split` writes the first (1 - hold-out) of each face set's faces, in frame order,
 as training face sets (held out in time, so no held-out face has a neighbour
@@ -16,7 +17,9 @@ frame in training). `measure` uses the remaining faces:
     held-out A face, the face swapped into the crop with the hull mask and with
     the learned mask (learned alpha x hull); the figure is the mean abs difference
     (0-255) to the occluded input inside the ellipse: lower = more occluder kept;
-  - training speed from each model's log.jsonl, and the GAN/plain ratio.
+  - training speed from each model's log.jsonl, and the GAN/plain ratio (noisy when
+    the two runs met different CPU loads: `speed` alternates the two steps in one
+    process on random batches instead).
 A GAN model's own output is its composite over the input where a figure needs
 one face (SSIM, sharpness, identity); its raw colour is shown beside it.
 """
@@ -153,18 +156,51 @@ def measure(args) -> None:
     print(f"training speed ratio gan/plain: {rows['gan']['faces/s'] / rows['plain']['faces/s']:.2f}")
 
 
+def step_speed(args) -> None:
+    """Plain and GAN training steps on the same random batches, alternated so both see the same CPU load."""
+    import time
+    from doppel.swap.model import build
+    from doppel.swap.train import Pair, train_step
+    s, n = 64, args.batch
+    hull = torch.zeros(n, 1, s, s)
+    hull[:, :, 8:56, 12:52] = 1
+    batch = {p: {"input": torch.rand(n, 3, s, s), "target": torch.rand(n, 3, s, s),
+                 "parts": torch.zeros(n, 1, s, s), "mask": hull} for p in "ab"}
+    torch.manual_seed(0)
+    plain, g = Pair(build("lite")), Pair(build("lite", mask=True))
+    opt_p, opt_g = (torch.optim.Adam(m.parameters(), 1e-4, betas=(0.5, 0.999)) for m in (plain, g))
+    trainer = gan.GanTrainer(gan.GanConfig(), 100, 0, 0, 1, torch.device("cpu"))
+    lcfg = losses.LossConfig()
+    window = losses.gaussian_window()
+    times = {"plain": [], "gan": []}
+    for i in range(args.steps + 1):
+        for name in ("plain", "gan"):
+            t = time.perf_counter()
+            if name == "plain":
+                train_step(plain, opt_p, batch, lcfg, window, torch.device("cpu"), False)
+            else:
+                trainer.step(g, opt_g, batch, 50)  # mid-schedule: perceptual loss on
+            if i:  # the first step of each warms up
+                times[name].append(time.perf_counter() - t)
+    rate = {k: 2 * n / float(np.median(v)) for k, v in times.items()}
+    print(f"faces/s at batch {n}, median of {args.steps} alternated steps: plain {rate['plain']:.1f}, "
+          f"gan {rate['gan']:.1f}; ratio gan/plain {rate['gan'] / rate['plain']:.2f}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["split", "measure"])
-    p.add_argument("faceset_a")
-    p.add_argument("faceset_b")
-    p.add_argument("--out", required=True, help="folder for the training face sets")
+    p.add_argument("command", choices=["split", "measure", "speed"])
+    p.add_argument("faceset_a", nargs="?")
+    p.add_argument("faceset_b", nargs="?")
+    p.add_argument("--out", help="folder for the training face sets")
+    p.add_argument("--batch", type=int, default=8, help="faces per person per step (speed)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps of each (speed)")
     p.add_argument("--hold-out", type=float, default=0.2, help="last fraction of each set's frames held out")
     p.add_argument("--plain", help="plain model folder (measure)")
     p.add_argument("--gan", help="GAN model folder (measure)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    (split if args.command == "split" else measure)(args)
+    {"split": split, "measure": measure, "speed": step_speed}[args.command](args)
 
 
 if __name__ == "__main__":

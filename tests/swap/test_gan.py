@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from doppel import media, provenance
+from doppel import cli, media, provenance
 from doppel.errors import DoppelError
 from doppel.faces import mask as masks
 from doppel.faceset import FaceSet
@@ -162,7 +162,7 @@ def test_gan_losses_are_finite_and_previews_show_mask(gan_runs):
     cfg, _ = read_header(whole)
     assert cfg.mask
     img = media.read_image(whole / "previews" / "step_000004.png")
-    assert img.shape == (14 * 64, 2 * 64, 3)  # per person: input + (colour, mask, composite) x 2 decoders
+    assert img.shape == (14 * 64, 6 * 64, 3)  # per person: input + (colour, mask, composite) x 2 decoders
     mask_row = img[2 * 64:3 * 64].astype(int)
     assert np.abs(mask_row[..., 0] - mask_row[..., 1]).max() <= 1  # grey: the mask drawn as is
     assert provenance.read_label(whole / "previews" / "step_000004.png")["synthetic"] is True
@@ -213,3 +213,11 @@ def test_torchrun_gan_ranks_stay_identical(facesets, tmp_path):
     saved = load_file(str(tmp_path / "m" / "model.safetensors"))
     assert all(torch.equal(r0[k], r1[k]) and torch.equal(r0[k], saved[k]) for k in r0)
     assert any(k.startswith("gan.d.") for k in load_file(str(tmp_path / "m" / "train_state.safetensors")))
+
+
+def test_cli_rejects_bad_gan_flags(facesets, tmp_path, capsys):
+    for flag, value in (("--gan-schedule", "0"), ("--gan-occlude", "1.5")):
+        code = cli.main(["train", *map(str, facesets), "-o", str(tmp_path / "m"), "--gan", flag, value])
+        err = capsys.readouterr().err
+        assert code == 2 and flag in err and err.count("\n") == 1, err
+    assert not (tmp_path / "m" / "model.safetensors").exists()
