@@ -72,3 +72,12 @@ def test_learned_mask_is_used_and_required(lm):
         masks.make_mask(lm, SIZE, masks.MaskConfig("star"))
     with pytest.raises(ValueError, match="68, 2"):
         masks.hull(lm[:10], SIZE)
+
+
+def test_learned_mask_never_reaches_past_the_hull(lm):
+    """An all-ones learned mask gives exactly the hull mask: the model decides inside the face only."""
+    cfg = masks.MaskConfig("learned", 0.0, 0.05)
+    m = masks.make_mask(lm, SIZE, cfg, np.ones((16, 16), np.float32))
+    np.testing.assert_array_equal(m, masks.make_mask(lm, SIZE, masks.MaskConfig("hull", 0.0, 0.05)))
+    half = masks.make_mask(lm, SIZE, masks.MaskConfig("learned", 0.0, 0.0), np.full((16, 16), 0.5, np.float32))
+    assert set(np.unique(half)) == {0.0, 0.5}

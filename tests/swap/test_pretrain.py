@@ -145,3 +145,14 @@ def test_corrupt_or_foreign_prior_gives_a_one_line_error(prior, facesets, tmp_pa
         train.train(*facesets, train_model, train.TrainConfig(steps=1, batch=2, workers=0, init="scratch",
                                                               preview_every=0))
         pretrain.init_from_prior(build("lite"), train_model / "model.safetensors")
+
+
+def test_a_masked_gan_decoder_from_the_prior_draws_the_prior_colours(prior):
+    out, _, _ = prior
+    plain, masked = build("lite"), build("lite", mask=True)
+    pretrain.init_from_prior(plain, out)
+    pretrain.init_from_prior(masked, out)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        a, b = plain(x, "b")[0], masked(x, "b")[0]
+    assert (a - b).abs().max().item() < 1e-5

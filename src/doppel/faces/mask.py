@@ -128,13 +128,14 @@ def make_mask(landmarks: np.ndarray, size: int, cfg: MaskConfig = MaskConfig(),
     """The blend mask (size, size) float32 in [0, 1] for landmarks in canvas pixels.
 
     `learned` is the model's own mask (any square size, float in [0, 1]); it is
-    required when cfg.shape == "learned" and otherwise ignored.
+    required when cfg.shape == "learned" (and then cut to the hull) and otherwise ignored.
     """
     lm = _check(landmarks, size)
     if cfg.shape == "learned":
         if learned is None:
             raise ValueError("mask 'learned' needs a model that draws a mask")
         base = cv2.resize(np.asarray(learned, np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+        base = np.clip(base, 0, 1) * hull(lm, size)  # the model decides inside the face, never outside it
     elif cfg.shape in SHAPES:
         base = SHAPES[cfg.shape](lm, size)
     else:

@@ -453,7 +453,7 @@ def _prepare(input: Path, model_path: str | os.PathLike, output: Path,
         raise DoppelError(f"unknown colour transfer {settings.color!r}; choose from {', '.join(blend.COLOR)}")
     model, info = open_model(model_path, settings.to)
     if settings.mask.shape == "learned" and not model.cfg.mask:
-        raise DoppelError("--mask learned needs a model trained with a mask; this one draws none")
+        raise DoppelError("--mask learned needs a model that draws a mask (train one with --gan); this one draws none")
     identity = identity_of(info)
     if identity is None:
         log.warning("model has no identity_a: swapping the largest face in each frame")

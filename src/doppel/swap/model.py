@@ -1,7 +1,8 @@
 """The face-swap autoencoder: one shared encoder, one decoder per person.
 
 Tensors are float32 (N, 3, S, S) RGB in [0, 1]; a decoder with `mask=True`
-also returns a (N, 1, S, S) mask in [0, 1]. A model file is a single
+(the GAN variant, swap/gan.py) draws its colour through tanh (rescaled to
+[0, 1]) and also returns a (N, 1, S, S) alpha mask through a sigmoid. A model file is a single
 safetensors file whose metadata holds the config and facts about the training
 data, so `load_model` rebuilds the model from the file alone (no pickle).
 """
@@ -33,7 +34,7 @@ class SwapConfig:
     bottleneck: int = 512  # channels reshaped from the second dense layer, at size/32
     up_channels: int = 256  # output channels of the encoder's upsampling convolution
     dec_channels: tuple[int, ...] = (128, 64, 32, 16)  # each decoder's 4 upsampling convolutions
-    mask: bool = False  # decoders also draw a mask (GAN variant)
+    mask: bool = False  # decoders also draw an alpha mask (the GAN variant, swap/gan.py)
 
     def __post_init__(self):
         if self.size % 32 or self.size < 64:
@@ -89,8 +90,10 @@ class Decoder(nn.Module):
         self.out = nn.Conv2d(chans[-1], 4 if cfg.mask else 3, 5, 1, 2)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        y = torch.sigmoid(self.out(self.ups(z)))
-        return (y[:, :3], y[:, 3:]) if self.mask else (y, None)
+        y = self.out(self.ups(z))
+        if not self.mask:
+            return torch.sigmoid(y), None
+        return (torch.tanh(y[:, :3]) + 1) / 2, torch.sigmoid(y[:, 3:])
 
 
 class SwapModel(nn.Module):

@@ -242,8 +242,8 @@ def init_from_prior(model, path: str | os.PathLike) -> dict:
             for k, v in dec.items():
                 if own[k].shape == v.shape:
                     own[k].copy_(v)
-                else:  # output conv with extra (mask) channels: copy the colour ones
-                    own[k][: v.shape[0]].copy_(v)
+                else:  # output conv with a mask channel: colour is (tanh(y) + 1) / 2 = sigmoid(2y) there,
+                    own[k][: v.shape[0]].copy_(v / 2)  # so halved colour weights draw the prior's colours
     return info
 
 

@@ -34,7 +34,8 @@ from tqdm import tqdm
 from .. import provenance
 from ..errors import DoppelError
 from ..faceset import FaceSet
-from . import augment, losses
+from . import augment, gan, losses
+from .gan import GanConfig
 from .model import MODEL_FILE, PRESETS, SwapModel, build, read_header, save_model
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class TrainConfig:
     preview_faces: int = 6  # faces per preview row
     channels_last: bool = False  # NHWC tensors (oneDNN): measured no faster here, see benchmarks/train_speed.py
     init: str = "prior"  # start weights: "prior" (the shipped face prior of the preset), "scratch", or a prior file
+    gan: bool = False  # the GAN variant (swap/gan.py): masked decoders, critics, edge and perceptual losses
+    gan_cfg: GanConfig = GanConfig()  # its weights, learning rates and schedule (used when gan)
 
 
 class Pair(nn.Module):
@@ -152,8 +155,12 @@ def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, step: int, info: dict) -> None:
-    """Write model + train state to temporary names, then rename both; a failure leaves the old pair."""
+def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, step: int, info: dict,
+                    extra: tuple[dict, dict] | None = None) -> None:
+    """Write model + train state to temporary names, then rename both; a failure leaves the old pair.
+
+    `extra` (tensors, metadata) joins the train state (the GAN's critics).
+    """
     tmp_m, tmp_s = out / f".model.{os.getpid()}.safetensors", out / f".train_state.{os.getpid()}.safetensors"
     try:
         save_model(tmp_m, model, {**info, "step": step})
@@ -161,7 +168,8 @@ def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, ste
         rng_t, rng_meta = _rng_state()
         meta = {"format": STATE_FORMAT, "step": str(step), "param_groups": json.dumps(groups),
                 "rng": json.dumps(rng_meta), "config": json.dumps(asdict(model.cfg))}
-        save_file({**opt_t, **rng_t}, str(tmp_s), metadata=meta)
+        extra_t, extra_m = extra or ({}, {})
+        save_file({**opt_t, **rng_t, **extra_t}, str(tmp_s), metadata={**meta, **extra_m})
         if (out / STATE_FILE).exists():  # kept until the new model is in place: a crash between renames
             os.replace(out / STATE_FILE, out / STATE_PREV)  # leaves a state whose step matches the model
         os.replace(tmp_s, out / STATE_FILE)
@@ -184,11 +192,14 @@ def _state_meta(path: Path) -> dict:
     return meta if meta.get("format") == STATE_FORMAT else {}
 
 
-def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer) -> int:
-    """Restore weights, optimizer and RNG states from `out`; returns the step."""
+def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, critics=None) -> int:
+    """Restore weights, optimizer and RNG states from `out`; returns the step. `critics`: a gan.GanTrainer."""
     if not (out / MODEL_FILE).is_file():
         raise DoppelError(f"nothing to resume in {out} (no {MODEL_FILE})")
     cfg, info = read_header(out / MODEL_FILE)
+    if cfg.mask != model.cfg.mask:
+        raise DoppelError(f"{out} holds a {'GAN' if cfg.mask else 'plain'} model; resume it "
+                          f"{'with' if cfg.mask else 'without'} --gan")
     if cfg != model.cfg:
         raise DoppelError(f"{out} holds a {cfg.preset} model of {cfg.size} px; cannot resume it as "
                           f"{model.cfg.preset} at {model.cfg.size} px")
@@ -202,6 +213,8 @@ def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer) -> 
     tensors = load_file(str(path))
     _load_optimizer(opt, tensors, json.loads(meta["param_groups"]))
     _set_rng_state(tensors, json.loads(meta["rng"]))
+    if critics is not None:
+        critics.load(tensors, meta)
     return step
 
 
@@ -215,7 +228,13 @@ def _tiles(x: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def preview(model: SwapModel, xa: torch.Tensor, xb: torch.Tensor) -> np.ndarray:
-    """Rows: A, A rebuilt, A drawn as B, B, B rebuilt, B drawn as A; (6*S, N*S, 3) uint8."""
+    """Rows: A, A rebuilt, A drawn as B, B, B rebuilt, B drawn as A; (6*S, N*S, 3) uint8.
+
+    A GAN model shows colour, mask and composite for each decoder: 14 rows (gan.preview_rows).
+    """
+    if model.cfg.mask:
+        return np.concatenate([_tiles(r) for x, o, t in ((xa, "a", "b"), (xb, "b", "a"))
+                               for r in gan.preview_rows(model, x, o, t)], axis=0)
     rows = []
     for x, own, other in ((xa, "a", "b"), (xb, "b", "a")):
         rows += [_tiles(x), _tiles(model(x, own)[0]), _tiles(model(x, other)[0])]
@@ -299,17 +318,17 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, batch: dict, lcfg: lo
     return la.item(), lb.item()
 
 
-def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device
+def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device, critics=None
            ) -> tuple[SwapModel, torch.optim.Optimizer, int]:
     """Model and optimizer, fresh from the seed or restored from the checkpoint in `out`."""
     check_preset(cfg.preset, fa.size)
     torch.manual_seed(cfg.seed)
-    model = build(cfg.preset).to(device)
+    model = build(cfg.preset, mask=cfg.gan).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     if cfg.resume:
-        return model, opt, load_checkpoint(out, model, opt)
+        return model, opt, load_checkpoint(out, model, opt, critics)
     if (out / MODEL_FILE).exists():
         raise DoppelError(f"{out} already holds a model; pass --resume to continue it, or choose another folder")
     initialise(model, cfg)
@@ -344,10 +363,13 @@ def train(faceset_a, faceset_b, output, cfg: TrainConfig = TrainConfig()) -> dic
     out = Path(output)
     if rank == 0:
         (out / "previews").mkdir(parents=True, exist_ok=True)
-    model, opt, start = _setup(fa, out, cfg, device)
+    critics = None
+    if cfg.gan:
+        critics = gan.GanTrainer(cfg.gan_cfg, cfg.steps or DEFAULT_STEPS, cfg.seed, rank, world, device)
+    model, opt, start = _setup(fa, out, cfg, device, critics)
     data_a, data_b = augment.load_faces(fa), augment.load_faces(fb)
     try:
-        summary = _run(model, opt, start, (fa, fb), (data_a, data_b), out, cfg, rank, world, device)
+        summary = _run(model, opt, start, (fa, fb), (data_a, data_b), out, cfg, rank, world, device, critics)
     finally:
         _dump_rank(model, rank)
         if world > 1 and dist.is_initialized():
@@ -363,7 +385,7 @@ def _dump_rank(model: SwapModel, rank: int) -> None:
                   str(Path(folder) / f"rank{rank}.safetensors"))
 
 
-def _run(model, opt, start, sets, datas, out, cfg, rank, world, device) -> dict:
+def _run(model, opt, start, sets, datas, out, cfg, rank, world, device, critics=None) -> dict:
     """The training loop: steps until the step or time limit; checkpoint on Ctrl-C and at the end."""
     stop = cfg.steps if cfg.steps is not None else (2 ** 62 if cfg.minutes is not None else DEFAULT_STEPS)
     net = Pair(model)
@@ -374,11 +396,15 @@ def _run(model, opt, start, sets, datas, out, cfg, rank, world, device) -> dict:
     batches = augment.loader(augment.StepBatches(*datas, cfg.batch, cfg.seed, rank, world), start, stop, cfg.workers)
     deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes is not None else None
     mon = Monitor(out, model, datas, sets, cfg, rank, world, start, None if stop >= 2 ** 62 else stop, device)
+    mon.gan = critics
     step = start
     try:
         if step < stop:
             for batch in batches:
-                la, lb = train_step(net, opt, batch, lcfg, window, device, cfg.channels_last)
+                if critics is not None:
+                    la, lb = critics.step(net, opt, batch, step)
+                else:
+                    la, lb = train_step(net, opt, batch, lcfg, window, device, cfg.channels_last)
                 step += 1
                 mon.after_step(step, la, lb, opt)
                 if step >= stop or _time_up(deadline, world, device):
@@ -409,6 +435,7 @@ class Monitor:
         self.saved = start if cfg.resume else -1
         self.previewed = -1  # step of the last preview written (the final one is often a periodic one too)
         self.step = self.logged = start
+        self.gan = None  # the run's gan.GanTrainer: its losses are logged, its state saved
 
     def after_step(self, step: int, la: float, lb: float, opt) -> None:
         now = time.monotonic()
@@ -427,7 +454,8 @@ class Monitor:
 
     def _log(self) -> None:
         self.logged = self.step
-        self.log.write(self.step, loss_a=self.losses[0], loss_b=self.losses[1], faces_per_s=self.rate)
+        extra = self.gan.last if self.gan is not None else {}
+        self.log.write(self.step, loss_a=self.losses[0], loss_b=self.losses[1], faces_per_s=self.rate, **extra)
 
     def preview(self, step: int) -> None:
         if not self.active or step == self.previewed:
@@ -439,7 +467,8 @@ class Monitor:
 
     def checkpoint(self, step: int, opt) -> None:
         if self.active and step != self.saved:
-            save_checkpoint(self.out, self.model, opt, step, model_info(*self.sets, step, self.cfg))
+            extra = self.gan.state() if self.gan is not None else None
+            save_checkpoint(self.out, self.model, opt, step, model_info(*self.sets, step, self.cfg), extra)
             self.saved = step
 
     def summary(self, step: int) -> dict:
@@ -484,6 +513,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(`doppel pretrain`); ignored with --resume")
     p.add_argument("--threads", type=int, default=0,
                    help="torch intra-op threads (0: torch's default; 1 is often faster on a busy CPU)")
+    gan.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -496,7 +526,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(preset=args.preset, steps=steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
                       loss=args.loss, dssim=args.dssim, eye_mouth_weight=args.eye_mouth_weight,
                       save_every=args.save_every, preview_every=args.preview_every, resume=args.resume,
-                      device=args.device, workers=args.workers, seed=args.seed, init=args.init)
+                      device=args.device, workers=args.workers, seed=args.seed, init=args.init,
+                      gan=args.gan, gan_cfg=gan.config_from_args(args))
     s = train(args.faceset_a, args.faceset_b, args.output, cfg)
     if s["rank"] == 0:
         log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
