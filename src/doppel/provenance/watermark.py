@@ -43,7 +43,10 @@ FALSE_POSITIVE_RATE = TILE * TILE * len(SCALES) * 2.87e-7 * 2.0 ** -16
 class MarkSettings:
     key: str = DEFAULT_KEY  # secret that draws the patterns; the wrong key reads nothing
     work: int = 120  # cells on the frame's shorter side of the working grid
-    strength: float = 3.0  # RMS change of luma in 0..255 levels
+    strength: float = 3.0  # RMS change of luma in 0..255 levels, where the picture has texture
+    texture: float = 2.0  # local luma activity (mean |detail|, levels) that gets the full strength
+    min_gain: float = 0.6  # share of the strength kept on flat areas (a dark suit, a wall): there it shows
+    max_gain: float = 2.0  # most of the strength added on busy texture, where it hides
     sync_share: float = 0.3  # share of the mark's energy in the sync pattern
 
 
@@ -138,20 +141,31 @@ def _grid(h: int, w: int, work: int, scale: float = 1.0) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=4)
-def _delta(h: int, w: int, key: str, payload: int, s: MarkSettings) -> tuple[np.ndarray, np.ndarray]:
-    """The luma change for a frame size as two (h, w, 3) uint8 parts, (raise, lower).
+def _delta(h: int, w: int, key: str, payload: int, s: MarkSettings) -> np.ndarray:
+    """The luma change for a frame size before texture masking, (h, w) float32 in levels.
 
-    The change does not depend on the picture, so a writer computes it once per output.
-    (Cancelling the picture's own correlation with the patterns at embedding was tried:
-    it is ~6x below the mark here, so it changed nothing measurable.)
+    The pattern does not depend on the picture (so it is cached per size and payload); how
+    strongly it is added does (`_gain`). (Cancelling the picture's own correlation with the
+    patterns at embedding was tried: it is ~6x below the mark here, so it changed nothing measurable.)
     """
     import cv2
     gh, gw = _grid(h, w, s.work)
     t = _tile(key, payload, s.sync_share)
     grid = np.tile(t, (gh // TILE + 1, gw // TILE + 1))[:gh, :gw]
-    d = np.round(cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR) * s.strength)
-    up, down = np.clip(d, 0, 255).astype(np.uint8), np.clip(-d, 0, 255).astype(np.uint8)
-    return np.repeat(up[..., None], 3, axis=2), np.repeat(down[..., None], 3, axis=2)
+    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) * s.strength
+
+
+def _gain(luma: np.ndarray, s: MarkSettings) -> np.ndarray:
+    """Per-pixel strength factor from local texture: additive noise is visible on flat, smooth areas
+    (a dark suit showed a mottled pattern at a constant 3 levels) and hidden on detail."""
+    import cv2
+    y = luma.astype(np.float32)
+    detail = np.abs(y - cv2.GaussianBlur(y, (0, 0), 1.5))
+    activity = cv2.GaussianBlur(detail, (0, 0), 6.0)
+    return np.clip(activity / s.texture, s.min_gain, s.max_gain)
+
+
+_CACHE: dict = {}
 
 
 def embed(image: np.ndarray, payload: int, settings: MarkSettings = MarkSettings()) -> np.ndarray:
@@ -159,10 +173,13 @@ def embed(image: np.ndarray, payload: int, settings: MarkSettings = MarkSettings
     import cv2
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
-    up, down = _delta(image.shape[0], image.shape[1], settings.key, payload, settings)
-    # saturating uint8 add then subtract: each pixel is raised or lowered, never both, so this is
-    # exactly clip(image + change) at a fraction of the cost of int16 arithmetic
-    return cv2.subtract(cv2.add(np.ascontiguousarray(image), up), down)
+    key = (image.shape[:2], settings.key, payload, settings.work, settings.strength, settings.sync_share)
+    if key not in _CACHE:
+        _CACHE.clear()  # one output at a time: keep only the latest pattern
+        _CACHE[key] = _delta(image.shape[0], image.shape[1], settings.key, payload, settings)
+    image = np.ascontiguousarray(image)
+    d = np.round(_CACHE[key] * _gain(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), settings)).astype(np.int16)
+    return np.clip(image.astype(np.int16) + d[..., None], 0, 255).astype(np.uint8)
 
 
 # --- reading ----------------------------------------------------------------------------------
