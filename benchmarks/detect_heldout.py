@@ -11,6 +11,8 @@ the same random degradations, with one seed, so every folder sees identical inpu
   never trained on, fused or calibrated by `detect train --corpus`), no temporal cues;
 - clips: --clips frames (every 3rd) of each real clip of corpus/talking (MEAD and the
   two presenters: used by no `detect train`), with temporal cues.
+The blends, degradations and cues are drawn and measured once (`--samples DIR` keeps
+them for later runs) and each folder's CNN, Fourier model and fusion score them.
 Prints per set and folder the frame-level AUC of the CNN and of the fusion, the
 pseudo-clip AUC (video rule) where there are clips, and for the clips the share of
 real pseudo-clips the calibrated verdict calls FAKE (p >= 0.7); then the ratio of each
@@ -24,7 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from doppel.detect import dataset, models, scan, train
+from tqdm import tqdm
+
+from doppel.detect import augment, cues, dataset, models, scan, train
+from doppel.faces import detect
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -47,9 +52,57 @@ def test_clips(limit: int, cache: str | None) -> list:
     return faces
 
 
-def scores(folder: str, faces: list, seed: int, clips: bool) -> dict:
+def prepare(faces: list, seed: int, desc: str) -> dict:
+    """Every face as it is and as a fresh blend, degraded, landmarks refitted, cues measured: the
+    inputs of train.features, drawn draw for draw as it draws them, but without any model, so the
+    cues (most of the cost) are measured once for every folder. Returns arrays (npz-able)."""
+    rng = np.random.default_rng(seed)
+    out = {k: [] for k in ("image", "landmarks", "spectrum", "cues", "y", "group", "kind")}
+
+    def add(pair: list, landmarks: np.ndarray, y: int, group: str, kind: str) -> None:
+        box = detect.box_from_landmarks(landmarks)
+        img, *prev = augment.degrade([p for p in pair if p is not None], rng)
+        prev = prev[0] if prev else None
+        lm = detect.landmarks68(img, box)
+        feats = cues.face_cues(img, lm, prev, detect.landmarks68(prev, box) if prev is not None else None)
+        for k, v in (("image", img), ("landmarks", lm), ("spectrum", models.spectrum(img, lm)),
+                     ("cues", [feats.get(n, np.nan) for n in scan.FUSION_FEATURES]), ("y", y), ("group", group),
+                     ("kind", kind)):
+            out[k].append(v)
+
+    for f in tqdm(faces, desc=desc, unit="face", leave=False):
+        fake, fake_prev = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng)
+        add([f.image, f.prev_image], f.landmarks, 0, f.group, "real")
+        add([fake, fake_prev], f.landmarks, 1, f.group, train.BLEND)
+    return {k: np.array(v, dtype=np.float64 if k == "cues" else None) for k, v in out.items()}
+
+
+def prepared(faces: list, seed: int, name: str, folder: str | None) -> dict:
+    """prepare(), kept in `folder` (a run with the same faces and seed reuses it)."""
+    if not folder:
+        return prepare(faces, seed, name)
+    path = Path(folder) / f"heldout-{name}-{len(faces)}-{seed}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    prep = prepare(faces, seed, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **prep)
+    return prep
+
+
+def rows(det: models.Detectors, prep: dict) -> np.ndarray:
+    """The fusion features of prepared faces under one folder's models (what train.features gives)."""
+    crops = np.stack([models.cnn_crop(i, lm, det.cnn.cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
+    x = prep["cues"].copy()
+    x[:, scan.FUSION_FEATURES.index("cnn")] = models.cnn_logits(det.cnn, crops)
+    x[:, scan.FUSION_FEATURES.index("fourier")] = det.fourier.logit(prep["spectrum"])
+    return x
+
+
+def scores(folder: str, prep: dict, clips: bool) -> dict:
     det = models.Detectors.load(folder)
-    x, y, g, k = train.features(det, faces, np.random.default_rng(seed), Path(folder).name)
+    x, y, g, k = rows(det, prep), prep["y"].astype(int), list(prep["group"]), list(prep["kind"])
     fused, cnn = det.fusion.logit(x), x[:, scan.FUSION_FEATURES.index("cnn")]
     out = {"cnn frame": train._auc(y, cnn), "fused frame": train._auc(y, fused)}
     if clips:
@@ -71,6 +124,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=0, help="faces per corpus/talking clip (0: none)")
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--cache", help="face cache folder (as for detect train --cache)")
+    ap.add_argument("--samples", help="folder keeping the prepared (blended, degraded, cue-measured) faces")
     a = ap.parse_args()
     torch.set_num_threads(1)
     sets = {"calib": (calib_faces(a.limit, a.cache), True)} if a.limit else {}
@@ -79,10 +133,11 @@ def main() -> None:
     if a.clips:
         sets["clips"] = (test_clips(a.clips, a.cache), True)
     for name, (faces, clips) in sets.items():
-        rows = {w: scores(w, faces, a.seed, clips) for w in a.weights}
-        base = rows[a.weights[0]]
+        prep = prepared(faces, a.seed, name, a.samples)
+        table = {w: scores(w, prep, clips) for w in a.weights}
+        base = table[a.weights[0]]
         print(f"[{name}] {len(faces)} held-out faces (x2: real and blended); AUC (ratio to {a.weights[0]})")
-        for w, r in rows.items():
+        for w, r in table.items():
             print(f"  {w}: " + ", ".join(_cell(k, v, base[k]) for k, v in r.items()))
 
 

@@ -204,10 +204,11 @@ def save_faces(faces: list[RealFace], path: Path) -> None:
 
 def load_faces(path: Path) -> list[RealFace]:
     with np.load(path) as z:
-        prev = "prev_image" in z
-        return [RealFace(z["image"][i], z["landmarks"][i], str(z["group"][i]),
-                         z["prev_image"][i] if prev else None, z["prev_landmarks"][i] if prev else None,
-                         str(z["kind"][i])) for i in range(len(z["group"]))]
+        a = {k: z[k] for k in z.files}  # each z[k] reads the file again: once per array
+    prev = "prev_image" in a
+    return [RealFace(a["image"][i], a["landmarks"][i], str(a["group"][i]),
+                     a["prev_image"][i] if prev else None, a["prev_landmarks"][i] if prev else None,
+                     str(a["kind"][i])) for i in range(len(a["group"]))]
 
 
 def cached(cache_dir: str | Path | None, key: dict, make) -> list[RealFace]:
