@@ -92,3 +92,9 @@ def test_detect_train_end_to_end(tmp_path, data_dir):
     assert "| fused |" in card and "deepfake" in card
     assert "| lipsync | **no** | 4 |" in card and "| blend | yes |" in card
     assert "started from: the CNN of" in card and "plus 4 corpus identities" in card
+
+
+def test_detect_train_needs_an_output_folder(capsys):
+    from doppel import cli
+    assert cli.main(["detect", "train", "--data", "nowhere"]) == 2  # fails before reading any data
+    assert "-o DIR" in capsys.readouterr().err

@@ -397,10 +397,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     torch.manual_seed(cfg.seed)
     split = gather(Path(data_dir), cfg)
     t_gather = time.monotonic() - t0
-    # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
-    rest = 40 + _seconds_per_face(split, rng) * (len(split.fusion) + len(split.calib))
-    cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
     cnn = models.FaceCNN(cfg.cnn)
+    # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
+    rest = 40 + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
+    cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
     if cfg.init:
         start = models.Detectors.load(cfg.init).cnn
         if start.cfg != cfg.cnn:
@@ -431,7 +431,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     return det
 
 
-def _seconds_per_face(split: Split, rng: np.random.Generator, n: int = 4) -> float:
+def _seconds_per_face(split: Split, seed: int, n: int = 4) -> float:
     """A held-out face's feature cost on this machine now (real + fake, timed on a few, with some
     margin), or SECONDS_PER_HELDOUT_FACE if larger: a busy machine must not push the run past its budget."""
     zero = lambda names: models.Linear(names, [0.0] * len(names), [1.0] * len(names), [0.0] * len(names), 0.0)  # noqa: E731
@@ -439,7 +439,7 @@ def _seconds_per_face(split: Split, rng: np.random.Generator, n: int = 4) -> flo
                              zero(scan.FUSION_FEATURES), models.Platt(1.0, 0.0))
     faces = (split.calib + split.fusion)[:n]
     t = time.monotonic()
-    features(blank, faces, np.random.default_rng(int(rng.integers(2 ** 31))), "timing")
+    features(blank, faces, np.random.default_rng(seed + 1), "timing")  # its own generator: the run's draws stay as they were
     return max(SECONDS_PER_HELDOUT_FACE, 1.3 * (time.monotonic() - t) / max(len(faces), 1))
 
 
