@@ -139,11 +139,21 @@ def test_detect_train_end_to_end(tmp_path, data_dir):
     for name, sub in (("swap_source_s29", "video"), ("swap_driving_d18", "video"), ("lipsync_retalking_face_5", "talking")):
         (fakes / f"{name}.mp4").symlink_to(data_dir / sub / f"{name.split('_', 1)[1]}.mp4")
     cfg = train.TrainConfig(minutes=0.5, per_person=3, video_every=20, video_limit=3, heldout_limit=8, chunk=4,
-                           chunk_stride=2, batch=16, fakes=str(fakes), fake_limit=3)
+                           chunk_stride=2, batch=16, fakes=str(fakes), fake_limit=3, corpus=4, corpus_fusion=4,
+                           init=str(models.WEIGHTS_DIR), cache=str(tmp_path / "cache"))
     det = train.train(data_dir, tmp_path / "w", cfg, command="test")
     back = models.Detectors.load(tmp_path / "w")
     assert back.version == det.version and back.meta["cnn_steps"] > 0
+    assert back.meta["data"]["corpus_identities"] == {"train": 4, "fusion": 4}
+    assert any(f.stem.startswith("faces-") for f in (tmp_path / "cache").iterdir())
     assert back.meta["data"]["fake_faces"] == {"train": {"swap": 3}, "fusion": {"swap": 4}, "calibration": {"lipsync": 4}}
     card = (tmp_path / "w" / "MODEL_CARD.md").read_text()
     assert "| fused |" in card and "deepfake" in card
     assert "| lipsync | **no** | 4 |" in card and "| blend | yes |" in card
+    assert "started from: the CNN of" in card and "plus 4 corpus identities" in card
+
+
+def test_detect_train_needs_an_output_folder(capsys):
+    from doppel import cli
+    assert cli.main(["detect", "train", "--data", "nowhere"]) == 2  # fails before reading any data
+    assert "-o DIR" in capsys.readouterr().err

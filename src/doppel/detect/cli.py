@@ -36,7 +36,7 @@ DEFAULT_DATA = "../shared/data"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="VIDEO",
                    help="videos, images, folders or list files; or 'train' to retrain the detectors")
-    p.add_argument("-o", "--output", metavar="REPORT_DIR", help="folder for the reports (required unless 'train')")
+    p.add_argument("-o", "--output", metavar="DIR", help="folder for the reports (for 'train': for the new weights)")
     p.add_argument("--annotate", action="store_true", help="also write each video with boxes and scores drawn")
     p.add_argument("--jobs", type=int, default=1, help="files analysed in parallel processes")
     p.add_argument("--step", type=int, default=scan.ScanConfig.step, help="analyse every N-th frame")
@@ -44,6 +44,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     detect.add_detect_arguments(p)
     t = p.add_argument_group("detect train")
     t.add_argument("--data", default=DEFAULT_DATA, help="sample media folder to train from")
+    t.add_argument("--corpus", type=int, default=0, metavar="N",
+                   help="add N corpus identities (data/corpus, training part) to the CNN's training faces")
+    t.add_argument("--corpus-fusion", type=int, default=0, metavar="N",
+                   help="add N corpus identities (fusion part) to the fusion's faces")
+    t.add_argument("--clip-faces", type=int, default=120, metavar="N", help="faces per training clip (every 2nd frame)")
+    t.add_argument("--heldout-faces", type=int, default=96, metavar="N",
+                   help="faces per fusion or calibration clip (every 3rd frame)")
+    t.add_argument("--init", metavar="DIR", help="weights folder whose CNN (same shape) training starts from")
+    t.add_argument("--lr", type=float, default=2e-3, help="CNN peak learning rate (cosine decay)")
+    t.add_argument("--cache", metavar="DIR", help="keep the faces found here (e.g. /tmp/detect_cache): reruns skip finding them")
     t.add_argument("--minutes", type=float, default=14.0, help="training time budget (wall-clock minutes)")
     t.add_argument("--seed", type=int, default=0, help="random seed")
     t.add_argument("--max-steps", type=int, default=4000,
@@ -81,13 +91,22 @@ def _train(args: argparse.Namespace) -> int:
     if unknown:
         raise DoppelError(f"--fakes-train: unknown kind {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(train.FAKE_KINDS)})")
+    if not args.output:  # never the shipped weights by default: a retrain is copied there only if it is better
+        raise DoppelError("give the folder for the new weights with -o DIR")
     cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, fakes=args.fakes,
-                            fakes_train=kinds)
+                            fakes_train=kinds, corpus=args.corpus, corpus_fusion=args.corpus_fusion, init=args.init,
+                            lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces)
     cmd = f"doppel detect train --data {args.data} --minutes {args.minutes:g} --seed {args.seed}"
     cmd += f" --max-steps {args.max_steps}" if args.max_steps != 4000 else ""
     cmd += f" --fakes {args.fakes} --fakes-train {args.fakes_train}" if args.fakes else ""
-    det = train.train(args.data, args.weights, cfg, command=cmd)
-    print(f"wrote {args.weights} (version {det.version}); validation: "
+    cmd += f" --clip-faces {args.clip_faces}" if args.clip_faces != 120 else ""
+    cmd += f" --heldout-faces {args.heldout_faces}" if args.heldout_faces != 96 else ""
+    cmd += f" --corpus {args.corpus}" if args.corpus else ""
+    cmd += f" --corpus-fusion {args.corpus_fusion}" if args.corpus_fusion else ""
+    cmd += f" --init {args.init} --lr {args.lr:g}" if args.init else (f" --lr {args.lr:g}" if args.lr != 2e-3 else "")
+    cmd += f" -o {args.output}"
+    det = train.train(args.data, args.output, cfg, command=cmd)
+    print(f"wrote {args.output} (version {det.version}); validation: "
           f"{json.dumps(det.meta['validation']['frame_auc'])}")
     return 0
 

@@ -107,7 +107,7 @@ def train_cnn(model: FaceCNN, batches, steps: int, lr: float = 2e-3, deadline: f
         done = i / max(1, steps)
         if deadline is not None:
             done = max(done, (time.monotonic() - start) / max(deadline - start, 1e-6))
-        if done >= 1.0:
+        if done >= 1.0 and i > 0:  # at least one step, even when gathering ate the whole budget
             break
         for g in opt.param_groups:
             g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * done))

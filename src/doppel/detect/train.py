@@ -52,6 +52,7 @@ FUSION_TOLERANCE = 0.005  # a simpler or more regularised fusion wins unless CV 
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}  # files taken from a --fakes folder
 FAKE_KINDS = ("swap", "lipsync")  # name prefixes of the videos of a --fakes folder; others are "other"
 BLEND = "blend"  # kind of the fakes made on the fly (self-blended or X-ray)
+CORPUS_CHUNK = 250  # corpus photos per cache file
 SECONDS_PER_HELDOUT_FACE = 0.15  # measured cost of a held-out face's features (real + fake), to budget the CNN
 
 
@@ -76,6 +77,10 @@ class TrainConfig:
     fakes_train: tuple[str, ...] = ("swap",)  # kinds used for the CNN and the fusion; the rest only calibrate
     fake_share: float = 0.3  # share of the CNN's training fakes drawn from fake videos (when there are any)
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
+    corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
+    corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)
+    init: str | None = None  # weights folder whose CNN (same shape) training starts from; None: from scratch
+    cache: str | None = None  # folder keeping the faces found, so a rerun skips finding them; None: no cache
 
 
 @dataclass
@@ -86,6 +91,7 @@ class Split:
     train_fakes: list = field(default_factory=list)  # faces of fake videos of training clips, for the CNN
     fusion_fakes: list = field(default_factory=list)  # faces (with previous frames) of fakes of fusion clips
     calib_fakes: list = field(default_factory=list)  # faces (with previous frames) of fakes of calibration clips
+    corpus: dict = field(default_factory=dict)  # corpus identities added per part ("train", "fusion")
 
 
 def gather(data_dir: Path, cfg: TrainConfig) -> Split:
@@ -95,20 +101,50 @@ def gather(data_dir: Path, cfg: TrainConfig) -> Split:
     split = Split()
     if cfg.fakes:  # first: a bad --fakes folder fails before a minute of finding real faces
         split.train_fakes, split.fusion_fakes, split.calib_fakes = fake_faces(Path(cfg.fakes), cfg)
+    data = str(Path(data_dir).resolve())
     photos = dataset.photos(data_dir, cfg.per_person)
-    split.train = dataset.faces_from_images(photos, dataset.photo_group, side=CNN_SIDE)
+    split.train = dataset.cached(cfg.cache, {"photos": data, "per_person": cfg.per_person, "side": CNN_SIDE},
+                                 lambda: dataset.faces_from_images(photos, dataset.photo_group, side=CNN_SIDE))
     for clip in tqdm(dataset.videos(data_dir), desc="clips", unit="clip"):
         if clip.stem in cfg.fusion_clips or clip.stem in cfg.calib_clips:
             part = split.fusion if clip.stem in cfg.fusion_clips else split.calib
-            part.extend(dataset.faces_from_video(clip, cfg.heldout_every, cfg.heldout_limit))
+            key = {"clip": str(clip.resolve()), "every": cfg.heldout_every, "limit": cfg.heldout_limit}
+            part.extend(dataset.cached(cfg.cache, key, lambda: dataset.faces_from_video(
+                clip, cfg.heldout_every, cfg.heldout_limit)))
         else:  # training faces need no previous frame and only the CNN's central window
-            split.train.extend(dataset.faces_from_video(clip, cfg.video_every, cfg.video_limit, False, CNN_SIDE))
+            key = {"clip": str(clip.resolve()), "every": cfg.video_every, "limit": cfg.video_limit, "side": CNN_SIDE}
+            split.train.extend(dataset.cached(cfg.cache, key, lambda: dataset.faces_from_video(
+                clip, cfg.video_every, cfg.video_limit, False, CNN_SIDE)))
+    more = corpus(data_dir, "train", cfg.corpus, cfg.cache, CNN_SIDE)
+    split.train += more
+    split.corpus["train"] = len(more)
+    more = corpus(data_dir, "fusion", cfg.corpus_fusion, cfg.cache)
+    for f in more:
+        # a few folds, not one group per identity: the fusion's leave-one-group-out stays affordable
+        f.group = f"corpus_fold{int(hashlib.sha1(f.group.encode()).hexdigest()[:4], 16) % 4}"
+    split.fusion += more
+    split.corpus["fusion"] = len(more)
     log.info("faces: %d train, %d fusion, %d calibration; of fake videos: %d train, %d fusion, %d calibration",
              len(split.train), len(split.fusion), len(split.calib), len(split.train_fakes),
              len(split.fusion_fakes), len(split.calib_fakes))
     if not split.train or not split.fusion or not split.calib:
         raise DoppelError(f"too few faces found in {data_dir} to train")
     return split
+
+
+def corpus(data_dir: Path, part: str, n: int, cache: str | None, side: int | None = None) -> list:
+    """Faces of `n` corpus identities of `part` (dataset.corpus_faces), through the cache."""
+    if n <= 0:
+        return []
+    if not (Path(data_dir) / "corpus").is_dir():
+        raise DoppelError(f"--corpus: no corpus/ folder in {data_dir}")
+    paths = dataset.corpus_photos(Path(data_dir), part, n)
+    out = []
+    for i in range(0, len(paths), CORPUS_CHUNK):  # cached in chunks: an interrupted caching run keeps most
+        chunk = paths[i:i + CORPUS_CHUNK]
+        key = {"corpus": [str(chunk[0].resolve()), str(chunk[-1].resolve()), len(chunk)], "side": side}
+        out += dataset.cached(cache, key, lambda: dataset.corpus_faces(chunk, side))
+    return out
 
 
 LABEL_KINDS = {"face-swap": "swap", "lipsync": "lipsync"}  # doppel label kind -> fake kind
@@ -232,8 +268,10 @@ def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc:
         # a frame and its previous frame degraded alike (the same processing for both classes), landmarks
         # refitted on both in one detector-like box around the face's, as a scan finds them
         box = detect.box_from_landmarks(landmarks)
-        img, prev = augment.degrade(pair, rng)
-        feats, _ = scan.face_scores(det, img, detect.landmarks68(img, box), prev, detect.landmarks68(prev, box))
+        img, *prev = augment.degrade([p for p in pair if p is not None], rng)  # a photo has no previous frame
+        prev = prev[0] if prev else None
+        prev_lm = detect.landmarks68(prev, box) if prev is not None else None
+        feats, _ = scan.face_scores(det, img, detect.landmarks68(img, box), prev, prev_lm)
         rows.append(scan.feature_row(feats)[0])
         labels.append(y)
         groups.append(group)
@@ -349,7 +387,7 @@ def validation(det: models.Detectors, x: np.ndarray, y: np.ndarray, groups: list
             "real_clip_accuracy_at_0.5": share(p[clip_y == 0] < 0.5), "by_kind": by_kind}
 
 
-def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: TrainConfig = TrainConfig(),
+def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
           command: str = "") -> models.Detectors:
     """Reproduce every detector from the sample media and write weights + MODEL_CARD.md to `out_dir`."""
     torch.set_num_threads(1)  # measured: 2 threads on 2 busy cores run this small CNN 3x slower
@@ -359,10 +397,15 @@ def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: T
     torch.manual_seed(cfg.seed)
     split = gather(Path(data_dir), cfg)
     t_gather = time.monotonic() - t0
-    # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
-    rest = 40 + SECONDS_PER_HELDOUT_FACE * (len(split.fusion) + len(split.calib))
-    cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
     cnn = models.FaceCNN(cfg.cnn)
+    # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
+    rest = 40 + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
+    cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
+    if cfg.init:
+        start = models.Detectors.load(cfg.init).cnn
+        if start.cfg != cfg.cnn:
+            raise DoppelError(f"--init: the CNN in {cfg.init} has another shape ({start.cfg})")
+        cnn.load_state_dict(start.state_dict())
     losses = models.train_cnn(cnn, batches(split.train, cfg, cfg.seed, split.train_fakes), cfg.max_steps, cfg.lr,
                               cnn_deadline)
     log.info("CNN: %d steps, final loss %.3f", len(losses), np.mean(losses[-20:]))
@@ -388,6 +431,18 @@ def train(data_dir: str | Path, out_dir: str | Path = models.WEIGHTS_DIR, cfg: T
     return det
 
 
+def _seconds_per_face(split: Split, seed: int, n: int = 4) -> float:
+    """A held-out face's feature cost on this machine now (real + fake, timed on a few, with some
+    margin), or SECONDS_PER_HELDOUT_FACE if larger: a busy machine must not push the run past its budget."""
+    zero = lambda names: models.Linear(names, [0.0] * len(names), [1.0] * len(names), [0.0] * len(names), 0.0)  # noqa: E731
+    blank = models.Detectors(models.FaceCNN(), zero([f"r{i + 1}" for i in range(models.FOURIER_SIZE // 2)]),
+                             zero(scan.FUSION_FEATURES), models.Platt(1.0, 0.0))
+    faces = (split.calib + split.fusion)[:n]
+    t = time.monotonic()
+    features(blank, faces, np.random.default_rng(seed + 1), "timing")  # its own generator: the run's draws stay as they were
+    return max(SECONDS_PER_HELDOUT_FACE, 1.3 * (time.monotonic() - t) / max(len(faces), 1))
+
+
 def _version(folder: Path) -> str:
     digest = hashlib.sha256((folder / models.CNN_FILE).read_bytes()).hexdigest()[:10]
     return f"detect-{digest}"
@@ -395,9 +450,11 @@ def _version(folder: Path) -> str:
 
 def _meta(cfg: TrainConfig, split: Split, losses: list, val: dict, command: str, seconds: float, t_gather: float) -> dict:
     groups = lambda faces: sorted({f.group for f in faces})  # noqa: E731
+    sample_train = split.train[:len(split.train) - split.corpus.get("train", 0)]  # corpus faces come last
     return {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command, "config": json.loads(json.dumps(asdict(cfg))),
-            "data": {"train_faces": len(split.train), "train_groups": groups(split.train),
+            "data": {"train_faces": len(split.train), "train_groups": groups(sample_train),
+                     "corpus_identities": dict(split.corpus),
                      "fusion_faces": len(split.fusion), "fusion_groups": groups(split.fusion),
                      "calib_faces": len(split.calib), "calib_groups": groups(split.calib),
                      "fake_faces": {part: dict(collections.Counter(f.kind for f in faces))
@@ -422,7 +479,9 @@ def write_card(folder: Path, det: models.Detectors) -> None:
     fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef))
     sel = m["fusion_selection"]
     table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
-    text = CARD.format(m=m, d=m["data"], v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
+    start = f"the CNN of `{m['config']['init']}`" if m["config"].get("init") else "random initialisation"
+    corpus = {"train": 0, "fusion": 0, **m["data"].get("corpus_identities", {})}
+    text = CARD.format(m=m, d=m["data"], start=start, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=FUSION_TOLERANCE,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
     with media.atomic_path(folder / "MODEL_CARD.md") as tmp:
@@ -447,7 +506,8 @@ metadata); {size} in all, no pickle.
 ## Models
 - **Face CNN**: {m[cnn_params]} parameters, 4 conv stages on a 64x64 aligned RGB face crop
   (landmark box = 70% of the crop), one logit. {m[cnn_steps]} Adam steps of 64 crops
-  (half fake), final training loss {m[cnn_final_loss]}.
+  (half fake), peak learning rate {m[config][lr]:g}, final training loss {m[cnn_final_loss]};
+  started from: {start}.
 - **Fourier model**: logistic regression on the azimuthally averaged log power
   spectrum (32 radii) of the 64x64 grey inner-face crop.
 - **Fusion**: logistic regression over standardised features (coefficients below),
@@ -468,9 +528,11 @@ metadata); {size} in all, no pickle.
 ## Data (`data/deepfake/` is never used)
 - Training (CNN, Fourier): {d[train_faces]} faces: every LFW photo (up to {m[config][per_person]} a person),
   images/, and every {m[config][video_every]}nd frame (up to {m[config][video_limit]}) of each training clip; groups
-  {d[train_groups]}.
+  {d[train_groups]}; plus {corpus[train]} corpus identities of the train part (one photo each,
+  corpus/lfw and corpus/utkface alternately; `dataset.corpus_part` splits them by identity).
 - Fusion: {d[fusion_faces]} faces (with their previous frames; every {m[config][heldout_every]}rd frame, up to
-  {m[config][heldout_limit]} a clip) from {d[fusion_groups]}.
+  {m[config][heldout_limit]} a clip) from {d[fusion_groups]}; of these, {corpus[fusion]} are corpus
+  photos of the fusion part (no previous frame, so no temporal cues), in 4 folds by identity.
 - Calibration and validation: {d[calib_faces]} faces, the same way, from {d[calib_groups]}.
 - Fake videos made by doppel (`--fakes`: `python scripts/make_detect_fakes.py --swap-model M
   --lip-model L -o DIR`; its docstring says how M and L were made), faces by part and kind:
@@ -529,8 +591,8 @@ Fusion candidates, class-balanced log-loss on the fusion clips, each clip held o
   for the calibration clips' lip-syncs (mouth only, the clip's own texture).
   Subtle, local manipulations mostly go unnoticed; what the fusion flags is
   mainly blending and resolution loss over the whole face.
-- Few identities (5 LFW people, ~20 clips), however many faces; the models are small and will
-  miss well-made fakes. Run `benchmarks/detect_eval.py` on your own labelled
+- Identities: 5 LFW people and ~20 clips, plus {corpus[train]} corpus identities (one photo
+  each) for the CNN; the models are small and will miss well-made fakes. Run `benchmarks/detect_eval.py` on your own labelled
   videos before trusting a figure.
 
 ## Configuration
