@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "swap": ("doppel.swap.convert", "draw person B's face over person A in a video or photo"),
     "lipsync": ("doppel.lipsync.cli", "make a video's mouth follow new speech audio; 'lipsync train' learns the model"),
     "detect": ("doppel.detect.cli", "say whether videos are manipulated, where and why; 'detect train' learns the models"),
+    "scan": ("doppel.scan.cli", "detect on many files with a Dask cluster into a SQLite store; 'scan report' writes reports"),
 }
 
 
