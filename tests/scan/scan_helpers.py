@@ -2,7 +2,7 @@
 
 `analyse` replaces the worker's analyser: a file named crash_* raises (a decoder that
 throws), hang_* never returns, die_* kills its worker process the first time (a worker
-killed mid-file) and segv_* kills it every time (a file that crashes the decoder
+killed mid-file, after 2 s) and segv_* kills it at once, every time (a file that crashes the decoder
 natively). Anything else goes to the real detector.
 """
 import os
@@ -29,6 +29,7 @@ def analyse(path: str, det, step: int) -> dict:
         marker = Path(path).with_suffix(".died")
         if not marker.exists():
             marker.touch()
+            time.sleep(2)  # mid-file: the start event has reached the scheduler
             os.kill(os.getpid(), signal.SIGKILL)
     return worker.analyse(path, det, step)
 

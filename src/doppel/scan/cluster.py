@@ -1,4 +1,4 @@
-"""The driver: connect to a Dask cluster, keep a bounded window of files in flight, record results.
+"""The driver: connect to a Dask cluster, send each file to an idle worker, record results.
 
 Failure handling (docs/scan.md):
 - a Python error in a file (or a bad file): the task returns the reason; unexpected errors
@@ -34,7 +34,6 @@ class ScanSettings:
     timeout: float = 900.0  # seconds one file may run on a worker before it is abandoned and its worker restarted
     retries: int = 1  # further tries of a file whose try failed (error, timeout, lost worker)
     weights: str | None = None  # detector weights folder on the workers; None = the installed package's
-    window: int = 0  # files in flight at once; 0 = one per worker thread (no file waits behind another)
 
 
 @contextlib.contextmanager
@@ -60,6 +59,7 @@ def connect(address: str | None = None, local_workers: int = 2):
 class _Job:
     src: Source
     attempt: int = 1
+    worker: str | None = None  # the idle worker it was sent to
 
 
 class Driver:
@@ -73,6 +73,7 @@ class Driver:
         self.lock = threading.Lock()
         self.counts = collections.Counter()
         self.restarter = cf.ThreadPoolExecutor(1, thread_name_prefix="restart")
+        self.restarting: set[str] = set()  # workers being restarted: sent nothing more
         client.subscribe_topic(START_TOPIC, self._on_start)
         client.register_plugin(DetectorPlugin(settings.weights))
 
@@ -91,15 +92,20 @@ class Driver:
         self.bar = tqdm(total=len(sources), desc="scan", unit="file", disable=not self.progress)
         try:
             while pending or inflight:
-                while pending and len(inflight) < self._window():
+                for worker in self._free_threads(inflight)[: len(pending)]:
                     job = pending.popleft()
+                    job.worker = worker
                     inflight[self._submit(job)] = job
+                if not inflight:  # no worker yet (a cluster still starting)
+                    time.sleep(1.0)
+                    continue
                 try:
                     done = wait(list(inflight), timeout=1.0, return_when="FIRST_COMPLETED").done
                 except TimeoutError:
                     done = set()
                 for fut in done:
                     self._finish(inflight.pop(fut), fut, pending)
+                    fut.release()  # else a restarted worker's finished results would be recomputed
                 self._time_out(inflight, pending)
         finally:
             for fut in inflight:
@@ -108,12 +114,17 @@ class Driver:
             self.restarter.shutdown(wait=True)
         return self.counts
 
-    def _window(self) -> int:
-        return self.s.window or max(1, sum(self.client.nthreads().values()))
+    def _free_threads(self, inflight: dict) -> list[str]:
+        """One entry per idle worker thread. Files go to idle workers only, so none waits on a worker
+        behind another file, and a file that kills its worker takes no queued file with it."""
+        busy = collections.Counter(j.worker for j in inflight.values())
+        return [w for w, n in self.client.nthreads().items() if w not in self.restarting
+                for _ in range(n - busy[w])]
 
     def _submit(self, job: _Job):
         return self.client.submit(scan_task, job.src.path, job.src.digest, job.attempt, self.s.step, self.analyser,
-                                  key=f"scan-{job.src.digest[:20]}-{job.attempt}", pure=False, retries=0)
+                                  key=f"scan-{job.src.digest[:20]}-{job.attempt}", pure=False, retries=0,
+                                  workers=[job.worker], allow_other_workers=True)
 
     def _finish(self, job: _Job, fut, pending) -> None:
         starts = self._lost_workers(job)
@@ -162,11 +173,15 @@ class Driver:
                 starts = list(self.starts.get((job.src.digest, job.attempt), []))
             if not starts or now - starts[-1][1] < self.s.timeout or fut.done():
                 continue
+            worker = starts[-1][0]
+            if fut.key not in self.client.processing([worker]).get(worker, ()):
+                continue  # that worker died: Dask reschedules the file and its next start resets the clock
             del inflight[fut]
             fut.cancel()
-            worker = starts[-1][0]
             log.warning("%s ran past %gs on %s: restarting that worker", job.src.path, self.s.timeout, worker)
-            self.restarter.submit(self.client.restart_workers, [worker], raise_for_error=False)
+            self.restarting.add(worker)
+            done = self.restarter.submit(self.client.restart_workers, [worker], raise_for_error=False)
+            done.add_done_callback(lambda _, w=worker: self.restarting.discard(w))
             self._lost_workers(job)
             self._failed(job, starts[-1:], f"timed out after {self.s.timeout:g} s on one worker "
                                            f"(the worker was restarted)", True, pending, "timeout")

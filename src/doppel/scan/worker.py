@@ -23,6 +23,15 @@ START_TOPIC = "doppel-scan-start"
 # Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in workers by default; with it set (any value), dlib's
 # HOG face detector (dlib-bin 20.0.1) segfaults on the first frame, so the variable must be unset.
 NO_MALLOC_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# The same for `dask scheduler` / `dask worker` processes: a file in $DASK_CONFIG or ~/.config/dask/
+# (docs/scan.md); allowed-failures 1: a file that kills two workers is recorded as an error.
+DASK_YAML = """distributed:
+  nanny:
+    pre-spawn-environ:
+      MALLOC_TRIM_THRESHOLD_: null
+  scheduler:
+    allowed-failures: 1
+"""
 MALLOC_MESSAGE = ("this worker has MALLOC_TRIM_THRESHOLD_ set (Dask's default), which makes dlib's face "
                   "detector crash; start workers with the dask config in docs/scan.md")
 
@@ -46,7 +55,18 @@ class DetectorPlugin(WorkerPlugin):
         torch.set_num_threads(1)  # parallelism comes from worker processes, one file each
         cv2.setNumThreads(1)
         self.detectors = models.Detectors.load(self.weights or models.WEIGHTS_DIR)
+        _warm_up()
         log.info("worker %s loaded detectors %s", worker.address, self.detectors.version)
+
+
+def _warm_up() -> None:
+    """Load dlib's face models now (they load lazily), so a file's time, and its timeout, is its own."""
+    import numpy as np
+
+    from ..faces import detect
+    blank = np.zeros((64, 64, 3), np.uint8)
+    detect.find_faces(blank)
+    detect.landmarks68(blank, np.array([8.0, 8.0, 56.0, 56.0]))
 
 
 def analyse(path: str, det, step: int) -> dict:
