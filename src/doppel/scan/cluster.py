@@ -49,8 +49,9 @@ def connect(address: str | None = None, local_workers: int = 2):
         return
     # A worker death before the second try marks the file bad (Dask's default allows 3).
     with dask.config.set({"distributed.scheduler.allowed-failures": 1, **NO_MALLOC_TRIM}):
+        # dashboard on a free port: two scans on one machine must not clash on 8787
         with LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None, env={"OMP_NUM_THREADS": "1"}) as cluster:
+                          dashboard_address=":0", env={"OMP_NUM_THREADS": "1"}) as cluster:
             with Client(cluster) as client:
                 yield client
 
@@ -111,7 +112,7 @@ class Driver:
             for fut in inflight:
                 fut.cancel()
             self.bar.close()
-            self.restarter.shutdown(wait=True)
+            self.restarter.shutdown(wait=False, cancel_futures=True)  # Ctrl-C must not wait for a restart
         return self.counts
 
     def _free_threads(self, inflight: dict) -> list[str]:
