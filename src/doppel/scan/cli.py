@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds one file may take before it is abandoned")
     p.add_argument("--retries", type=int, default=1, help="further tries of a file whose try failed")
     p.add_argument("--retry-errors", action="store_true", help="rescan files whose earlier scan ended in an error")
-    p.add_argument("--weights", help="detector weights folder on the workers (default: the installed package's)")
+    p.add_argument("--weights", help="detector weights folder on the workers (unset: the installed package's)")
     r = p.add_argument_group("scan report")
     r.add_argument("-o", "--output", metavar="DIR", help="folder for the reports")
     r.add_argument("--where", default="1", metavar="SQL",
