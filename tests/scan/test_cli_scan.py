@@ -56,3 +56,11 @@ def test_ctrl_c_keeps_what_finished_and_a_rerun_resumes(tmp_path, data_dir):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and f"{kept} already in" in again.stderr and f"{6 - kept} to scan" in again.stderr
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM files WHERE status='done'").fetchone()[0] == 6
+
+
+def test_worker_refuses_dasks_malloc_trim_setting(monkeypatch):
+    from doppel.errors import DoppelError
+    from doppel.scan import worker
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # dlib's HOG detector segfaults with it set
+    with pytest.raises(DoppelError, match="docs/scan.md"):
+        worker.DetectorPlugin().setup(None)
