@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("doppel.detect.cli", "say whether videos are manipulated, where and why; 'detect train' learns the models"),
     "ui": ("doppel.ui.cli", "a local web app (detect, face sets, train, swap, lip sync) on 127.0.0.1"),
     "provenance": ("doppel.provenance.cli", "check a file's synthetic label, invisible watermark and C2PA manifest"),
+    "scan": ("doppel.scan.cli", "detect on many files with a Dask cluster into a SQLite store; 'scan report' writes reports"),
 }
 # global options that provenance reads from the environment wherever a file is written or read
 PROVENANCE_ENV = {"watermark_key": "DOPPEL_WATERMARK_KEY", "c2pa_cert": "DOPPEL_C2PA_CERT",
