@@ -187,3 +187,17 @@ def test_detect_train_rejects_an_unknown_fake_kind(capsys):
 def test_missing_report_folder_is_a_clear_error(capsys, real_clip):
     assert cli.main(["detect", str(real_clip)]) == 2
     assert "-o REPORT_DIR" in capsys.readouterr().err
+
+
+def test_the_loaded_detectors_follow_the_weights_asked_for(tmp_path, detectors):
+    """`doppel detect` keeps its detectors loaded per process; a later call with other weights (or the
+    same folder rewritten) must get those, not the ones loaded first (a scan test once got planted ones)."""
+    from doppel.detect import models
+    weights = tmp_path / "w"
+    detectors.save(weights)
+    planted = detect_cli._detectors(str(weights))
+    shipped = detect_cli._detectors(str(models.WEIGHTS_DIR))
+    assert shipped.version == models.Detectors.load(models.WEIGHTS_DIR).version != planted.version
+    assert detect_cli._detectors(str(models.WEIGHTS_DIR)) is shipped  # loaded once
+    blank_detectors().save(weights)  # rewritten in place: loaded anew
+    assert detect_cli._detectors(str(weights)) is not planted

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     files = expand(args.inputs)
     if not files:
         raise DoppelError("no video or image files found in: " + " ".join(args.inputs))
-    models.Detectors.load(args.weights)  # fail early, once, on missing weights
+    _detectors(args.weights)  # fail early, once, on missing weights
     return _analyse_all(files, args)
 
 
@@ -147,19 +147,29 @@ def report_names(files: list[Path]) -> list[str]:
     return out
 
 
-_DET: dict = {}  # per worker process: the loaded detectors
+_DET: dict = {}  # per process: {weights folder: its loaded detectors}, the latest only
+
+
+def _detectors(weights: str) -> models.Detectors:
+    """The detectors of `weights`, loaded once per process (other or rewritten weights are loaded anew)."""
+    files = sorted(Path(weights).glob("*")) if Path(weights).is_dir() else []
+    key = (str(weights), tuple((f.name, f.stat().st_mtime_ns) for f in files))
+    if key not in _DET:
+        _DET.clear()
+        _DET[key] = models.Detectors.load(weights)
+    return _DET[key]
 
 
 def _worker_init(weights: str) -> None:
     torch.set_num_threads(1)
-    _DET["det"] = models.Detectors.load(weights)
+    _detectors(weights)
 
 
 def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, weights: str,
             finder: detect.DetectConfig = detect.DetectConfig(), progress: bool = False) -> dict:
     """Scan one file and write its reports; returns its summary line (or the error)."""
     try:
-        det = _DET.get("det") or models.Detectors.load(weights)
+        det = _detectors(weights)
         result = scan.scan(path, det, scan.ScanConfig(step=step, detect=finder), progress=progress)
         report.write_json(result, out_dir / f"{name}.json")
         report.write_html(result, out_dir / f"{name}.html")
