@@ -128,9 +128,13 @@ def test_photo_only_the_right_person_and_nothing_outside_the_mask(trained, two_p
     region = masks.erode(masks.hull(obama.landmarks, max(photo.shape)), -0.25 * masks.face_size(obama.landmarks))
     region = region[:photo.shape[0], :photo.shape[1]] > 0
     photo = _marked(photo, out)
-    changed = np.abs(res.astype(int) - photo).max(2) > 0
-    assert changed.any() and not (changed & ~region).any()
-    assert changed[region].mean() > 0.3
+    diff = np.abs(res.astype(int) - photo).max(2)
+    changed = diff > 0
+    assert changed[region].mean() > 0.3 and diff[region].mean() > 10
+    # outside the region only the mark's texture gain differs (it sees the new face through its blurs,
+    # 30 px at most): a level or two there, and beyond that reach the marked input exactly
+    reach = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (61, 61))) > 0
+    assert diff[~region].max() <= 3 and not (changed & ~reach).any()
     bx0, by0, bx1, by1 = biden.box.astype(int)
     assert np.array_equal(res[by0:by1, bx0:bx1], photo[by0:by1, bx0:bx1])
 
