@@ -165,6 +165,7 @@ def test_a_remote_bind_warns_on_every_page(tmp_path):
 
 WORKER = """
 import json, os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as doppel.ui.worker does
 folder = sys.argv[1]
 job = json.load(open(os.path.join(folder, "job.json")))
 mode = job["params"]["mode"]
@@ -225,8 +226,10 @@ def test_the_command_serves_and_stops_on_ctrl_c(tmp_path):
     from doppel.ui import cli
     code = ("import argparse, sys; from doppel.ui import cli; p = argparse.ArgumentParser(); cli.add_arguments(p); "
             "sys.exit(cli.run(p.parse_args(sys.argv[1:])))")
+    # started as a shell starts `doppel ui &`: SIGINT ignored, which the server must undo to stop on it
     proc = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--workdir", str(tmp_path / "w")],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+", line)

@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import logging
+import signal
 import sys
 import traceback
 from dataclasses import asdict
@@ -122,6 +123,9 @@ RUNNERS = {"detect": run_detect, "extract": run_extract, "train": run_train, "sw
 
 
 def main(folder: str) -> int:
+    # the Stop button sends SIGINT; a server started in the background (`doppel ui &`, nohup) has SIGINT
+    # ignored, and its workers would inherit that and never stop
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     folder = Path(folder)
     job = read_json(folder / "job.json")
