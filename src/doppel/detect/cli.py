@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .. import media
 from ..errors import DoppelError
 from ..faces import detect
-from . import models, report, scan
+from . import identity, models, report, scan
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="files analysed in parallel processes")
     p.add_argument("--step", type=int, default=scan.ScanConfig.step, help="analyse every N-th frame")
     p.add_argument("--weights", default=str(models.WEIGHTS_DIR), help="detector weights folder")
+    p.add_argument("--reference", nargs="+", metavar="PHOTO_OR_VIDEO",
+                   help="photos or videos of the person the video claims to show: the report gives each face's "
+                        "dlib distance to them over time (same person below 0.6); the verdict's p is unchanged")
     detect.add_detect_arguments(p)
     t = p.add_argument_group("detect train")
     t.add_argument("--data", default=DEFAULT_DATA, help="sample media folder to train from")
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise DoppelError("no video or image files found in: " + " ".join(args.inputs))
     _detectors(args.weights)  # fail early, once, on missing weights
-    return _analyse_all(files, args)
+    ref = identity.reference_embedding(args.reference, detect.detect_config(args)) if args.reference else None
+    return _analyse_all(files, args, ref)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -166,19 +170,24 @@ def _worker_init(weights: str) -> None:
 
 
 def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, weights: str,
-            finder: detect.DetectConfig = detect.DetectConfig(), progress: bool = False) -> dict:
+            finder: detect.DetectConfig = detect.DetectConfig(), reference: dict | None = None,
+            progress: bool = False) -> dict:
     """Scan one file and write its reports; returns its summary line (or the error)."""
     try:
         det = _detectors(weights)
-        result = scan.scan(path, det, scan.ScanConfig(step=step, detect=finder), progress=progress)
+        result = scan.scan(path, det, scan.ScanConfig(step=step, detect=finder), progress=progress,
+                           reference=reference)
         report.write_json(result, out_dir / f"{name}.json")
         report.write_html(result, out_dir / f"{name}.html")
         if annotate and not media.is_image_path(path):
             report.annotate(path, result, out_dir / f"{name}.annotated.mp4", det.platt)
         v = result.data["verdict"]
-        return {"file": str(path), "report": f"{name}.html", "label": v["label"],
+        line = {"file": str(path), "report": f"{name}.html", "label": v["label"],
                 "probability": v["probability"], "reasons": v["reasons"],
                 "frames": len(result.data["frames"]), "frames_without_face": result.data["frames_without_face"]}
+        if "identity" in result.data:
+            line["identity_median"] = result.data["identity"]["median"]
+        return line
     except DoppelError as e:
         return {"file": str(path), "error": str(e)}
     except Exception as e:  # noqa: BLE001 - a batch reports a broken file and moves on
@@ -186,13 +195,13 @@ def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, wei
         return {"file": str(path), "error": f"{e.__class__.__name__}: {e}"}
 
 
-def _analyse_all(files: list[Path], args: argparse.Namespace) -> int:
+def _analyse_all(files: list[Path], args: argparse.Namespace, ref: dict | None) -> int:
     out_dir = Path(args.output)
     made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     names = report_names(files)
     finder = detect.detect_config(args)
-    jobs = [(f, out_dir, n, args.annotate, args.step, args.weights, finder) for f, n in zip(files, names)]
+    jobs = [(f, out_dir, n, args.annotate, args.step, args.weights, finder, ref) for f, n in zip(files, names)]
     bar = tqdm(total=len(jobs), desc="files", unit="file", disable=len(jobs) < 2)
     if args.jobs == 1 or len(files) == 1:
         _worker_init(args.weights)

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import media, provenance
-from . import cues, scan
+from . import cues, identity, scan
 
 BAND_COLOURS = {"FAKE": (220, 40, 40), "UNCERTAIN": (230, 160, 0), "REAL": (40, 170, 60)}  # RGB
 
@@ -75,6 +75,31 @@ def cue_plots(data: dict) -> str:
     return _png(fig)
 
 
+def identity_plot(ident: dict) -> str:
+    """Distance to the reference person over time with dlib's same-person threshold, base64 PNG."""
+    fig = Figure(figsize=(8, 2.2))
+    ax = fig.add_subplot()
+    t, d = np.array(ident["series"], np.float64).reshape(-1, 2).T
+    ax.plot(t, d, "o-", ms=3, lw=1, label="nearest face")
+    ax.axhline(ident["threshold"], color="red", lw=1, ls="--", label=f"same person below {ident['threshold']}")
+    ax.set_ylim(0, max(1.0, float(np.nanmax(d, initial=0)) + 0.05))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("distance to reference")
+    ax.legend(loc="upper right", fontsize=8)
+    return _png(fig)
+
+
+def _identity_section(d: dict) -> str:
+    ident = d.get("identity")
+    if not ident:
+        return ""
+    refs = html.escape(", ".join(ident["reference"]))
+    plot = (f'<img src="data:image/png;base64,{identity_plot(ident)}" alt="identity">' if ident["series"] else "")
+    return (f"<h2>Identity</h2><p>{html.escape(identity.sentence(ident))}. Reference: {refs} "
+            f"({ident['reference_faces']} faces). A real video of someone else is far too: this says who, "
+            f"not whether the video was manipulated.</p>{plot}")
+
+
 def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 128) -> np.ndarray:
     """Crop (S, S, 3) uint8 with a heatmap (S, S) in [0, 1] blended on top, resized to `size`."""
     jet = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
@@ -99,7 +124,9 @@ def summary(data: dict) -> str:
         p = v["model_probability"]
         parts.append(f"Over {v['faces_analysed']} analysed faces the detectors' calibrated chance of "
                      f"manipulation is {100 * p:.0f}% ({_band_words(v.get('model_label', v['label']))}).")
-        parts.append("Main reasons: " + "; ".join(v["reasons"]) + ".")
+        parts.append("Main reasons: " + "; ".join(r for r in v["reasons"] if not r.startswith("identity:")) + ".")
+    if data.get("identity"):
+        parts.append(identity.sentence(data["identity"]).capitalize() + ".")
     if data.get("truncated"):
         parts.append(f"The file ended early: {data['decoded_frames']} of {data['video']['frames']} frames "
                      "could be decoded (truncated or damaged?); only those were analysed.")
@@ -136,7 +163,7 @@ def write_html(result: scan.ScanResult, path: str | Path) -> Path:
         name=html.escape(Path(d["file"]).name), colour=colour, label=html.escape(v["label"]),
         prob="n/a" if v["probability"] is None else f"{100 * v['probability']:.0f}%",
         summary=html.escape(summary(d)), reasons="".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"]),
-        rule=html.escape(v["rule"]), plots=plots, thumbs=_thumbs(result), cues=cue_rows,
+        rule=html.escape(v["rule"]), plots=plots + _identity_section(d), thumbs=_thumbs(result), cues=cue_rows,
         models=html.escape(json.dumps(d["models"])), video=html.escape(json.dumps(d["video"])))
     with media.atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
