@@ -51,11 +51,14 @@ def read_list(path: Path | None) -> list[tuple[Path, int]]:
     return out
 
 
+REPORT_ONLY = ["mouth_blur"]  # cues the report shows that the fusion does not use (yet)
+COLUMNS = scan.FUSION_FEATURES + REPORT_ONLY + ["fused"]
+
+
 def frame_table(result: scan.ScanResult) -> np.ndarray:
-    """(frames, F+1) values of the most suspicious face: fusion features then the fused logit."""
-    rows = [[{**f["cues"], **f["scores"]}.get(k) for k in scan.FUSION_FEATURES + ["fused"]]
-            for _, f in scan.top_faces(result.data["frames"])]
-    return np.array(rows, np.float64).reshape(-1, len(scan.FUSION_FEATURES) + 1)  # None -> NaN
+    """(frames, len(COLUMNS)) values of the most suspicious face: fusion features, report-only cues, fused."""
+    rows = [[{**f["cues"], **f["scores"]}.get(k) for k in COLUMNS] for _, f in scan.top_faces(result.data["frames"])]
+    return np.array(rows, np.float64).reshape(-1, len(COLUMNS))  # None -> NaN
 
 
 def auc(y: np.ndarray, s: np.ndarray) -> str:
@@ -79,9 +82,10 @@ def main() -> None:
     torch.set_num_threads(1)
     det = models.Detectors.load(a.weights)
     cfg = scan.ScanConfig(step=a.step)
-    names = scan.FUSION_FEATURES + ["fused"]
-    sign = np.where(np.array(det.fusion.coef + [1.0]) < 0, -1.0, 1.0)
-    ref = np.array(det.fusion.mean + [0.0])
+    names = COLUMNS
+    extra = [1.0] * len(REPORT_ONLY)  # own direction (higher = more suspicious); no reference mean to call by
+    sign = np.where(np.array(det.fusion.coef + extra + [1.0]) < 0, -1.0, 1.0)
+    ref = np.array(det.fusion.mean + [np.nan] * len(REPORT_ONLY) + [0.0])
     tables, labels, verdicts = [], [], []
     t0 = time.monotonic()
     for path, y in read_list(a.list):
@@ -113,8 +117,8 @@ def main() -> None:
         vids = np.array([video_score(t[:, k] * sign[k]) for t in tables])
         means = np.array([np.nanmean(t[:, k]) if np.isfinite(t[:, k]).any() else np.nan for t in tables])
         calls = (means - ref[k]) * sign[k] > 0
-        acc = np.mean(calls == labels.astype(bool))
-        print(f"{n:<18} {auc(y_frames, allf[:, k] * sign[k]):>9} {auc(labels, vids):>9} {acc:>9.3f}")
+        acc = f"{np.mean(calls == labels.astype(bool)):.3f}" if np.isfinite(ref[k]) else "n/a"
+        print(f"{n:<18} {auc(y_frames, allf[:, k] * sign[k]):>9} {auc(labels, vids):>9} {acc:>9}")
     decided = [(v["label"] == "FAKE") == bool(y) for v, y in zip(verdicts, labels) if v["label"] in ("FAKE", "REAL")]
     at_half = np.mean([(v["probability"] or 0) >= 0.5 for v in verdicts] == labels.astype(bool))
     majority = max(labels.mean(), 1 - labels.mean())

@@ -109,3 +109,18 @@ def test_cues_reject_bad_landmarks(clip_frames):
     frames, _ = clip_frames
     with pytest.raises(ValueError):
         cues.face_cues(frames[0], np.zeros((5, 2)))
+
+
+def test_blurred_lips_raise_mouth_blur_and_a_blurred_face_does_not(clip_frames):
+    """The lip-sync tell: only the mouth re-drawn softer. Blurring the whole face (a cheap swap) softens
+    the mouth and its surroundings alike, so mouth_blur must not rise the same way."""
+    frames, lms = clip_frames
+    img, lm = frames[1], lms[1]
+    lips = cues.hull_mask(lm[48:60], img.shape[:2]) > 0
+    soft_mouth, soft_face = img.copy(), img.copy()
+    soft_mouth[lips] = cv2.GaussianBlur(img, (0, 0), 2.0)[lips]
+    face = _hull(img, lm)
+    soft_face[face] = cv2.GaussianBlur(img, (0, 0), 2.0)[face]
+    real, mouth, whole = (cues.face_cues(x, lm)["mouth_blur"] for x in (img, soft_mouth, soft_face))
+    assert mouth > real + 0.4  # measured: -0.77 real, -0.13 soft lips, -0.72 soft face (driving clip, frame 1)
+    assert whole < mouth - 0.4

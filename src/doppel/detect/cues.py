@@ -42,6 +42,8 @@ CUES: dict[str, str] = {
     "landmark_jitter": "non-rigid landmark motion between adjacent frames (brows, eyes, nose)",
     "pose_mismatch": "pose from all landmarks disagrees with pose from the central face",
     "eye_aspect_ratio": "eye opening (low = closed); blinks are counted per video",
+    "mouth_blur": "mouth blurrier than the rest of the face, the lip-sync tell (Laplacian variance, log ratio "
+                  "face/mouth); shown, not yet in the fusion",
 }
 
 
@@ -103,6 +105,16 @@ def blur(win: Window, masks: dict[str, np.ndarray]) -> float:
     """log(Laplacian variance of the ring / that of the face): > 0 when the face is softer."""
     g = gray(win.image)
     return float(np.log((laplacian_variance(g, masks["ring"]) + EPS) / (laplacian_variance(g, masks["face"]) + EPS)))
+
+
+def mouth_blur(win: Window, masks: dict[str, np.ndarray]) -> float:
+    """log(Laplacian variance of the face outside the mouth / that of the lips): > 0 when the mouth is softer
+    than the eyes, nose and cheeks (a re-synthesised mouth in a real face)."""
+    r = max(2, int(round(0.05 * face_scale(win.landmarks))))
+    lips = morph(fill_hull(win.landmarks[MOUTH[:12]], win.image.shape[:2]), max(1, r // 2), grow=True)
+    rest = masks["face"] & (morph(lips, 2 * r, grow=True) == 0)
+    g = gray(win.image)
+    return float(np.log((laplacian_variance(g, rest) + EPS) / (laplacian_variance(g, lips > 0) + EPS)))
 
 
 def hf_share(patch: np.ndarray, cutoff: float = 0.25) -> float:
@@ -297,7 +309,7 @@ def face_cues(frame: np.ndarray, landmarks: np.ndarray,
     masks = region_masks(win.landmarks, win.image.shape[:2])
     out = {"blur": blur(win, masks), "hf_deficit": hf_deficit(win), "tone_step": tone_step(win, masks),
            "double_edge": double_edge(win), "pose_mismatch": pose_mismatch(landmarks),
-           "eye_aspect_ratio": eye_aspect_ratio(landmarks)}
+           "eye_aspect_ratio": eye_aspect_ratio(landmarks), "mouth_blur": mouth_blur(win, masks)}
     nan = float("nan")
     out.update(flicker=nan, occlusion_flicker=nan, landmark_jitter=nan)
     if prev_frame is not None and prev_landmarks is not None:
