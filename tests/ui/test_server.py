@@ -295,3 +295,66 @@ def test_multipart_reader_splits_exactly_at_any_chunk_size(tmp_path, monkeypatch
     assert "reference" not in form.files  # a file input left empty
     with pytest.raises(UploadError, match="ended early"):
         upload.read_form(io.BytesIO(body[:-20]), len(body), ctype, tmp_path / "in2")
+
+
+def test_detect_shows_the_watermark_and_manifest_of_a_doppel_output(ui, data_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from doppel import provenance
+    base, _ = ui
+    photo = sorted((data_dir / "faces" / "lfw" / "Colin_Powell").glob("*.jpg"))[0]
+    marked = tmp_path / "swapped.png"  # labelled, watermarked and signed, as every swap output is
+    provenance.write_labeled_image(marked, np.asarray(Image.open(photo).convert("RGB")), "face-swap", parent=photo)
+    found = provenance.check(marked)
+    assert found["watermark"]["found"] and found["c2pa"]["state"] == "valid"
+    job = submit(base, "/detect", {"step": "1"}, [("media", marked.name, marked.read_bytes())])
+    done = wait(base, job, 120)
+    assert done["state"] == "done", done["error"]
+    page = get(base, f"/jobs/{job}")[2]
+    assert "<b>Label:</b> doppel synthetic-media label found (kind face-swap" in page
+    mark = re.search(r'<p class="prov watermark"><b>Watermark:</b> ([^<]*)</p>', page)
+    assert mark and mark.group(1).startswith("found, payload") and f"(run {found['watermark']['run_id']})" in mark.group(1)
+    manifest = re.search(r'<p class="prov c2pa"><b>C2PA manifest:</b> ([^<]*)</p>', page)
+    assert manifest and manifest.group(1).startswith("valid (signed and intact") and "compositeWithTrainedAlgorithmicMedia" \
+        in manifest.group(1)
+
+
+def test_a_clean_file_says_no_watermark_and_no_manifest():
+    from doppel.ui.pages import provenance_lines
+    prov = {"label": None, "watermark": {"found": False, "z": 1.23, "key": "tried default"}, "c2pa": None}
+    html = provenance_lines(prov)
+    assert '<b>Watermark:</b> none found (sync z 1.2' in html and "not evidence of a real file" in html
+    assert '<b>C2PA manifest:</b> no manifest' in html
+    assert provenance_lines(None) == ""  # a result from before provenance was read: no lines, no error
+
+
+def test_the_lipsync_tab_offers_the_bundled_model(tmp_path):
+    from doppel.lipsync import model
+    from doppel.ui.server import LIP_BUNDLED
+    assert LIP_BUNDLED == model.BUNDLED.resolve() and (LIP_BUNDLED / "grid_s1.lip").is_file()
+    # a stand-in worker that does nothing: the test looks at what the form submitted, not at a lip sync
+    server = start(tmp_path / "w", worker=[sys.executable, "-c", "pass"], max_upload_mb=4)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        page = get(base, "/lipsync")[2]
+        assert '<option value="grid_s1">grid_s1 (bundled with doppel)</option>' in page
+        (server.app.root / "lipsync" / "mine.lip").write_bytes(b"x")  # a model of your own is listed first, as is
+        page = get(base, "/lipsync")[2]
+        assert page.index("<option>mine.lip</option>") < page.index('<option value="grid_s1">')
+        job = submit(base, "/lipsync", {"model": "grid_s1"}, [("video", "v.mp4", b"v" * 10), ("audio", "a.wav", b"a" * 10)])
+        assert Path(server.app.queue.get(job)["params"]["model"]) == LIP_BUNDLED / "grid_s1.lip"
+        assert model.resolve(server.app.queue.get(job)["params"]["model"]) == LIP_BUNDLED / "grid_s1.lip"
+        assert wait(base, job, 20)["state"] == "failed"  # the stand-in wrote no result: closed, not left running
+    finally:
+        stop(server)
+
+
+def test_browser_tests_fail_under_ci_and_skip_elsewhere_without_chromium(monkeypatch):
+    from .test_browser import missing
+    monkeypatch.setenv("CI", "true")  # .ci/run installs chromium and playwright: missing there is a broken setup
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        missing("/usr/bin/chromium")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="make test-browser installs it"):
+        missing("/usr/bin/chromium")

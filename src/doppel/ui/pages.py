@@ -72,10 +72,14 @@ def upload_form(action: str, cap: int, fields: str, button: str) -> str:
             "</form>")
 
 
-def select(name: str, options: list[str], empty: str) -> str:
+def select(name: str, options: list[str], empty: str, shown: dict[str, str] | None = None) -> str:
+    """A drop-down of `options` (each shown as `shown[option]` when given), or the note `empty` when there are none."""
     if not options:
         return f'<p class="note">{esc(empty)}</p>'
-    return f'<select name="{name}" id="{name}">' + "".join(f"<option>{esc(o)}</option>" for o in options) + "</select>"
+    shown = shown or {}
+    return (f'<select name="{name}" id="{name}">' + "".join(
+        f'<option value="{esc(o)}">{esc(shown[o])}</option>' if o in shown else f"<option>{esc(o)}</option>"
+        for o in options) + "</select>")
 
 
 def job_table(jobs: list[dict]) -> str:
@@ -127,6 +131,7 @@ def detect_file(d: dict, url) -> str:
     label = (f'<p><b>Label:</b> doppel synthetic-media label found (kind {esc(lab.get("kind"))}, '
              f'{esc(lab.get("tool", ""))}, {esc(lab.get("created", ""))}): doppel made this file.</p>' if lab else
              "<p><b>Label:</b> no doppel synthetic label in the file (a missing label is no evidence of a real video).</p>")
+    label += provenance_lines(d.get("provenance"))
     plot = f'<h3>Scores over time</h3><img src="{url(d["plot"])}" alt="scores over time">' if d.get("plot") else ""
     faces = "".join(f'<figure><img src="{url(f["image"])}" alt="face"><figcaption>frame {f["frame"]}, face {f["face"]}: '
                     f'fused logit {f["score"]:+.2f}</figcaption></figure>' for f in d["faces"])
@@ -137,6 +142,19 @@ def detect_file(d: dict, url) -> str:
     return (f'<div class="file"><h2>{esc(d["file"])}</h2><p><span class="badge verdict" style="background:{colour}">'
             f'{esc(d["verdict"])} · {prob}</span></p><p>{esc(d["summary"])}</p><h3>Why</h3><ul class="reasons">{reasons}'
             f'</ul>{label}{plot}{faces}<p><a href="{url(d["report"])}">Full report (HTML)</a></p></div>')
+
+
+def provenance_lines(prov: dict | None) -> str:
+    """The watermark and C2PA manifest findings, one line each, in the words `doppel provenance check` uses."""
+    if not prov:
+        return ""
+    from .. import provenance  # imported here: the server's pages should not pay for the media stack up front
+    names = {"watermark": "Watermark", "c2pa": "C2PA manifest"}
+    out = []
+    for line in provenance.check_lines(prov)[1:]:  # the first is the label, which has its own line above
+        key, text = line.split(": ", 1)
+        out.append(f'<p class="prov {key}"><b>{names.get(key, key)}:</b> {esc(text)}</p>')
+    return "".join(out)
 
 
 def loss_svg(log_path: Path, width: int = 640, height: int = 220) -> str:

@@ -34,6 +34,8 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 AUDIO_EXTS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus"} | VIDEO_EXTS
 SEND_CHUNK = 1 << 16
 DRAIN_BYTES, DRAIN_WAIT_S = 1 << 20, 0.5  # of a refused body, read and dropped before answering
+# lipsync.model.BUNDLED, spelled out here because importing that module imports torch (seconds, on every page)
+LIP_BUNDLED = Path(__file__).resolve().parents[1] / "lipsync" / "weights"
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,13 @@ class App:
     def models(self) -> list[str]:
         return sorted(p.name for p in (self.root / "models").iterdir() if (p / "model.safetensors").is_file())
 
-    def lip_models(self) -> list[str]:
-        return sorted(p.name for p in (self.root / "lipsync").iterdir() if p.is_file() and not p.name.startswith("."))
+    def lip_models(self) -> dict[str, Path]:
+        """Lip-sync models by the name the form shows: files in WORKDIR/lipsync, then the bundled ones by stem
+        (the name `doppel lipsync -m` takes); a work-folder file of the same name wins."""
+        found = {p.name: p for p in sorted((self.root / "lipsync").iterdir()) if p.is_file() and not p.name.startswith(".")}
+        for p in sorted(LIP_BUNDLED.glob("*.lip")):
+            found.setdefault(p.stem, p)
+        return found
 
     def under(self, rel: str) -> Path | None:
         """The file `rel` names under the work folder, or None (outside it, hidden, or missing)."""
@@ -354,11 +361,12 @@ def form_swap(app: App, form) -> tuple[str, str, dict]:
 
 
 def form_lipsync(app: App, form) -> tuple[str, str, dict]:
-    model = _pick(form, "model", app.lip_models(), "a lip-sync model")
+    models = app.lip_models()
+    model = _pick(form, "model", list(models), "a lip-sync model")
     video = _files(form, "video", VIDEO_EXTS, "a video of the speaker", one=True)[0]
     speech = _files(form, "audio", AUDIO_EXTS, "the speech audio", one=True)[0]
     return "lipsync", f"Lip sync {video.name} to {speech.name}", {
-        "video": str(video), "audio": str(speech), "model": str(app.root / "lipsync" / model),
+        "video": str(video), "audio": str(speech), "model": str(models[model]),
         "texture": "autoencoder" if form.fields.get("texture") == "autoencoder" else "median"}
 
 

@@ -24,7 +24,8 @@ def detect(h) -> None:
               'accept="video/*,image/*">'
               '<label for=step>Analyse every N-th frame</label><input type=number id=step name=step value=3 min=1>')
     h.page("Detect", "<p>Each file gets a verdict (FAKE, UNCERTAIN or REAL), the reasons, the score over time, "
-           "the most suspicious faces with heatmaps, the label findings, and a full report.</p>"
+           "the most suspicious faces with heatmaps, what the label, watermark and C2PA manifest say, "
+           "and a full report.</p>"
            + P.upload_form("/detect", h.app.cap, fields, "Analyse"), "/detect")
 
 
@@ -74,8 +75,11 @@ def swap(h) -> None:
 
 
 def lipsync(h) -> None:
+    models, own = h.app.lip_models(), h.app.root / "lipsync"
+    bundled = {n: f"{n} (bundled with doppel)" for n, p in models.items() if p.parent != own}
     fields = (f'<label for=model>Lip-sync model</label>'
-              f'{P.select("model", h.app.lip_models(), "No model: put a LIPMODEL made by doppel lipsync train in " + str(h.app.root / "lipsync"))}'
+              f'{P.select("model", list(models), "No model: put a LIPMODEL made by doppel lipsync train in " + str(own), bundled)}'
+              f'<p class=note>Your own models: copy a file made by <code>doppel lipsync train</code> into {esc(own)}.</p>'
               '<label for=video>Video of the speaker</label><input type=file id=video name=video accept="video/*">'
               '<label for=audio>Speech (audio or video file)</label><input type=file id=audio name=audio '
               'accept="audio/*,video/*"><label for=texture>Mouth texture</label><select id=texture name=texture>'

@@ -67,6 +67,7 @@ def _detect_one(f: Path, name: str, det, cfg, out: Path) -> dict:
         faces.append({"image": f"{name}.face{k}.png", "frame": frame, "face": face, "score": round(score, 3)})
     return {"file": f.name, "report": f"{name}.html", "verdict": v["label"], "probability": v["probability"],
             "reasons": v["reasons"], "summary": report.summary(d), "label": d.get("label"),
+            "provenance": d.get("provenance"),
             "plot": plot, "faces": faces}
 
 
