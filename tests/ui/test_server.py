@@ -358,3 +358,20 @@ def test_browser_tests_fail_under_ci_and_skip_elsewhere_without_chromium(monkeyp
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="make test-browser installs it"):
         missing("/usr/bin/chromium")
+
+
+def test_detect_with_reference_photos_shows_the_identity_check(ui, data_dir):
+    base, _ = ui
+    biden, obama = (data_dir / "images" / n for n in ("biden.jpg", "obama.jpg"))
+    job = submit(base, "/detect", {"step": "1"}, [("media", biden.name, biden.read_bytes()),
+                                                  ("reference", obama.name, obama.read_bytes())])
+    done = wait(base, job, 120)
+    assert done["state"] == "done", done["error"]
+    ident = done["result"]["files"][0]["identity"]
+    assert ident["reference"] == ["obama.jpg"] and ident["median"] > 0.6
+    line = re.search(r'<p class="identity"><b>Identity:</b> ([^<]*)</p>', get(base, f"/jobs/{job}")[2])
+    assert line and "NOT the same person" in line.group(1)
+    # a reference that is not a photo or video is refused before any job starts
+    status, _, page = post(base, "/detect", {"step": "1"}, [("media", biden.name, biden.read_bytes()),
+                                                            ("reference", "notes.txt", b"not a photo")])
+    assert status == 400 and "a reference must be a photo or a video, not notes.txt" in page

@@ -131,7 +131,7 @@ def detect_file(d: dict, url) -> str:
     label = (f'<p><b>Label:</b> doppel synthetic-media label found (kind {esc(lab.get("kind"))}, '
              f'{esc(lab.get("tool", ""))}, {esc(lab.get("created", ""))}): doppel made this file.</p>' if lab else
              "<p><b>Label:</b> no doppel synthetic label in the file (a missing label is no evidence of a real video).</p>")
-    label += provenance_lines(d.get("provenance"))
+    label += provenance_lines(d.get("provenance")) + identity_line(d.get("identity"))
     plot = f'<h3>Scores over time</h3><img src="{url(d["plot"])}" alt="scores over time">' if d.get("plot") else ""
     faces = "".join(f'<figure><img src="{url(f["image"])}" alt="face"><figcaption>frame {f["frame"]}, face {f["face"]}: '
                     f'fused logit {f["score"]:+.2f}</figcaption></figure>' for f in d["faces"])
@@ -142,6 +142,14 @@ def detect_file(d: dict, url) -> str:
     return (f'<div class="file"><h2>{esc(d["file"])}</h2><p><span class="badge verdict" style="background:{colour}">'
             f'{esc(d["verdict"])} · {prob}</span></p><p>{esc(d["summary"])}</p><h3>Why</h3><ul class="reasons">{reasons}'
             f'</ul>{label}{plot}{faces}<p><a href="{url(d["report"])}">Full report (HTML)</a></p></div>')
+
+
+def identity_line(ident: dict | None) -> str:
+    """The identity check against the reference photos, when there were any."""
+    if not ident:
+        return ""
+    from ..detect import identity  # numpy and dlib only when a result has an identity check
+    return f'<p class="identity"><b>Identity:</b> {esc(identity.sentence(ident))}.</p>'
 
 
 def provenance_lines(prov: dict | None) -> str:

@@ -321,8 +321,13 @@ def _pick(form, name: str, choices: list[str], what: str) -> str:
 
 def form_detect(app: App, form) -> tuple[str, str, dict]:
     files = _files(form, "media", VIDEO_EXTS | IMAGE_EXTS, "a video or image")
+    refs = form.files.get("reference") or []
+    bad = [p.name for p in refs if p.suffix.lower() not in VIDEO_EXTS | IMAGE_EXTS]
+    if bad:
+        raise UploadError(f"a reference must be a photo or a video, not {bad[0]}")
     return "detect", "Detect: " + ", ".join(p.name for p in files), {
-        "files": [str(p) for p in files], "step": _int(form, "step", 3, 1, 1000)}
+        "files": [str(p) for p in files], "step": _int(form, "step", 3, 1, 1000),
+        "reference": [str(p) for p in refs]}
 
 
 def form_extract(app: App, form) -> tuple[str, str, dict]:

@@ -22,10 +22,13 @@ def home(h) -> None:
 def detect(h) -> None:
     fields = ('<label for=media>Videos or images</label><input type=file id=media name=media multiple '
               'accept="video/*,image/*">'
-              '<label for=step>Analyse every N-th frame</label><input type=number id=step name=step value=3 min=1>')
+              '<label for=step>Analyse every N-th frame</label><input type=number id=step name=step value=3 min=1>'
+              '<label for=reference>Reference photos or a video of the person the files claim to show '
+              '(optional: the identity check)</label><input type=file id=reference name=reference multiple '
+              'accept="video/*,image/*">')
     h.page("Detect", "<p>Each file gets a verdict (FAKE, UNCERTAIN or REAL), the reasons, the score over time, "
            "the most suspicious faces with heatmaps, what the label, watermark and C2PA manifest say, "
-           "and a full report.</p>"
+           "and a full report. With reference photos, each face's distance to that person is shown too.</p>"
            + P.upload_form("/detect", h.app.cap, fields, "Analyse"), "/detect")
 
 

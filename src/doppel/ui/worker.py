@@ -30,15 +30,16 @@ def run_detect(p: dict, out: Path) -> dict:
     """Scan each file; per file: the JSON and HTML reports, the score plot, the face heatmaps."""
     import torch
     from ..detect import cli as dcli
-    from ..detect import models, scan
+    from ..detect import identity, models, scan
     torch.set_num_threads(1)
     det = models.Detectors.load(p.get("weights") or str(models.WEIGHTS_DIR))
+    ref = identity.reference_embedding(p["reference"]) if p.get("reference") else None  # DoppelError: no face
     files = [Path(f) for f in p["files"]]
     done = []
     for f, name in zip(files, dcli.report_names(files)):
         log.info("file %d of %d: %s", len(done) + 1, len(files), f.name)
         try:
-            done.append(_detect_one(f, name, det, scan.ScanConfig(step=int(p.get("step", 3))), out))
+            done.append(_detect_one(f, name, det, scan.ScanConfig(step=int(p.get("step", 3))), out, ref))
         except DoppelError as e:
             done.append({"file": f.name, "error": str(e)})
         except Exception as e:  # noqa: BLE001 - one broken file must not hide the others' verdicts
@@ -50,10 +51,10 @@ def run_detect(p: dict, out: Path) -> dict:
     return {"files": done}
 
 
-def _detect_one(f: Path, name: str, det, cfg, out: Path) -> dict:
+def _detect_one(f: Path, name: str, det, cfg, out: Path, ref: dict | None = None) -> dict:
     from .. import media
     from ..detect import report, scan
-    result = scan.scan(f, det, cfg, progress=True)
+    result = scan.scan(f, det, cfg, progress=True, reference=ref)
     report.write_json(result, out / f"{name}.json")
     report.write_html(result, out / f"{name}.html")
     d, v = result.data, result.data["verdict"]
@@ -68,7 +69,7 @@ def _detect_one(f: Path, name: str, det, cfg, out: Path) -> dict:
     return {"file": f.name, "report": f"{name}.html", "verdict": v["label"], "probability": v["probability"],
             "reasons": v["reasons"], "summary": report.summary(d), "label": d.get("label"),
             "provenance": d.get("provenance"),
-            "plot": plot, "faces": faces}
+            "plot": plot, "faces": faces, "identity": d.get("identity")}
 
 
 def run_extract(p: dict, out: Path) -> dict:
