@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from doppel import cli
+from doppel import cli, media, provenance
 from doppel.detect import cli as detect_cli
 from doppel.detect import models
 from doppel.scan import cluster, sources
@@ -47,6 +47,9 @@ def test_scan_records_every_file_and_a_rerun_scans_nothing(client, tmp_path, dat
         assert p == pytest.approx(ref["probability"], abs=0.05)  # dlib's HOG differs slightly on a process's first frame
         assert db.execute("SELECT COUNT(*) FROM frames f JOIN files USING (hash) WHERE files.path LIKE ?",
                           (f"%/{name}",)).fetchone() == (n_frames,)
+        label, mark, manifest = db.execute("SELECT label, watermark, c2pa FROM files WHERE path LIKE ?",
+                                           (f"%/{name}",)).fetchone()
+        assert label is None and manifest is None and json.loads(mark)["found"] is False  # a camera original
 
     capsys.readouterr()
     assert cli.main(["scan", str(folder), "--store", str(tmp_path / "r.sqlite"), "--step", str(h.STEP)]) == 0
@@ -60,3 +63,21 @@ def test_scan_records_every_file_and_a_rerun_scans_nothing(client, tmp_path, dat
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
         "a.html", "a.json", "b.html", "b.json", "index.html", "summary.json"]
     assert json.loads((tmp_path / "rep" / "a.json").read_text())["verdict"]["label"] == rows["a.mpg"][1]
+
+
+def test_a_doppel_marked_file_has_its_label_watermark_and_manifest_in_the_store(client, tmp_path, data_dir):
+    """A file written by doppel's provenance writer (as swap/lipsync write theirs) goes through a real scan."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with provenance.video_writer(folder / "marked.mp4", 25, "face-swap", parent=h.clip(data_dir, 0)) as w:
+        for fr in media.read_frames(h.clip(data_dir, 0))[:25]:  # 1 s: enough frames for the mark to vote
+            w.write(fr.image)
+    counts, db = scan(client, folder, tmp_path / "r.sqlite")
+    assert counts == {"done": 1}
+    verdict, p, label, mark, manifest = db.execute(
+        "SELECT verdict, probability, label, watermark, c2pa FROM files").fetchone()
+    label, mark, manifest = json.loads(label), json.loads(mark), json.loads(manifest)
+    assert label["kind"] == "face-swap" and mark["found"] and mark["run_id"] == label["watermark"]["run_id"]
+    assert manifest["state"] == "valid"
+    assert (verdict, p) == ("FAKE", 1.0)  # provenance evidence forces FAKE
+    assert db.execute("SELECT COUNT(*) FROM files WHERE json_extract(watermark, '$.found')").fetchone() == (1,)

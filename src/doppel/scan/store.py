@@ -2,7 +2,7 @@
 
 Tables (docs/scan.md has the columns and example queries):
   files     one row per distinct content (sha256): verdict, probability, reasons,
-            label/watermark findings, model version, timings, status, error
+            label/watermark/C2PA findings, model version, timings, status, error
   frames    one row per analysed frame: its score (the most suspicious face's fused logit)
   faces     one row per analysed face: box, model scores, cues (JSON)
   attempts  one row per try of a file on a worker, with the outcome and the reason
@@ -13,14 +13,20 @@ and no locking between workers; WAL lets a user query while a scan runs.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
+from ..errors import DoppelError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # PRAGMA user_version; 1 (or 0): before the c2pa column
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
   hash TEXT PRIMARY KEY, path TEXT NOT NULL, size INTEGER, status TEXT NOT NULL,
-  verdict TEXT, probability REAL, score REAL, reasons TEXT, label TEXT, watermark TEXT,
+  verdict TEXT, probability REAL, score REAL, reasons TEXT, label TEXT, watermark TEXT, c2pa TEXT,
   model_version TEXT, step INTEGER, frames_analysed INTEGER, faces_analysed INTEGER,
   decoded_frames INTEGER, truncated INTEGER, width INTEGER, height INTEGER, fps REAL,
   duration_s REAL, scan_s REAL, worker TEXT, attempts INTEGER, error TEXT, finished_at REAL,
@@ -40,6 +46,12 @@ CREATE INDEX IF NOT EXISTS files_verdict ON files (verdict);
 CREATE INDEX IF NOT EXISTS attempts_hash ON attempts (hash);
 CREATE INDEX IF NOT EXISTS paths_hash ON paths (hash);
 """
+ADDED_COLUMNS = {"c2pa": "TEXT"}  # files columns added since version 1, for ALTER TABLE on an older store
+# Version-1 stores left watermark empty (it read a key the detector does not write) and had no c2pa:
+# both are in each done row's `result` JSON, so the upgrade fills them from there.
+BACKFILL = """UPDATE files SET label = json_extract(result, '$.provenance.label'),
+  watermark = json_extract(result, '$.provenance.watermark'), c2pa = json_extract(result, '$.provenance.c2pa')
+  WHERE status = 'done' AND json_valid(result) AND json_type(result, '$.provenance') = 'object'"""
 
 
 class Store:
@@ -51,7 +63,31 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commit
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.executescript(SCHEMA)
+            self._upgrade()
+        except (sqlite3.Error, DoppelError):
+            self.db.close()
+            raise
+
+    def _upgrade(self) -> None:
+        """Bring a store written by an older doppel to SCHEMA_VERSION (a no-op on a new one)."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise DoppelError(f"{self.path} was written by a newer doppel (store schema {version}, "
+                              f"this one knows {SCHEMA_VERSION}); upgrade doppel to add to it")
+        if version == SCHEMA_VERSION:
+            return
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(files)")}
+        with self.db:
+            for name, kind in ADDED_COLUMNS.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE files ADD COLUMN {name} {kind}")
+            n = self.db.execute(BACKFILL).rowcount
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if n:
+            log.info("%s: store upgraded to schema %d (provenance columns filled for %d files)", self.path,
+                     SCHEMA_VERSION, n)
 
     def close(self) -> None:
         self.db.close()
@@ -94,16 +130,23 @@ class Store:
         """A finished scan: its files row, its frames and faces, in one transaction."""
         v, info = data["verdict"], data.get("video", {})
         frames = data.get("frames", [])
+        prov = data.get("provenance") or {"label": data.get("label")}  # label, watermark, c2pa (provenance.check)
         rest = {k: x for k, x in data.items() if k != "frames"}
-        row = (digest, path, size, "done", v["label"], v.get("probability"), v.get("score"),
-               json.dumps(v.get("reasons", [])), _js(data.get("label")), _js(data.get("watermark")),
-               data.get("models", {}).get("version"), data.get("config", {}).get("step"), len(frames),
-               v.get("faces_analysed"), data.get("decoded_frames"), int(bool(data.get("truncated"))),
-               info.get("width"), info.get("height"), info.get("fps"), info.get("duration"),
-               data.get("elapsed_s"), worker, attempts, None, time.time(), json.dumps(rest))
+        row = {"hash": digest, "path": path, "size": size, "status": "done", "verdict": v["label"],
+               "probability": v.get("probability"), "score": v.get("score"),
+               "reasons": json.dumps(v.get("reasons", [])), "label": _js(prov.get("label")),
+               "watermark": _js(prov.get("watermark")), "c2pa": _js(prov.get("c2pa")),
+               "model_version": data.get("models", {}).get("version"), "step": data.get("config", {}).get("step"),
+               "frames_analysed": len(frames), "faces_analysed": v.get("faces_analysed"),
+               "decoded_frames": data.get("decoded_frames"), "truncated": int(bool(data.get("truncated"))),
+               "width": info.get("width"), "height": info.get("height"), "fps": info.get("fps"),
+               "duration_s": info.get("duration"), "scan_s": data.get("elapsed_s"), "worker": worker,
+               "attempts": attempts, "error": None, "finished_at": time.time(), "result": json.dumps(rest)}
         with self.db:
             self._clear(digest)
-            self.db.execute(f"INSERT INTO files VALUES ({','.join('?' * len(row))})", row)
+            # named columns: an upgraded store has its added columns last
+            self.db.execute(f"INSERT INTO files ({','.join(row)}) VALUES ({','.join('?' * len(row))})",
+                            tuple(row.values()))
             self.db.executemany("INSERT INTO frames VALUES (?,?,?,?,?)", [
                 (digest, fr["index"], fr["time"], len(fr["faces"]),
                  max((f["scores"]["fused"] for f in fr["faces"] if f["scores"]["fused"] is not None), default=None))
