@@ -1,5 +1,7 @@
 """The face prior: identity split, a few-step pretrain with resume, and starting `train` from a prior."""
+import hashlib
 import json
+import re
 
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch
 from doppel import cli, provenance
 from doppel.errors import DoppelError
 from doppel.swap import pretrain, train
-from doppel.swap.model import build, load_model
+from doppel.swap.model import build, load_model, read_header
 
 
 def test_identity_key_groups_lfw_photos_of_one_person():
@@ -103,12 +105,44 @@ def test_train_starts_from_the_prior(prior, facesets, tmp_path):
     for who in "ab":
         for k, v in model.decoders[who].state_dict().items():
             assert torch.equal(v, tensors[f"decoder.{k}"].float())
-    # through the CLI: the model header records where it started
+    # through the CLI: the model header records which prior it started from, down to the file's hash
     rc = cli.main(["train", str(facesets[0]), str(facesets[1]), "-o", str(tmp_path / "m"), "--steps", "1",
                    "--batch", "2", "--workers", "0", "--init", str(out / pretrain.PRIOR_FILE)])
     assert rc == 0
     _, info = load_model(tmp_path / "m")
-    assert info["init"] == str(out / pretrain.PRIOR_FILE)
+    assert info["init"] == "prior" and info["init_requested"] == str(out / pretrain.PRIOR_FILE)
+    assert info["prior_file"] == str(out / pretrain.PRIOR_FILE) and info["prior_format"] == pretrain.PRIOR_FORMAT
+    assert info["prior_step"] == 12
+    assert info["prior_sha256"] == hashlib.sha256((out / pretrain.PRIOR_FILE).read_bytes()).hexdigest()[:16]
+
+
+def _train_cli(facesets, out, *extra):
+    return cli.main(["train", str(facesets[0]), str(facesets[1]), "-o", str(out), "--steps", "1",
+                     "--batch", "2", "--workers", "0", "--preview-every", "0", *map(str, extra)])
+
+
+def test_the_header_records_the_start_actually_used(facesets, tmp_path):
+    shipped = pretrain.shipped_prior("lite")
+    assert shipped is not None and pretrain.read_prior(shipped)[0].preset == "lite"  # the package ships one
+    assert _train_cli(facesets, tmp_path / "lite") == 0  # default: the shipped prior
+    info = read_header(tmp_path / "lite")[1]
+    assert info["init"] == "prior" and info["init_requested"] == "prior"
+    assert info["prior_file"] == f"shipped:{shipped.name}" and info["prior_format"] == pretrain.PRIOR_FORMAT
+    assert info["prior_step"] == pretrain.read_prior(shipped)[1]["step"]
+    assert info["prior_sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()[:16]
+    # a resumed run keeps the record of how the weights started
+    assert _train_cli(facesets, tmp_path / "lite", "--steps", "2", "--resume") == 0
+    again = read_header(tmp_path / "lite")[1]
+    assert again["step"] == 2 and {k: again[k] for k in info if k.startswith(("init", "prior"))} == \
+        {k: v for k, v in info.items() if k.startswith(("init", "prior"))}
+    # no prior ships for `original`: asked for the prior, it trains from scratch, and the header says so
+    assert pretrain.shipped_prior("original") is None
+    assert _train_cli(facesets, tmp_path / "orig", "--preset", "original") == 0
+    info = read_header(tmp_path / "orig")[1]
+    assert info["init"] == "scratch" and info["init_requested"] == "prior"
+    assert not any(k.startswith("prior_") for k in info)
+    assert _train_cli(facesets, tmp_path / "scratch", "--init", "scratch") == 0
+    assert read_header(tmp_path / "scratch")[1]["init"] == "scratch"
 
 
 def test_fp16_export_keeps_the_reconstruction(prior, tmp_path):
@@ -129,21 +163,32 @@ def test_a_prior_of_another_preset_is_refused_naming_both(prior, capsys, faceset
     model = build("original")
     with pytest.raises(DoppelError, match=r"preset lite .*preset original"):
         pretrain.init_from_prior(model, out)
+    # through the CLI (the face sets are 64 px, so `original` fits them but not the lite prior)
+    capsys.readouterr()
+    assert _train_cli(facesets, tmp_path / "m", "--preset", "original", "--init", out / pretrain.PRIOR_FILE) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(r"preset lite .*preset original", err[0]), err
+    assert not (tmp_path / "m").exists()  # nothing written, not even an empty folder
 
 
-def test_corrupt_or_foreign_prior_gives_a_one_line_error(prior, facesets, tmp_path, capsys):
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_or_foreign_prior_gives_a_one_line_error(prior, facesets, tmp_path, capsys, damage):
     out, _, _ = prior
     broken = tmp_path / "broken.safetensors"
-    broken.write_bytes((out / pretrain.PRIOR_FILE).read_bytes()[:5000])
-    rc = cli.main(["train", str(facesets[0]), str(facesets[1]), "-o", str(tmp_path / "m"), "--steps", "1",
-                   "--batch", "2", "--workers", "0", "--init", str(broken)])
+    whole = (out / pretrain.PRIOR_FILE).read_bytes()
+    broken.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else bytes(range(256)) * 64)
+    capsys.readouterr()
+    rc = _train_cli(facesets, tmp_path / "m", "--init", broken)
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "not a readable face prior" in err[0]
-    assert not (tmp_path / "m" / "model.safetensors").exists()
+    assert rc == 2 and len(err) == 1 and "not a readable face prior" in err[0], err
+    assert not (tmp_path / "m").exists()  # the docs promise nothing is written: no MODEL/previews/ either
+
+
+def test_a_swap_model_is_not_taken_for_a_prior(facesets, tmp_path):
+    train_model = tmp_path / "model_as_prior"
+    train.train(*facesets, train_model, train.TrainConfig(steps=1, batch=2, workers=0, init="scratch",
+                                                          preview_every=0))
     with pytest.raises(DoppelError, match="not a doppel face prior"):
-        train_model = tmp_path / "model_as_prior"
-        train.train(*facesets, train_model, train.TrainConfig(steps=1, batch=2, workers=0, init="scratch",
-                                                              preview_every=0))
         pretrain.init_from_prior(build("lite"), train_model / "model.safetensors")
 
 

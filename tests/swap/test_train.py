@@ -132,6 +132,9 @@ def test_bad_inputs(facesets, tmp_path, data_dir, capsys):
     err = capsys.readouterr().err
     assert err.startswith("doppel train: error:") and "cannot resume" in err and err.count("\n") == 1
     assert _cli(a, b, "-o", tmp_path / "m4", "--resume", "--steps", "1", "--workers", "0") == 2
+    assert _cli(a, b, "-o", tmp_path / "m5", "--preset", "hires", "--steps", "1", "--workers", "0") == 2
+    # refused input leaves no folder behind (it used to leave an empty MODEL/previews/)
+    assert not [n for n in ("m0", "m1", "m2", "m4", "m5") if (tmp_path / n).exists()]
 
 
 def test_torchrun_ranks_stay_identical(facesets, tmp_path):
@@ -153,3 +156,12 @@ def test_torchrun_ranks_stay_identical(facesets, tmp_path):
     log = (tmp_path / "m" / "log.jsonl").read_text().splitlines()
     assert len(log) == 1 and json.loads(log[0])["step"] == 3  # rank 0 alone logs; the last step is logged
     assert not (tmp_path / "ranks" / "rank2.safetensors").exists()
+
+
+def test_loader_workers_default_to_none_on_cpu_and_two_on_a_gpu():
+    # on the CPU augmentation is ~5% of a lite step: a worker process gained nothing (docs/train.md)
+    assert train.TrainConfig().workers is None
+    assert train.loader_workers(train.TrainConfig()) == 0
+    assert train.loader_workers(train.TrainConfig(device="cuda")) == 2
+    assert train.loader_workers(train.TrainConfig(workers=3)) == 3
+    assert train.loader_workers(train.TrainConfig(workers=0, device="cuda")) == 0

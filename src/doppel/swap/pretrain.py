@@ -188,6 +188,15 @@ def prior_path(spec: str | os.PathLike) -> Path:
     return p / PRIOR_FILE if p.is_dir() else p
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file: names the exact prior weights a model started from."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def shipped_prior(preset: str) -> Path | None:
     p = WEIGHTS_DIR / f"prior_{preset}.safetensors"
     return p if p.is_file() else None
@@ -270,8 +279,8 @@ def pretrain(facesets: list[str | os.PathLike], output: str | os.PathLike,
     model = build(cfg.preset).to(device)
     params = list(model.encoder.parameters()) + list(model.decoders["a"].parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.5, 0.999))
-    (out / "previews").mkdir(parents=True, exist_ok=True)
     start = _resume(out, model, opt) if cfg.resume else 0
+    (out / "previews").mkdir(parents=True, exist_ok=True)  # after the checks: a refused resume writes nothing
     run = _PriorRun(out, model, opt, data, val, facts, cfg, device, start)
     return run.loop(augment, losses)
 

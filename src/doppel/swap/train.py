@@ -44,6 +44,7 @@ STATE_FILE = "train_state.safetensors"
 STATE_PREV = "train_state.prev.safetensors"  # the previous step's state, for a save torn between renames
 STATE_FORMAT = "doppel-train-state/1"
 DEFAULT_STEPS = 1000
+INIT_PREFIXES = ("init_", "prior_")  # header keys (beside "init") written by `initialise`
 RANK_DUMP_ENV = "DOPPEL_RANK_DUMP"  # debug: each rank saves its final weights to this folder (tests)
 
 
@@ -62,7 +63,8 @@ class TrainConfig:
     log_every: int = 10  # log.jsonl line every N steps
     resume: bool = False  # continue the checkpoint in the output folder
     device: str = "cpu"  # cpu or cuda
-    workers: int = 2  # data-loader processes doing augmentation (0: in the training process)
+    # data-loader processes doing augmentation (0: in the training process); None: `loader_workers` decides
+    workers: int | None = None
     seed: int = 0  # seeds weights, data order and augmentation
     preview_faces: int = 6  # faces per preview row
     channels_last: bool = False  # NHWC tensors (oneDNN): measured no faster here, see benchmarks/train_speed.py
@@ -115,9 +117,9 @@ def check_preset(preset: str, size: int) -> None:
                           f"{size} px (presets for {size} px: {', '.join(fits)})")
 
 
-def model_info(a: FaceSet, b: FaceSet, step: int, cfg: TrainConfig) -> dict:
-    """The facts `doppel swap` reads from the model file."""
-    return {"init": cfg.init, "coverage": a.coverage, "size": a.size, "faceset_a": str(a.root), "faceset_b": str(b.root),
+def model_info(a: FaceSet, b: FaceSet, step: int, cfg: TrainConfig, init: dict) -> dict:
+    """The facts `doppel swap` reads from the model file; `init` is what `initialise` used, not what was asked."""
+    return {**init, "coverage": a.coverage, "size": a.size, "faceset_a": str(a.root), "faceset_b": str(b.root),
             "identity_a": a.meta.get("identity"), "identity_b": b.meta.get("identity"), "step": step,
             "faces_a": len(a), "faces_b": len(b), "loss": cfg.loss, "seed": cfg.seed}
 
@@ -294,6 +296,19 @@ def _distributed(device: str) -> tuple[int, int, torch.device]:
     return (dist.get_rank() if world > 1 else 0), world, dev
 
 
+def loader_workers(cfg: TrainConfig) -> int:
+    """cfg.workers, or by default 0 on the CPU and 2 on a GPU.
+
+    On the CPU the random warp of a 64 px face costs about 5% of its training step, so a worker
+    process saves little and costs its own overhead: on 2 cores no worker count beat 0 in faces/s
+    or faces per CPU-second (docs/train.md, `benchmarks/train_speed.py --loop`). A GPU step is
+    far faster than the CPU's augmentation, which then needs processes of its own.
+    """
+    if cfg.workers is not None:
+        return cfg.workers
+    return 2 if cfg.device == "cuda" else 0
+
+
 def _time_up(deadline: float | None, world: int, device: torch.device) -> bool:
     """Whether the --minutes budget is spent; rank 0's clock decides for all ranks."""
     if deadline is None:
@@ -319,8 +334,11 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, batch: dict, lcfg: lo
 
 
 def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device, critics=None
-           ) -> tuple[SwapModel, torch.optim.Optimizer, int]:
-    """Model and optimizer, fresh from the seed or restored from the checkpoint in `out`."""
+           ) -> tuple[SwapModel, torch.optim.Optimizer, int, dict]:
+    """Model, optimizer, step and start facts (see `initialise`), fresh or restored from the checkpoint in `out`.
+
+    Writes nothing: every input (preset, prior, checkpoint) is checked here, before `train` creates MODEL/.
+    """
     check_preset(cfg.preset, fa.size)
     torch.manual_seed(cfg.seed)
     model = build(cfg.preset, mask=cfg.gan).to(device)
@@ -328,30 +346,36 @@ def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device, criti
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     if cfg.resume:
-        return model, opt, load_checkpoint(out, model, opt, critics)
+        step = load_checkpoint(out, model, opt, critics)
+        old = read_header(out / MODEL_FILE)[1]  # a resumed run keeps the record of how the model started
+        return model, opt, step, {k: v for k, v in old.items() if k == "init" or k.startswith(INIT_PREFIXES)}
     if (out / MODEL_FILE).exists():
         raise DoppelError(f"{out} already holds a model; pass --resume to continue it, or choose another folder")
-    initialise(model, cfg)
-    return model, opt, 0
+    return model, opt, 0, initialise(model, cfg)
 
 
 def initialise(model: SwapModel, cfg: TrainConfig) -> dict:
     """Start weights per cfg.init: the shipped prior of the preset, a prior file, or the seed alone.
 
-    Returns what was used ({"init": ...}); it goes into the model header.
+    Returns what was actually used, for the model header: "init" is "prior" or "scratch" ("prior"
+    asked for a preset that ships none falls back to scratch), "init_requested" is cfg.init, and
+    from a prior its file, format, step and the first 16 hex digits of its SHA-256 (which exact weights).
     """
     from . import pretrain
 
+    facts = {"init": "scratch", "init_requested": cfg.init}
     if cfg.init == "scratch":
-        return {"init": "scratch"}
-    path = pretrain.shipped_prior(cfg.preset) if cfg.init == "prior" else Path(cfg.init)
+        return facts
+    path = pretrain.shipped_prior(cfg.preset) if cfg.init == "prior" else pretrain.prior_path(cfg.init)
     if path is None:
         log.warning("no face prior ships for preset %s; training from scratch (see `doppel pretrain`)", cfg.preset)
-        return {"init": "scratch"}
+        return facts
     info = pretrain.init_from_prior(model, path)
     log.info("started from the face prior %s (step %s, %s identities)", path.name, info.get("step"),
              info.get("identities"))
-    return {"init": str(path) if cfg.init != "prior" else f"shipped:{path.name}", "prior_step": info.get("step")}
+    return {**facts, "init": "prior", "prior_file": f"shipped:{path.name}" if cfg.init == "prior" else str(path),
+            "prior_format": pretrain.PRIOR_FORMAT, "prior_step": info.get("step"),
+            "prior_sha256": pretrain.file_sha256(path)[:16]}
 
 
 def train(faceset_a, faceset_b, output, cfg: TrainConfig = TrainConfig()) -> dict:
@@ -361,15 +385,15 @@ def train(faceset_a, faceset_b, output, cfg: TrainConfig = TrainConfig()) -> dic
     fa, fb = open_facesets(faceset_a, faceset_b)
     rank, world, device = _distributed(cfg.device)
     out = Path(output)
-    if rank == 0:
-        (out / "previews").mkdir(parents=True, exist_ok=True)
     critics = None
     if cfg.gan:
         critics = gan.GanTrainer(cfg.gan_cfg, cfg.steps or DEFAULT_STEPS, cfg.seed, rank, world, device)
-    model, opt, start = _setup(fa, out, cfg, device, critics)
+    model, opt, start, init = _setup(fa, out, cfg, device, critics)
+    if rank == 0:  # only now: a bad prior or preset above must leave no folder behind
+        (out / "previews").mkdir(parents=True, exist_ok=True)
     data_a, data_b = augment.load_faces(fa), augment.load_faces(fb)
     try:
-        summary = _run(model, opt, start, (fa, fb), (data_a, data_b), out, cfg, rank, world, device, critics)
+        summary = _run(model, opt, start, (fa, fb), (data_a, data_b), out, cfg, rank, world, device, critics, init)
     finally:
         _dump_rank(model, rank)
         if world > 1 and dist.is_initialized():
@@ -385,7 +409,7 @@ def _dump_rank(model: SwapModel, rank: int) -> None:
                   str(Path(folder) / f"rank{rank}.safetensors"))
 
 
-def _run(model, opt, start, sets, datas, out, cfg, rank, world, device, critics=None) -> dict:
+def _run(model, opt, start, sets, datas, out, cfg, rank, world, device, critics=None, init=None) -> dict:
     """The training loop: steps until the step or time limit; checkpoint on Ctrl-C and at the end."""
     stop = cfg.steps if cfg.steps is not None else (2 ** 62 if cfg.minutes is not None else DEFAULT_STEPS)
     net = Pair(model)
@@ -393,10 +417,12 @@ def _run(model, opt, start, sets, datas, out, cfg, rank, world, device, critics=
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     lcfg = losses.LossConfig(cfg.loss, cfg.dssim, cfg.eye_mouth_weight)
     window = losses.gaussian_window(lcfg.window, lcfg.sigma).to(device)
-    batches = augment.loader(augment.StepBatches(*datas, cfg.batch, cfg.seed, rank, world), start, stop, cfg.workers)
+    batches = augment.loader(augment.StepBatches(*datas, cfg.batch, cfg.seed, rank, world), start, stop,
+                             loader_workers(cfg))
     deadline = time.monotonic() + 60 * cfg.minutes if cfg.minutes is not None else None
     mon = Monitor(out, model, datas, sets, cfg, rank, world, start, None if stop >= 2 ** 62 else stop, device)
     mon.gan = critics
+    mon.init = init or {}
     step = start
     try:
         if step < stop:
@@ -436,6 +462,7 @@ class Monitor:
         self.previewed = -1  # step of the last preview written (the final one is often a periodic one too)
         self.step = self.logged = start
         self.gan = None  # the run's gan.GanTrainer: its losses are logged, its state saved
+        self.init = {}  # what the weights started from (train.initialise), for the header
 
     def after_step(self, step: int, la: float, lb: float, opt) -> None:
         now = time.monotonic()
@@ -468,7 +495,7 @@ class Monitor:
     def checkpoint(self, step: int, opt) -> None:
         if self.active and step != self.saved:
             extra = self.gan.state() if self.gan is not None else None
-            save_checkpoint(self.out, self.model, opt, step, model_info(*self.sets, step, self.cfg), extra)
+            save_checkpoint(self.out, self.model, opt, step, model_info(*self.sets, step, self.cfg, self.init), extra)
             self.saved = step
 
     def summary(self, step: int) -> dict:
@@ -506,7 +533,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preview-every", type=int, default=d.preview_every, help="preview PNG every N steps (0: never)")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in MODEL")
     p.add_argument("--device", default=d.device, choices=["cpu", "cuda"], help="where to train")
-    p.add_argument("--workers", type=int, default=d.workers, help="data-loader processes for augmentation")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help="data-loader processes for augmentation (default: 0 on the CPU, 2 with --device cuda)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for weights, data order and augmentation")
     p.add_argument("--init", default=d.init, metavar="prior|scratch|FILE",
                    help="start from the shipped face prior of the preset, from scratch, or from a prior file "
@@ -520,7 +548,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     for name in ("batch", "save_every", "workers"):
-        if getattr(args, name) < (1 if name == "batch" else 0):
+        if getattr(args, name) is not None and getattr(args, name) < (1 if name == "batch" else 0):
             raise DoppelError(f"--{name.replace('_', '-')} must be {'positive' if name == 'batch' else '>= 0'}")
     steps = None if args.minutes is not None else args.steps
     cfg = TrainConfig(preset=args.preset, steps=steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
