@@ -58,9 +58,10 @@ def main() -> None:
     resume = ["--resume"] if (o / "model" / "train_state.safetensors").is_file() else []
     times["train"] = step("train the swap model", ["train", str(o / "faces_a"), str(o / "faces_b"), "-o", str(o / "model"),
                                                    "--minutes", str(args.train_minutes), *resume,
-                                                   # one torch thread and one augmentation worker share 2 cores best;
+                                                   # one torch thread, augmentation in the training process (the most
+                                                   # faces per CPU-second on 2 cores: benchmarks/train_speed.py --loop);
                                                    # a higher rate and smaller batches: more steps in a short budget
-                                                   "--threads", "1", "--workers", "1", "--batch", "16", "--lr", "5e-4"])
+                                                   "--threads", "1", "--workers", "0", "--batch", "16", "--lr", "5e-4"])
     times["swap"] = step("swap A -> B", ["swap", str(d / CLIP_A), "-m", str(o / "model"), "-o", str(o / "swapped.mp4"),
                                          "--preview", str(o / "swapped_preview.png")])
     times["lipsync train"] = step("train lip sync", ["lipsync", "train", *[str(d / c) for c in LIP_TRAIN],
