@@ -85,6 +85,7 @@ def main(argv=None) -> None:
     p.add_argument("--prepare-only", action="store_true", help="write the face sets and held-out faces to --out, then stop")
     p.add_argument("--reuse", action="store_true", help="use the face sets and held-out faces already in --out")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
+    p.add_argument("--init", default="prior", help="start weights: prior (shipped), scratch, or a prior file")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -104,7 +105,8 @@ def main(argv=None) -> None:
         if args.prepare_only:
             return
         cfg = train.TrainConfig(preset="lite", minutes=args.minutes, batch=args.batch, lr=args.lr,
-                                workers=args.workers, preview_every=0, save_every=1000, device=args.device)
+                                workers=args.workers, preview_every=0, save_every=1000, device=args.device,
+                                init=args.init)
         s = train.train(root / "faces_a", root / "faces_b", root / "model", cfg)
         print(f"trained {s['steps_run']} steps in {s['seconds']:.0f} s ({s['faces_per_s']:.1f} faces/s); "
               f"last loss A {s['loss_a']:.4f}, B {s['loss_b']:.4f}")
