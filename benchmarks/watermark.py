@@ -2,7 +2,7 @@
 
     python benchmarks/watermark.py robust [--frames 60] [--clips a.mp4 b.mp4]
     python benchmarks/watermark.py speed [--frames 60]
-    python benchmarks/watermark.py fp [--folders talking video ...] [--every N]  # real files read for a mark
+    python benchmarks/watermark.py fp [--folders talking video ...] [--every N] [--max-seconds S]  # real files read for a mark
     python benchmarks/watermark.py detector [--frames 48]  # do the detector's scores move with the mark?
 
 `robust` marks the first frames of real clips, attacks the marked video (re-encode,
@@ -156,32 +156,44 @@ def speed(args) -> None:
     wm.read_frames(decoded)
     t_read = time.perf_counter() - t
     n = len(frames)
-    print(f"720p, {n} frames: embed {n / t_embed:.0f} f/s, H.264 encode (CRF 18, veryfast) {n / t_enc:.0f} f/s "
-          f"-> embedding adds {t_embed / t_enc:.0%} to writing")
-    print(f"720p: read {n / t_read:.0f} f/s, decode {n / t_dec:.0f} f/s -> reading costs {t_read / t_dec:.1f}x decoding")
+    print(f"720p, {n} frames: embed {n / t_embed:.0f} f/s ({1e3 * t_embed / n:.1f} ms/frame), H.264 encode "
+          f"(CRF 18, veryfast) {n / t_enc:.0f} f/s -> embedding adds {t_embed / t_enc:.0%} to writing")
+    print(f"720p: decode {n / t_dec:.0f} f/s -> embedding costs {t_embed / t_dec:.1f}x decoding, "
+          f"reading ({n / t_read:.0f} f/s) {t_read / t_dec:.1f}x decoding")
     out.unlink(missing_ok=True)
 
 
-def real_files(folders: list[str], every: int) -> list[Path]:
-    """Real videos and photos under the given folders of ../shared/data; `every` thins the photos."""
+def real_files(folders: list[str], every: int) -> tuple[list[Path], list[Path]]:
+    """(real videos, real photos) under the given folders of ../shared/data; `every` thins the photos.
+
+    The photos come in a fixed shuffled order, so a sweep cut short by `--max-seconds` has
+    read a sample of every folder rather than the first folders only.
+    """
     exts = {".mp4", ".mpg", ".jpg", ".jpeg", ".png"}
-    out = []
+    videos, photos = [], []
     for folder in folders:
         files = sorted(p for p in (DATA / folder).rglob("*") if p.suffix.lower() in exts)
-        videos = [p for p in files if not media.is_image_path(p)]
-        out += videos + [p for p in files if media.is_image_path(p)][::every]
-    return out
+        videos += [p for p in files if not media.is_image_path(p)]
+        photos += [p for p in files if media.is_image_path(p)][::every]
+    order = np.random.default_rng(0).permutation(len(photos))
+    return videos, [photos[i] for i in order]
 
 
 def false_positives(args) -> None:
-    """Every frame of the real videos, and the photos (every `--every`-th), read for a mark."""
-    files = real_files(args.folders, args.every)
-    n_files = n_frames = fp_files = fp_frames = 0
-    zmax = 0.0
+    """Every frame of the real videos, then the photos (every `--every`-th), read for a mark,
+    until `--max-seconds` (videos are always read in full)."""
+    videos, photos = real_files(args.folders, args.every)
+    files = videos + photos
+    n_videos = n_photos = n_frames = fp_files = fp_frames = 0
+    zmax, zmax_file, over_z = 0.0, None, 0
     t = time.perf_counter()
     for i, p in enumerate(files):
+        image = media.is_image_path(p)
+        if image and args.max_seconds and time.perf_counter() - t > args.max_seconds:
+            print(f"time budget of {args.max_seconds:.0f} s spent: stopping before photo {i - len(videos) + 1}")
+            break
         try:
-            if media.is_image_path(p):
+            if image:
                 r = wm.read_image(media.read_image(p))
                 video, per = r, [r]
             else:
@@ -189,18 +201,27 @@ def false_positives(args) -> None:
         except media.MediaError as e:
             print(f"skipped {p}: {e}")
             continue
-        n_files += 1
+        n_photos += image
+        n_videos += not image
         n_frames += len(per)
         fp_files += video.found
         fp_frames += sum(r.found for r in per)
-        zmax = max(zmax, video.z, *(r.z for r in per))
+        readings = per if image else [video, *per]
+        over_z += sum(r.z >= wm.Z_MIN for r in readings)
+        top = max(readings, key=lambda r: r.z)
+        if top.z > zmax:
+            zmax, zmax_file = top.z, p
         if video.found or any(r.found for r in per):
             print(f"FALSE POSITIVE {p}: z {video.z:.1f}", flush=True)
-        if i % 200 == 0:
-            print(f"  {i}/{len(files)} files, {n_frames} frames, {time.perf_counter() - t:.0f} s", flush=True)
-    print(f"{n_files} real files ({', '.join(args.folders)}; photos 1 in {args.every}), {n_frames} frames/photos "
-          f"in {time.perf_counter() - t:.0f} s: {fp_files} files and {fp_frames} frames read as marked; "
-          f"highest sync z {zmax:.1f} (threshold {wm.Z_MIN}); theoretical rate {wm.FALSE_POSITIVE_RATE:.1e} per read")
+        if i % 500 == 0:
+            print(f"  {i}/{len(files)} files, {n_frames} frames, highest z {zmax:.1f}, "
+                  f"{time.perf_counter() - t:.0f} s", flush=True)
+    print(f"read {n_videos} of {len(videos)} real videos (every frame) and {n_photos} of {len(photos)} photos "
+          f"({', '.join(args.folders)}; photos 1 in {args.every}): {n_frames} frames/photos, {n_videos} video "
+          f"readings, in {time.perf_counter() - t:.0f} s")
+    print(f"{fp_files} files and {fp_frames} frames read as marked; highest sync z {zmax:.1f} "
+          f"({zmax_file.relative_to(DATA) if zmax_file else '-'}); {over_z} readings with z >= {wm.Z_MIN} "
+          f"(tag then not matched); theoretical rate {wm.FALSE_POSITIVE_RATE:.1e} per read")
 
 
 def detector(args) -> None:
@@ -240,6 +261,7 @@ def main() -> None:
     p.add_argument("--folders", nargs="+", default=["talking", "video", "deepfake", "images", "faces", "corpus"],
                    help="fp: folders of ../shared/data to read")
     p.add_argument("--every", type=int, default=1, help="fp: read every N-th photo only")
+    p.add_argument("--max-seconds", type=float, default=0, help="fp: stop reading photos after this long (0: no limit)")
     args = p.parse_args()
     {"robust": robust, "speed": speed, "fp": false_positives, "detector": detector}[args.mode](args)
 
