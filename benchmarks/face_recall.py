@@ -1,22 +1,34 @@
-"""Recall and false faces of the face finder on planted scenes, beside the old 384 px finder.
+"""Recall and false faces of the face finder on planted scenes and face-free frames, beside the old 384 px finder.
 
-    python benchmarks/face_recall.py                 # 30 scenes, 4 faces each
-    python benchmarks/face_recall.py --scenes 60 --seed 1
+    python benchmarks/face_recall.py                 # 90 scenes of 4 faces, 300 face-free frames
+    python benchmarks/face_recall.py --scenes 60 --empty 200 --seed 1 --sheet /tmp/false_faces.png
 
-Each scene is a real background (a part of a frame of a ../shared/data/video clip
-away from its face, scaled up to 1280x720 or 1920x1080) with faces from
-../shared/data (LFW corpus photos and studio portraits) pasted at 24-160 px
-(width of the 68-point box) with a soft elliptical edge. Scenes cycle through
-three conditions: plain, dark (the whole scene through gamma 2-3) and turned (a
-camera on its side: the scene is composed upright and turned 90 degrees).
-A planted face counts as found when a found face's landmark box overlaps it
-with IoU >= 0.3; every other found face is a false face. Both finders see the
-same scenes in the same run. Backgrounds on which either finder already finds
-a face are skipped (and counted), so the planted faces are the only true ones.
+Recall. Each scene is a real background (a part of a frame of a
+../shared/data/video clip away from its face, scaled up to 1280x720, 1920x1080
+or portrait 1080x1920) with faces from ../shared/data (LFW corpus photos and
+studio portraits) pasted at 24-160 px (width of the 68-point box) with a soft
+elliptical edge. Scenes cycle through three conditions: plain, dark (the whole
+scene through gamma 2-3) and turned (a camera on its side: the scene is composed
+upright and turned 90 degrees), and through the three frame sizes. A planted
+face counts as found when a found face's landmark box overlaps it with IoU >= 0.3.
+
+False faces. Every found face that matches no planted face is a false face,
+on the planted scenes (their backgrounds are all used, none skipped) and on
+face-free frames: collages, at the same three sizes, of pieces of real video
+frames of ../shared/data (video/, talking/, deepfake/, corpus/talking/ with
+MEAD, every 10th GRID clip) at about their own scale, each piece without its
+person's face (the largest face the default finder finds there, grown to hair
+and chin): the frame with that painted over in the colour around it, or where
+the face fills most of the frame the largest strip beside it; a third of the
+collages darkened, a third turned. A frame in which the finder finds no face
+is not used. `--sheet` writes a contact sheet of every false
+face so they can be checked by eye (a real face left in a frame is not false).
+Both finders see the same frames in the same run; times are CPU seconds.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -35,9 +47,12 @@ DATA = ROOT.parent / "shared" / "data"
 SIZES = (24, 160)  # planted 68-point box widths, px (log-uniform)
 BINS = ((24, 40), (40, 80), (80, 161))
 CONDITIONS = ("plain", "dark", "turned")
-FRAMES = ((1280, 720), (1920, 1080))
+MIN_PIECE = 96  # face-free pieces narrower than this (px) are not used
+PER_CLIP = 16  # face-free source frames taken from each clip, spread over it
+FRAMES = ((1280, 720), (1920, 1080), (1080, 1920))  # (width, height); the last is portrait phone video
 MATCH_IOU = 0.3
-FINDERS = {"new (default)": detect.DetectConfig(), "old (384 px, fast pass only)": detect.OLD_FINDER}
+NEW = "new (default)"
+FINDERS = {NEW: detect.DetectConfig(), "old (384 px, fast pass only)": detect.OLD_FINDER}
 
 
 def face_sources(rng: np.random.Generator, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -131,58 +146,196 @@ def score(found: list[detect.Face], planted: list[np.ndarray]) -> tuple[list[boo
     return hit, len(boxes) - len(used)
 
 
+def darken(rng, image: np.ndarray) -> np.ndarray:
+    gamma = rng.uniform(2.0, 3.0)
+    return cv2.LUT(image, np.round(255 * (np.arange(256) / 255) ** gamma).astype(np.uint8))
+
+
+def grown(box: np.ndarray, shape: tuple) -> tuple[int, int, int, int]:
+    """A face box grown to cover hair, ears and chin, clipped to a frame of `shape`."""
+    h, w = shape[:2]
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    return (int(max(0, x0 - 0.5 * bw)), int(max(0, y0 - 0.8 * bh)),
+            int(min(w, x1 + 0.5 * bw)), int(min(h, y1 + 0.5 * bh)))
+
+
+def face_free_piece(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """The face-free part of a one-person frame whose face is `box`: the frame with the grown box painted the
+    median colour of a ring around it when that box covers at most half of it, else the largest strip
+    beside, above or below the box (None when that is under MIN_PIECE px a side)."""
+    gx0, gy0, gx1, gy1 = grown(box, image.shape)
+    h, w = image.shape[:2]
+    if (gx1 - gx0) * (gy1 - gy0) <= 0.5 * h * w:
+        ring = [image[max(0, gy0 - 12):gy0, gx0:gx1], image[gy1:gy1 + 12, gx0:gx1],
+                image[gy0:gy1, max(0, gx0 - 12):gx0], image[gy0:gy1, gx1:gx1 + 12]]
+        ring = np.concatenate([r.reshape(-1, 3) for r in ring])
+        out = image.copy()
+        out[gy0:gy1, gx0:gx1] = np.median(ring, 0) if len(ring) else 128
+        return out
+    strips = [image[:, :gx0], image[:, gx1:], image[:gy0], image[gy1:]]
+    best = max(strips, key=lambda s: s.shape[0] * s.shape[1])
+    return np.ascontiguousarray(best) if min(best.shape[:2]) >= MIN_PIECE else None
+
+
+def face_free_pieces(limit_per_clip: int = PER_CLIP) -> list[tuple[str, np.ndarray]]:
+    """(name, piece) of real video frames without their person's face, `limit_per_clip` frames per clip
+    (GRID: 2 frames of every 10th clip)."""
+    clips = [(c, limit_per_clip) for folder in ("video", "talking", "deepfake", "corpus/talking", "corpus/talking/mead")
+             for c in sorted((DATA / folder).glob("*.mp4"))]
+    clips += [(c, 2) for c in sorted((DATA / "corpus" / "grid_s1").glob("*.mpg"))[::10]]
+    out = []
+    for clip, count in clips:
+        step = max(1, media.probe(clip).frame_count // count)
+        for frame in media.iter_frames(clip, step=step):
+            faces = detect.find_faces(frame.image)
+            piece = face_free_piece(frame.image, faces[0].box) if faces else None  # faces[0]: the largest
+            if piece is not None:
+                out.append((f"{clip.stem}#{frame.index}", piece))
+    return out
+
+
+def collage(rng, pool: list[tuple[str, np.ndarray]], size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    """A (width, height) = `size` frame: one piece scaled to cover it, then pieces at about their own scale
+    (x0.8-1.5) pasted at random places until their area adds up to 1.5 frames; and the pieces' names."""
+    w, h = size
+    name, image = pool[rng.integers(len(pool))]
+    s = max(w / image.shape[1], h / image.shape[0])
+    big = cv2.resize(image, (max(w, round(image.shape[1] * s)), max(h, round(image.shape[0] * s))),
+                     interpolation=cv2.INTER_CUBIC)
+    canvas = np.ascontiguousarray(big[:h, :w])
+    names, area = [name], 0.0
+    while area < 1.5 * w * h and len(names) < 40:
+        name, image = pool[rng.integers(len(pool))]
+        s = min(rng.uniform(0.8, 1.5), w / image.shape[1], h / image.shape[0])
+        piece = cv2.resize(image, (max(1, round(image.shape[1] * s)), max(1, round(image.shape[0] * s))),
+                           interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+        y, x = rng.integers(0, h - piece.shape[0] + 1), rng.integers(0, w - piece.shape[1] + 1)
+        canvas[y:y + piece.shape[0], x:x + piece.shape[1]] = piece
+        names.append(name)
+        area += piece.shape[0] * piece.shape[1]
+    return canvas, names
+
+
+def poisson_upper(k: int, n: int, conf: float = 0.95) -> float:
+    """One-sided `conf` upper bound of a rate per 100 frames, having seen `k` events in `n` frames."""
+    def below(mu: float) -> float:  # P(X <= k) for X ~ Poisson(mu)
+        return sum(math.exp(-mu) * mu ** i / math.factorial(i) for i in range(k + 1))
+    lo, hi = 0.0, 10.0 + 10 * k
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if below(mid) > 1 - conf else (lo, mid)
+    return 100 * hi / n
+
+
+def crop_of(image: np.ndarray, box: np.ndarray, label: str, size: int = 128) -> np.ndarray:
+    """A `size` px tile of `image` around `box` (twice its size) with `label` under it."""
+    x0, y0, x1, y1 = box
+    m = max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    a0, b0 = int(max(0, cx - m)), int(max(0, cy - m))
+    a1, b1 = int(min(image.shape[1], cx + m)), int(min(image.shape[0], cy + m))
+    tile = np.zeros((size + 16, size, 3), np.uint8)
+    if a1 > a0 and b1 > b0:
+        tile[:size] = cv2.resize(image[b0:b1, a0:a1], (size, size), interpolation=cv2.INTER_AREA)
+    cv2.putText(tile, label[:22], (2, size + 12), cv2.FONT_HERSHEY_PLAIN, 0.8, (255, 255, 255), 1)
+    return tile
+
+
+def contact_sheet(tiles: list[np.ndarray], path: Path, columns: int = 8) -> None:
+    if not tiles:
+        tiles = [np.zeros((144, 128, 3), np.uint8)]
+    rows = [np.hstack(tiles[i:i + columns] + [np.zeros_like(tiles[0])] * (columns - len(tiles[i:i + columns])))
+            for i in range(0, len(tiles), columns)]
+    media.write_image(path, np.vstack(rows))
+
+
+def run_finders(image: np.ndarray, planted: list[np.ndarray], rows: dict, tag: tuple, label: str,
+                sheet: list | None) -> None:
+    """Both finders on one frame; adds hits (width, condition, size, hit), false faces and CPU time to `rows`."""
+    condition, size, kind = tag
+    for name, cfg in FINDERS.items():
+        t = time.process_time()  # CPU time of this process: steadier than wall time on a shared machine
+        found = detect.find_faces(image, cfg)
+        r = rows[name]
+        r["seconds"][kind] += time.process_time() - t
+        r["frames"][kind] += 1
+        hit, false = score(found, planted)
+        # the face's own width: in a turned scene that is its box's height
+        widths = [b[3] - b[1] if condition == "turned" else b[2] - b[0] for b in planted]
+        r["hits"] += [(w, condition, size, h) for w, h in zip(widths, hit)]
+        r["false"][kind] += false
+        if false and sheet is not None and cfg is FINDERS[NEW]:
+            matched = [detect.landmarks_box(f.landmarks) for f in found]
+            for f, box in zip(found, matched):
+                if not any(detect.iou(p, box) >= MATCH_IOU for p in planted):
+                    sheet.append(crop_of(image, f.box, f"{kind} {label}"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenes", type=int, default=30, help="planted scenes")
+    p.add_argument("--scenes", type=int, default=90, help="planted scenes")
     p.add_argument("--faces", type=int, default=4, help="faces per scene")
+    p.add_argument("--empty", type=int, help="face-free frames (default: 10 per 3 scenes, 300 for 90)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sheet", type=Path, help="write a contact sheet PNG of the new finder's false faces here")
     args = p.parse_args()
+    empty = args.empty if args.empty is not None else 10 * args.scenes // 3
     rng = np.random.default_rng(args.seed)
     faces = face_sources(rng, 40)
-    bgs, skipped = [], 0
-    for bg in backgrounds(3 * args.scenes):
-        if any(detect.find_faces(bg, cfg) for cfg in FINDERS.values()):
-            skipped += 1
-        else:
-            bgs.append(bg)
+    bgs = backgrounds(args.scenes)
+    pool = face_free_pieces() if empty else []
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; {len(faces)} people, "
-          f"{len(bgs)} backgrounds ({skipped} skipped: a finder found a face there)")
-    rows = {name: {"hits": [], "false": 0, "seconds": 0.0} for name in FINDERS}
+          f"{len(bgs)} backgrounds (none skipped), {len(pool)} face-free pieces of video frames for {empty} face-free frames")
+    rows = {name: {"hits": [], "false": {"scene": 0, "empty": 0}, "frames": {"scene": 0, "empty": 0},
+                   "seconds": {"scene": 0.0, "empty": 0.0}} for name in FINDERS}
+    sheet: list[np.ndarray] = [] if args.sheet else None
     for i in range(args.scenes):
-        condition, size = CONDITIONS[i % 3], FRAMES[(i // 3) % 2]
+        condition, size = CONDITIONS[i % 3], FRAMES[(i // 3) % len(FRAMES)]
         image, planted = scene(rng, bgs[i % len(bgs)], faces, size, condition, args.faces)
-        for name, cfg in FINDERS.items():
-            t = time.process_time()  # CPU time of this process: steadier than wall time on a shared machine
-            found = detect.find_faces(image, cfg)
-            rows[name]["seconds"] += time.process_time() - t
-            hit, false = score(found, planted)
-            rows[name]["hits"] += [(b[2] - b[0], condition, size, h) for b, h in zip(planted, hit)]
-            rows[name]["false"] += false
-    report(rows, args.scenes)
+        run_finders(image, planted, rows, (condition, size, "scene"), f"s{i}", sheet)
+    for i in range(empty):
+        condition, size = CONDITIONS[i % 3], FRAMES[(i // 3) % len(FRAMES)]
+        w, h = size
+        image, _ = collage(rng, pool, (h, w) if condition == "turned" else size)
+        image = darken(rng, image) if condition == "dark" else image
+        image = np.ascontiguousarray(np.rot90(image, 1)) if condition == "turned" else image
+        run_finders(image, [], rows, (condition, size, "empty"), f"e{i}", sheet)
+    report(rows)
+    if args.sheet:
+        contact_sheet(sheet, args.sheet)
+        print(f"contact sheet of {len(sheet)} false faces of the new finder: {args.sheet}")
 
 
-def report(rows: dict, scenes: int) -> None:
-    cols = [f"{a}-{b - 1} px" for a, b in BINS] + list(CONDITIONS) + ["1280x720", "1920x1080"]
-    print(f"{'finder':<30}" + "".join(f"{c:>11}" for c in cols) + f"{'false/100 fr':>13}{'cpu s/frame':>12}")
-    recall = {}
+def report(rows: dict) -> None:
+    cols = [f"{a}-{b - 1} px" for a, b in BINS] + list(CONDITIONS) + [f"{w}x{h}" for w, h in FRAMES]
+    print("recall (condition and frame-size columns: faces >= 40 px)")
+    print(f"{'finder':<30}" + "".join(f"{c:>11}" for c in cols))
     for name, r in rows.items():
-        cells = []
-        for a, b in BINS:
-            cells.append([h for w, _, _, h in r["hits"] if a <= w < b])
-        for c in CONDITIONS:
-            cells.append([h for w, cond, _, h in r["hits"] if cond == c and w >= 40])
-        for size in FRAMES:
-            cells.append([h for w, _, s, h in r["hits"] if s == size and w >= 40])
-        recall[name] = [np.mean(c) if c else float("nan") for c in cells]
-        print(f"{name:<30}" + "".join(f"{v:>11.2f}" for v in recall[name])
-              + f"{100 * r['false'] / scenes:>13.1f}{r['seconds'] / scenes:>9.2f}")
-    n = [len([1 for w, *_ in rows[next(iter(rows))]["hits"] if a <= w < b]) for a, b in BINS]
-    print("faces per size bin: " + ", ".join(f"{a}-{b - 1} px: {k}" for (a, b), k in zip(BINS, n))
-          + "; condition and frame-size columns: faces >= 40 px")
+        cells = [[h for w, _, _, h in r["hits"] if a <= w < b] for a, b in BINS]
+        cells += [[h for w, cond, _, h in r["hits"] if cond == c and w >= 40] for c in CONDITIONS]
+        cells += [[h for w, _, s, h in r["hits"] if s == size and w >= 40] for size in FRAMES]
+        print(f"{name:<30}" + "".join(f"{np.mean(c) if c else float('nan'):>11.2f}" for c in cells))
+    hits = rows[NEW]["hits"]
+    print("new finder, recall by condition and size band (faces):")
+    for c in CONDITIONS:
+        print(f"  {c:<8}" + "".join(
+            f"{a}-{b - 1} px {np.mean(k) if (k := [h for w, cc, _, h in hits if cc == c and a <= w < b]) else float('nan'):.2f}"
+            f" ({len(k)})   " for a, b in BINS))
+    n = [len([1 for w, *_ in hits if a <= w < b]) for a, b in BINS]
+    print("faces per size bin: " + ", ".join(f"{a}-{b - 1} px: {k}" for (a, b), k in zip(BINS, n)))
     big = {k: np.mean([h for w, _, _, h in r["hits"] if w >= 40]) for k, r in rows.items()}
     new, old = (big[k] for k in FINDERS)
     ratio = f"{new / old:.1f}x" if old > 0 else "old found none"
     print(f"recall >= 40 px, new / old: {new:.2f} / {old:.2f} ({ratio})")
+    print(f"{'false faces':<30}{'scenes':>12}{'face-free':>12}{'all':>12}{'false/100 fr':>13}{'95% upper':>10}"
+          f"{'cpu s/scene':>12}{'cpu s/free fr':>14}")
+    for name, r in rows.items():
+        k, n = sum(r["false"].values()), sum(r["frames"].values())
+        per = {x: r["seconds"][x] / max(1, r["frames"][x]) for x in ("scene", "empty")}
+        print(f"{name:<30}" + "".join(f"{r['false'][x]:>6} / {r['frames'][x]:<4}" for x in ("scene", "empty"))
+              + f"{k:>6} / {n:<4}{100 * k / max(1, n):>13.2f}{poisson_upper(k, max(1, n)):>10.2f}"
+              f"{per['scene']:>12.2f}{per['empty']:>14.2f}")
 
 
 if __name__ == "__main__":
