@@ -51,6 +51,7 @@ RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
     "extract_speed": (["--clip", "{a}", "--repeat", "1"], "extract f/s"),
     "face_recall": (["--scenes", "2", "--faces", "2"], "false/100 fr"),
     "gan_compare": (["speed", "--batch", "2", "--steps", "1"], "ratio gan/plain"),
+    "identity_check": (["--clips", "1", "--step", "50"], "called right at"),
     "lipsync_eval": (["--skip", "sync", "texture"], "mouth error / width"),
     "prior_quality": (["--out", "{root}/pq", "--init", "scratch", "--minutes", "0.05"], "dist_b"),
     "scan_scaling": (["--files", "2", "--step", "25", "--store-rows", "20"], "cluster overhead per file"),
