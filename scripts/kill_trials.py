@@ -6,7 +6,8 @@
 Per stage: one uninterrupted run (its output is the "old complete" artifact and its wall time T), then
 --trials runs of the same command killed with SIGKILL at a uniform random moment in [0.2 T, 1.1 T].
 After each kill every artifact under its final name must be the old complete one or a new complete one
-(it loads, decodes to the end, parses). Stages that train (train, lipsync-train) restart from what the
+(it loads, decodes to the end, parses; a face set lists every record of the killed run or none of
+them, since each extract trial extends a copy of the complete set). Stages that train (train, lipsync-train) restart from what the
 kill left (--resume) and, once all trials are done, run to the end: their weights must equal the
 uninterrupted run's bit for bit. Temporary files a kill leaves (dot-names beside the output) are
 counted as litter, not artifacts. Prints one line per stage and exits 1 when anything was lost.
@@ -28,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 STAGES = ("extract", "train", "swap", "lipsync-train", "detect")
+TRAIN_STEPS, LIP_STEPS = 12, 2000  # steps of the train and lipsync-train trials
 
 
 def doppel(args: list, kill_after: float | None = None) -> tuple[int, float, bool]:
@@ -36,15 +38,14 @@ def doppel(args: list, kill_after: float | None = None) -> tuple[int, float, boo
     t0 = time.monotonic()
     p = subprocess.Popen([sys.executable, "-m", "doppel.cli", "-q", *map(str, args)], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        p.wait(timeout=kill_after)
+    try:  # communicate, not wait: progress bars would fill the stderr pipe and block the child
+        err = p.communicate(timeout=kill_after)[1]
         landed = False
     except subprocess.TimeoutExpired:
         p.send_signal(signal.SIGKILL)
-        p.wait()
+        err = p.communicate()[1]
         landed = True
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
+    err = err.decode(errors="replace")
     if not landed and p.returncode:
         raise RuntimeError(f"doppel {' '.join(map(str, args[:2]))} failed ({p.returncode}): {err[-1500:]}")
     return p.returncode, time.monotonic() - t0, landed
@@ -61,17 +62,32 @@ def clear_litter(folder: Path) -> None:
 
 # ---- what a complete artifact is, per stage (each returns a list of problems) ----
 
-def check_faceset(root: Path) -> list[str]:
+def records(root: Path) -> int:
     from doppel.faceset import FaceSet
-    if not (root / "alignments.json").exists():
-        return []  # killed before the first save: no face set yet (only crops nothing lists)
+    fs = FaceSet.open(root)
+    return len(fs.faces) + len(fs.dropped)
+
+
+def check_faceset(root: Path, old: bytes, complete: int) -> list[str]:
+    """The killed run extended a complete set: alignments.json must be the old one, byte for byte, or
+    list exactly `complete` records (old + one whole run's) with its set-level filters applied, and
+    every crop it lists must decode. A set that reads but holds fewer records is a partial one."""
+    from doppel.faceset import FaceSet
+    path = root / "alignments.json"
+    if not path.exists():
+        return ["the old face set is gone"]
+    if path.read_bytes() == old:
+        return []
     try:
         fs = FaceSet.open(root)
         for _ in fs.iter_crops():  # every listed crop is there and decodes
             pass
-        return []
     except Exception as e:  # noqa: BLE001 - any failure to read it back is a lost artifact
         return [f"face set unreadable: {e.__class__.__name__}: {e}"]
+    n = len(fs.faces) + len(fs.dropped)
+    if n != complete or "quality" not in fs.meta:
+        return [f"partial face set: {n} of {complete} records"]
+    return []
 
 
 def check_swap_model(root: Path) -> list[str]:
@@ -138,19 +154,45 @@ def same_weights(a: Path, b: Path) -> bool:
 
 # ---- the trials ----
 
+def finished(stage: str, work: Path) -> None:
+    """A trial that ran to the end leaves nothing to resume: start the next one over, or it is vacuous."""
+    if stage == "lipsync-train" and (work / "k.lip").exists():
+        from doppel.lipsync import model
+        if model.load(work / "k.lip").step >= LIP_STEPS:
+            (work / "k.lip").unlink()
+    if stage == "train" and (work / "k" / "model.safetensors").exists():
+        from doppel.swap.model import read_header
+        if int(read_header(work / "k")[1].get("step", 0)) >= TRAIN_STEPS:
+            shutil.rmtree(work / "k")
+
+
+def mid_run(stage: str, work: Path) -> bool:
+    """This trial resumes training from a checkpoint before the last step (what makes resuming a test)."""
+    if stage == "lipsync-train" and (work / "k.lip").exists():
+        from doppel.lipsync import model
+        return model.load(work / "k.lip").step < LIP_STEPS
+    if stage == "train" and (work / "k" / "model.safetensors").exists():
+        from doppel.swap.model import read_header
+        return int(read_header(work / "k")[1].get("step", 0)) < TRAIN_STEPS
+    return False
+
+
 def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, clip: Path, b_clip: Path,
               lip_clip: Path) -> dict:
     work.mkdir(parents=True, exist_ok=True)
-    res = {"stage": stage, "trials": trials, "landed": 0, "lost": [], "litter": 0, "resumed_equal": None}
+    res = {"stage": stage, "trials": trials, "landed": 0, "lost": [], "litter": 0, "resumed_equal": None,
+           "mid_resumes": 0}
     fa, fb = work.parent / "faces_a", work.parent / "faces_b"
     if stage in ("train", "swap") and not (fb / "alignments.json").exists():
         for c, f in ((clip, fa), (b_clip, fb)):
             doppel(["extract", c, "-o", f])
-    train_args = [fa, fb, "--steps", 12, "--save-every", 3, "--batch", 2, "--workers", 0, "--preview-every", 0,
+    train_args = [fa, fb, "--steps", TRAIN_STEPS, "--save-every", 3, "--batch", 2, "--workers", 0, "--preview-every", 0,
                   "--seed", 1, "--threads", 1]
-    lip_args = [lip_clip, "--steps", 60, "--hidden", 8]
+    # 2000 steps (about 18 s here; start-up is 4 s) with a checkpoint every 100, so most kills land in
+    # training between checkpoints and the next trial resumes mid-run
+    lip_args = [lip_clip, "--steps", LIP_STEPS, "--save-every", 100, "--hidden", 8, "--cache", work / "cache"]
     if stage == "extract":
-        cmd, check = ["extract", clip, "-o", work / "fs"], lambda: check_faceset(work / "fs")
+        cmd = ["extract", clip, "-o", work / "fs"]
     elif stage == "train":
         cmd, check = ["train", *train_args[:2], "-o", work / "k", *train_args[2:]], lambda: check_swap_model(work / "k")
     elif stage == "swap":
@@ -171,7 +213,13 @@ def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, cli
         ref_cmd[ref_cmd.index(work / "k")] = work / "ref"
     if stage == "lipsync-train":
         ref_cmd[ref_cmd.index(work / "k.lip")] = work / "ref.lip"
+        doppel(["lipsync", "train", lip_args[0], "-o", work / "warm.lip", "--steps", 1, *lip_args[3:]])  # cache
+    if stage == "extract":
+        ref_cmd[ref_cmd.index(work / "fs")] = work / "ref_fs"
     _, wall, _ = doppel(ref_cmd)
+    if stage == "extract":  # each trial extends a copy of the complete set by one run of the same clip
+        complete = 2 * records(work / "ref_fs")
+        check = lambda: check_faceset(work / "fs", old, complete)  # noqa: E731
     if stage == "swap":
         from doppel import media
         old, frames = (work / "out.mp4").read_bytes(), sum(1 for _ in media.iter_frames(clip))
@@ -182,16 +230,21 @@ def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, cli
     for _ in range(trials):
         argv = list(cmd)
         if stage == "extract":
-            shutil.rmtree(work / "fs", ignore_errors=True)  # extract writes a new set: old = none
+            shutil.rmtree(work / "fs", ignore_errors=True)
+            shutil.copytree(work / "ref_fs", work / "fs")
+            old = (work / "fs" / "alignments.json").read_bytes()
+        finished(stage, work)
         if stage == "train":
             if (work / "k" / "model.safetensors").exists():
                 argv.append("--resume")
             else:
                 shutil.rmtree(work / "k", ignore_errors=True)  # killed before its first checkpoint: nothing to keep
+        res["mid_resumes"] += mid_run(stage, work)
         _, _, landed = doppel(argv, kill_after=float(rng.uniform(0.2, 1.1)) * wall)
         res["landed"] += landed
         res["lost"] += check()
-        out_dir = work / ("k" if stage == "train" else "fs" if stage == "extract" else "rep" if stage == "detect" else "")
+        out_dir = work / ("k" if stage == "train" else "fs" if stage == "extract" else "rep" if stage == "detect"
+                          else "")
         res["litter"] += len(litter(out_dir))
         clear_litter(out_dir)
 
@@ -221,7 +274,8 @@ def main() -> int:
     for stage in a.stages.split(","):
         r = run_stage(stage, a.work / stage, a.trials, rng, a.clip, a.b_clip, a.lip_clip)
         bad |= bool(r["lost"]) or r["resumed_equal"] is False
-        eq = "" if r["resumed_equal"] is None else f", resumed = uninterrupted: {r['resumed_equal']}"
+        eq = "" if r["resumed_equal"] is None else (f", {r['mid_resumes']} resumed mid-run, "
+                                                     f"resumed = uninterrupted: {r['resumed_equal']}")
         print(f"{stage}: {r['trials']} kills ({r['landed']} while running), artifacts lost {len(r['lost'])}"
               f"{': ' + '; '.join(r['lost'][:3]) if r['lost'] else ''}, temp files left {r['litter']}{eq}", flush=True)
     return 1 if bad else 0

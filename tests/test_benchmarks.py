@@ -53,6 +53,8 @@ RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
     "gan_compare": (["speed", "--batch", "2", "--steps", "1"], "ratio gan/plain"),
     "identity_check": (["--clips", "1", "--step", "50"], "called right at"),
     "lipsync_eval": (["--skip", "sync", "texture"], "mouth error / width"),
+    "peak_memory": (["--lengths", "1", "--clip", "{a}", "--commands", "extract,detect", "--work", "{root}/pm"],
+                    "| detect |"),
     "prior_quality": (["--out", "{root}/pq", "--init", "scratch", "--minutes", "0.05"], "dist_b"),
     "scan_scaling": (["--files", "2", "--step", "25", "--store-rows", "20"], "cluster overhead per file"),
     "swap_quality": (["--model", "{root}/model", "--input", "{a}", "--b-video", "{b}", "--other-video", "{b}",

@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--minutes", type=float, default=train.TrainConfig.minutes, help="time budget of this run")
     t.add_argument("--hidden", type=int, default=model.LipConfig.hidden, help="LSTM units")
     t.add_argument("--delay", type=int, default=model.LipConfig.delay, help="output delay, 10 ms frames")
+    t.add_argument("--save-every", type=int, default=train.TrainConfig.save_every,
+                   help="steps between checkpoints (a killed run resumes from the last one)")
     t.add_argument("--fresh", action="store_true", help="start over instead of resuming an existing LIPMODEL")
     t.add_argument("--holdout", nargs="+", metavar="CLIP",
                    help="clips (file names or stems) never trained on, reported at the end")
@@ -91,12 +93,12 @@ def _train(args: argparse.Namespace) -> int:
     videos = args.inputs[1:]
     if not args.output:
         raise DoppelError("give the LIPMODEL file to write with -o LIPMODEL")
-    if args.steps < 1 or args.minutes <= 0:
-        raise DoppelError("--steps must be at least 1 and --minutes positive")
+    if args.steps < 1 or args.minutes <= 0 or args.save_every < 1:
+        raise DoppelError("--steps and --save-every must be at least 1 and --minutes positive")
     if not 0 <= args.holdout_fraction < 1:
         raise DoppelError(f"--holdout-fraction must be in [0, 1), got {args.holdout_fraction}")
     cfg = train.TrainConfig(steps=args.steps, minutes=args.minutes, holdout_fraction=args.holdout_fraction,
-                            detect=detect.detect_config(args))
+                            save_every=args.save_every, detect=detect.detect_config(args))
     lip = model.LipConfig(hidden=args.hidden, delay=args.delay)
     ck = train.train(videos, args.output, cfg, lip, resume=not args.fresh, holdout=args.holdout,
                      cache_dir=_cache_dir(args))

@@ -1,16 +1,22 @@
-"""A speaker's video read once: frames (optional), times and 68 landmarks per frame.
+"""A speaker's video read once: times and 68 landmarks per frame (frames only on request).
 
 Landmarks come from faces.detect.FaceTracker (the largest face in each frame);
 results are cached per file within a run so training, synthesis and
-evaluation do not track the same video twice.
+evaluation do not track the same video twice. Synthesis does not keep the
+frames (a minute of 1080p is 9 GB): it reads them again through FrameReader,
+which holds a bounded window of decoded frames and seeks back for the
+backward half of ping-pong playback.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+import av
 import numpy as np
 from tqdm import tqdm
 
@@ -20,6 +26,8 @@ from ..faces import detect
 
 log = logging.getLogger(__name__)
 MIN_FOUND = 0.5  # a video whose face is found in fewer frames than this is refused
+READER_BUDGET = 256 << 20  # bytes of decoded frames FrameReader holds (about 43 frames of 1080p)
+SEEK_AHEAD = 250  # a forward jump of more frames than this seeks instead of decoding through (x264's GOP)
 
 _CACHE: dict[tuple, "Footage"] = {}
 
@@ -81,3 +89,96 @@ def _fill(lm: np.ndarray, found: np.ndarray) -> np.ndarray:
 
 def clear_cache() -> None:
     _CACHE.clear()
+
+
+class FrameReader:
+    """Frames of a video by index in any order, holding at most `budget` bytes of them.
+
+    Indices are those of media.iter_frames (decode order from the start), matched
+    after a seek by presentation time against `times` from the tracking pass. A
+    backward step outside the window seeks to the keyframe before and decodes a
+    window's worth ending at the frame asked for, so playing backwards costs one
+    seek per window. Streams whose times do not identify frames are decoded from
+    the start instead (correct, slower).
+    """
+
+    def __init__(self, path: str | os.PathLike, times: np.ndarray, budget: int | None = None):
+        self.path, self.times = Path(path), np.asarray(times, float)
+        self.budget = READER_BUDGET if budget is None else budget
+        self.seekable = len(self.times) < 2 or bool(np.all(np.diff(self.times) > 0))
+        self.window: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.capacity = 2
+        self.frames = None  # iterator of (index, frame) from the current decoding position
+        self.next = 0  # index the iterator yields next
+        self.container = None
+        self.seeks = 0  # count of (re)starts of decoding, for tests and logs
+
+    def __enter__(self) -> "FrameReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+        self.frames = None
+
+    def __getitem__(self, j: int) -> np.ndarray:
+        j = int(j)
+        if j in self.window:
+            return self.window[j]
+        if self.frames is None or not self.next <= j <= self.next + SEEK_AHEAD:
+            self._restart(max(0, j - self.capacity + 1) if j < self.next else j)
+        for i, image in self.frames:
+            self._keep(i, image)
+            if i == j:
+                return image
+        raise IndexError(f"{self.path}: no frame {j}")
+
+    def _keep(self, i: int, image: np.ndarray) -> None:
+        self.capacity = max(2, self.budget // max(image.nbytes, 1))
+        self.window[i] = image
+        while len(self.window) > self.capacity:
+            self.window.popitem(last=False)
+
+    def _restart(self, start: int) -> None:
+        """Decode from frame `start` on: seek by its time when frames can be told apart by time."""
+        self.close()
+        self.seeks += 1
+        self.container = av.open(str(self.path))
+        stream = self.container.streams.video[0]
+        stream.thread_type = "AUTO"
+        seek = start > 0 and self.seekable
+        if seek:
+            self.container.seek(int(self.times[start] / stream.time_base), stream=stream, backward=True)
+        self.frames = self._decode(stream, start, seek)
+
+    def _decode(self, stream, start: int, seek: bool) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, image) of the frames from `start` on; indices counted from 0, or found by time after a seek."""
+        count = 0
+        try:
+            for frame in self.container.decode(stream):
+                i = self._index_of(frame.time) if seek else count
+                if i is None or (count == 0 and i > start):  # cannot place it, or landed late
+                    break
+                count += 1
+                self.next = i + 1
+                if i >= start:
+                    yield i, media.upright(frame)
+            else:
+                return
+        except av.error.FFmpegError as e:  # the tracking pass stopped at the same place, with a warning
+            log.debug("%s: decoding stopped (%s)", self.path, e)
+            return
+        log.info("%s: seeking does not find frame %d; decoding from the start", self.path, start)
+        self.seekable = False
+        self._restart(start)
+        yield from self.frames
+
+    def _index_of(self, t: float | None) -> int | None:
+        if t is None:
+            return None
+        k = int(np.searchsorted(self.times, t - 1e-6))
+        return k if k < len(self.times) and abs(self.times[k] - t) < 1e-6 else None

@@ -5,6 +5,9 @@ mean shape) -> for each output frame a lower-face texture for that shape ->
 composite into the target frame -> H.264 with the new audio, labelled
 synthetic. Output length follows the audio: a shorter audio cuts the video, a
 longer one plays the video forward and backward (ping-pong) as long as needed.
+Memory does not grow with the target's length: tracking keeps landmarks only,
+the texture keeps crops of at most TextureConfig.pool frames, and compositing
+reads the target's frames again through a bounded footage.FrameReader.
 """
 from __future__ import annotations
 
@@ -64,12 +67,12 @@ def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path
     t0 = time.monotonic()
     speech = audio.load_speech(speech_path)
     ck = model.load(model_path)
-    foot = footage.load(video, keep_frames=True, cfg=cfg.detect)
+    foot = footage.load(video, cfg=cfg.detect)
     target = texmod.prepare(foot, cfg.tex)
     seconds = len(speech) / audio.SAMPLE_RATE
     n_out = math.ceil(seconds * foot.fps - 1e-6)
     talking = composite.speech_frames(speech, audio.SAMPLE_RATE, foot.fps, n_out) if cfg.retime else None
-    src = composite.playback(n_out, len(foot.frames), talking)
+    src = composite.playback(n_out, len(foot.found), talking)
     mouths = output_shapes(predict_shapes(ck, audio.features_from_samples(speech), cfg.shape_smooth),
                            target.mean, n_out, foot.fps)
     draw = texmod.TEXTURES[cfg.texture](target, cfg.tex, ck.texture)
@@ -92,12 +95,13 @@ def _write(out, foot, target, src, mouths, draw, cfg: LipsyncConfig, speech_path
     sound = (media.read_audio(speech_path, AUDIO_OUT_RATE), AUDIO_OUT_RATE)
     parent = details.pop("parent")
     with provenance.video_writer(out, foot.fps, "lipsync", details, parent=parent, crf=cfg.crf, audio=sound,
-                                 max_duration=seconds) as w:
+                                 max_duration=seconds) as w, footage.FrameReader(foot.path, foot.times) as frames:
         for i in tqdm(range(len(src)), desc="lipsync", unit="frame"):
             j = src[i]
-            frame = foot.frames[j]
+            frame = frames[j]
             if target.found[j]:
-                frame = comp(frame, draw(mouths[i], target.crops[j]), target.crops[j], target.matrices[j])
+                own = align.crop(frame, target.matrices[j], cfg.tex.size)
+                frame = comp(frame, draw(mouths[i], own), own, target.matrices[j])
             w.write(frame)
             if i in keep:
                 shown[i] = frame

@@ -25,6 +25,7 @@ from scipy.ndimage import gaussian_filter1d
 from torch import nn
 from tqdm import tqdm
 
+from .. import media
 from ..errors import DoppelError
 from ..faces import align
 from . import model as lipmodel
@@ -55,6 +56,7 @@ class TextureConfig:
     ae_threads: int = 1  # torch CPU threads while training it
     ae_detail: float = 1.0  # high-pass detail of the nearest-shape target frame added to the decoder's output
     seed: int = 0  # seed of the autoencoder's training
+    pool: int = 3000  # at most this many target frames kept as mouth candidates (49 KB each at size 128)
 
 
 def template_to_crop(size: int) -> np.ndarray:
@@ -78,21 +80,56 @@ def shape_to_crop(vector: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass
 class Target:
-    crops: np.ndarray  # (N, S, S, 3) uint8 canonical lower-face crops of every frame
+    crops: np.ndarray  # (K, S, S, 3) uint8 canonical lower-face crops of the candidate frames
     shapes: np.ndarray  # (N, 40) mouth shapes in template units
     matrices: np.ndarray  # (N, 2, 3) frame -> crop, smoothed over time
     found: np.ndarray  # (N,) bool: the frame has a tracked face
     mean: np.ndarray  # (40,) the target speaker's mean mouth shape
+    rows: np.ndarray | None = None  # (N,) row of each frame in `crops`, -1 when not kept; None: row = frame
+
+    def __post_init__(self):
+        if self.rows is None:
+            self.rows = np.arange(len(self.shapes))
+
+    def crop(self, j: int) -> np.ndarray:
+        """The kept crop of frame j."""
+        return self.crops[self.rows[j]]
+
+
+def candidate_frames(found: np.ndarray, limit: int) -> np.ndarray:
+    """Frames whose crops are kept: all when there are at most `limit`, else `limit` found ones spread evenly,
+    so memory does not grow with the video's length."""
+    if len(found) <= limit:
+        return np.arange(len(found))
+    idx = np.flatnonzero(found)
+    return idx[np.unique(np.linspace(0, len(idx) - 1, limit).round().astype(int))]
 
 
 def prepare(foot: Footage, cfg: TextureConfig = TextureConfig()) -> Target:
-    """Canonical crops and mouth shapes of every frame of a target video (frames kept)."""
-    if foot.frames is None:
-        raise ValueError("footage was loaded without frames")
+    """Canonical crops (of at most cfg.pool frames) and mouth shapes of every frame of a target video.
+
+    The crops come from foot.frames when kept, else from a second decoding pass that keeps only them."""
     mats = crop_matrices(foot.landmarks, cfg.size, cfg.pose_smooth)
-    crops = np.stack([align.crop(f, m, cfg.size) for f, m in zip(foot.frames, mats)])
+    keep = candidate_frames(foot.found, cfg.pool)
+    rows = np.full(len(foot.found), -1)
+    rows[keep] = np.arange(len(keep))
+    if foot.frames is not None:
+        crops = [align.crop(foot.frames[j], mats[j], cfg.size) for j in keep]
+    else:
+        crops = [align.crop(fr.image, mats[fr.index], cfg.size) for fr in _frames_of(foot.path, len(rows))
+                 if rows[fr.index] >= 0]
+    if len(crops) != len(keep):
+        raise DoppelError(f"{foot.path}: the video gave {len(crops)} of {len(keep)} frames on a second reading")
     vec = S.flat(S.mouth_shapes(foot.landmarks))
-    return Target(crops, vec, mats, foot.found, vec[foot.found].mean(0))
+    return Target(np.stack(crops), vec, mats, foot.found, vec[foot.found].mean(0), rows)
+
+
+def _frames_of(path: str, n: int):
+    frames = media.iter_frames(path)
+    for fr in tqdm(frames, total=n, desc="mouth candidates", unit="frame", leave=False):
+        if fr.index >= n:
+            return
+        yield fr
 
 
 def weighted_median(cands: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -149,14 +186,14 @@ class MedianTexture:
 
     def __init__(self, target: Target, cfg: TextureConfig = TextureConfig(), stored: dict | None = None):
         self.t, self.cfg = target, cfg
-        self.pool = np.flatnonzero(target.found)
+        self.pool = np.flatnonzero(target.found & (target.rows >= 0))
 
     def __call__(self, shape: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
         """Crop (S, S, 3) uint8 whose mouth has `shape` (40,) in template units (`own` is not used)."""
         d = np.linalg.norm(self.t.shapes[self.pool] - shape, axis=1)
         near = np.argsort(d)[: self.cfg.candidates]
         dst = shape_to_crop(shape, self.cfg.size)
-        cands = np.stack([align_candidate(self.t.crops[self.pool[j]], shape_to_crop(self.t.shapes[self.pool[j]],
+        cands = np.stack([align_candidate(self.t.crop(self.pool[j]), shape_to_crop(self.t.shapes[self.pool[j]],
                                           self.cfg.size), dst) for j in near])
         return enhance(weighted_median(cands, shape_weights(d[near])), dst, self.cfg)
 
@@ -221,9 +258,9 @@ def _gradient_l1(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Ten
 
 def collect(videos: list[str], cfg: TextureConfig, cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """Shapes (N, 40) and ae_size crops (N, s, s, 3) of up to ae_frames tracked frames spread over the videos."""
-    from .. import media  # noqa: PLC0415
     from . import cache  # noqa: PLC0415
-    datas = [cache.load(v, cache_dir) for v in tqdm(videos, desc="texture clips", unit="clip", leave=False)]
+    with tqdm(videos, desc="texture clips", unit="clip", leave=False) as bar:  # closed before an error prints
+        datas = [cache.load(v, cache_dir) for v in bar]
     total = sum(int(d.found.sum()) for d in datas)
     chosen = set(np.linspace(0, total - 1, min(cfg.ae_frames, total)).round().astype(int).tolist())
     vecs, crops, seen = [], [], -1
@@ -315,7 +352,7 @@ class AutoencoderTexture:
         t = self.nearest.t
         d = np.linalg.norm(t.shapes[self.nearest.pool] - shape, axis=1)
         j = self.nearest.pool[int(np.argmin(d))]
-        img = align_candidate(t.crops[j], shape_to_crop(t.shapes[j], self.cfg.size),
+        img = align_candidate(t.crop(j), shape_to_crop(t.shapes[j], self.cfg.size),
                               shape_to_crop(shape, self.cfg.size)).astype(np.float32)
         return img - cv2.GaussianBlur(img, (0, 0), 2.0)
 
