@@ -62,14 +62,23 @@ def progress_line(tail: str) -> str:
     return pieces[-1] if pieces else ""
 
 
-def _alive(pid: int | None, job_id: str) -> bool:
-    """Whether `pid` is still this job's worker (not a recycled pid)."""
+def _alive(pid: int | None, job_id: str, settle_s: float = 2.0) -> bool:
+    """Whether `pid` is still this job's worker (not a recycled pid).
+
+    A process that has only just been started reads an empty /proc/PID/cmdline for a moment (seen in
+    about half of the reads right after Popen returned), so an empty one is read again until `settle_s`.
+    """
     if not pid:
         return False
-    try:
-        return job_id.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    end = time.monotonic() + settle_s
+    while True:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if cmdline or time.monotonic() > end:
+            return job_id.encode() in cmdline
+        time.sleep(0.02)
 
 
 class JobQueue:
