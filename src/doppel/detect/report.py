@@ -126,7 +126,8 @@ def summary(data: dict) -> str:
                      f"manipulation is {100 * p:.0f}% ({_band_words(v.get('model_label', v['label']))}).")
         parts.append("Main reasons: " + "; ".join(r for r in v["reasons"] if not r.startswith("identity:")) + ".")
     if data.get("identity"):
-        parts.append(identity.sentence(data["identity"]).capitalize() + ".")
+        line = identity.sentence(data["identity"])
+        parts.append(line[0].upper() + line[1:] + ".")
     if data.get("truncated"):
         parts.append(f"The file ended early: {data['decoded_frames']} of {data['video']['frames']} frames "
                      "could be decoded (truncated or damaged?); only those were analysed.")
