@@ -195,19 +195,25 @@ def parse_setting(text: str) -> convert.SwapSettings:
                    seamless="seamless" in parts[2:], color_smooth=1.0 if "nosmooth" in parts[2:] else base.color_smooth)
 
 
-def train_model(a: Path, b: Path, folder: Path, minutes: float, share: float) -> Path:
-    """Extract the first `share` of both clips and train lite with doppel's own stages (when installed)."""
+TRAIN_ARGS = ["--threads", "1", "--workers", "0", "--batch", "16", "--lr", "5e-4"]  # the demo's short-budget settings
+
+
+def train_model(a: Path, b: Path, folder: Path, minutes: float, share: float) -> tuple[Path, int]:
+    """Extract the first `share` of both clips and train lite with doppel's own stages (when installed);
+    returns the model and how many of A's first frames it trained on (the held-out part starts there)."""
     for mod in ("doppel.extract", "doppel.swap.train"):
         if importlib.util.find_spec(mod) is None:
             raise SystemExit(f"{mod} is not installed: pass --model MODEL")
+    trained = {}
     for video, name in ((a, "fa"), (b, "fb")):
-        part = clip(video, folder / f"{name}_{video.name}", 0, int(share * media.probe(video).frame_count))
+        trained[name] = int(share * media.probe(video).frame_count)
+        part = clip(video, folder / f"{name}_{video.name}", 0, trained[name])
         if cli.main(["extract", str(part), "-o", str(folder / name)]):
             raise SystemExit(f"extract failed on {video}")
     if cli.main(["train", str(folder / "fa"), str(folder / "fb"), "-o", str(folder / "model"),
-                 "--preset", "lite", "--minutes", str(minutes)]):
+                 "--preset", "lite", "--minutes", str(minutes), *TRAIN_ARGS]):
         raise SystemExit("training failed")
-    return folder / "model"
+    return folder / "model", trained["fa"]
 
 
 COLUMNS = [("d(B)", "d_b", 6, 3), ("d(A)", "d_a", 6, 3), ("nearB", "identity", 5, 2), ("n", "n", 3, 0),
@@ -252,9 +258,13 @@ def main() -> None:
     src, bvid = Path(args.input), Path(args.b_video)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = Path(args.model) if args.model else train_model(src, bvid, tmp, args.train_minutes, args.train_share)
+        if args.model:
+            model, start = Path(args.model), args.start
+        else:  # the training clip is a cut of the input under another name: its frame count is the start
+            model, start = train_model(src, bvid, tmp, args.train_minutes, args.train_share)
+            start = args.start if args.start is not None else start
         cfg, info = read_header(model)
-        start = args.start if args.start is not None else trained_frames(info, src)
+        start = start if start is not None else trained_frames(info, src)
         total = media.probe(src).frame_count
         if start is None:
             print(f"face set A of the model is not at hand: measuring from frame 0 (maybe training frames; "
