@@ -357,9 +357,11 @@ def find_faces(image: np.ndarray, cfg: DetectConfig = DetectConfig(), first_turn
         return []
     work = lit(image, cfg.dark)
     turns = [first_turn % 4] + [k for k in (0, 1, 3) if k != first_turn % 4] if cfg.turns else [0]
+    tried = set()
     for k in turns[:1] if deep == "never" else turns:
         faces = _faces_turned(work, cfg, k, deep)
-        if faces and k in (1, 3) and k != first_turn % 4:
+        tried.add(k)
+        if faces and k in (1, 3) and k != first_turn % 4 and 4 - k not in tried:
             # a sideways frame not seen before: the other quarter turn too, keeping the one with more faces
             # (one face found upside down at the wrong turn would otherwise hide every face upright at the other)
             other = _faces_turned(work, cfg, 4 - k, deep)
