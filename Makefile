@@ -1,12 +1,12 @@
 # make demo: set up and run the whole pipeline on ../shared/data
-# make test: set up and run the test suite (what CI runs)
+# make test: set up, lint (ruff) and run the test suite (what CI runs)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: setup sysdeps test test-all browser-deps test-browser demo bench clean
+.PHONY: setup sysdeps lint test test-all browser-deps test-browser demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,10 @@ sysdeps:
 
 setup: $(STAMP) sysdeps
 
-test: setup
+lint: setup
+	$(PY) -m ruff check src tests benchmarks scripts
+
+test: lint
 	$(PY) -m pytest -q
 
 test-all: setup

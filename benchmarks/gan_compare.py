@@ -36,7 +36,7 @@ import torch
 from doppel.faces import align
 from doppel.faces import mask as masks
 from doppel.faceset import FaceSet
-from doppel.swap import augment, gan, losses
+from doppel.swap import gan, losses
 from doppel.swap.model import load_model
 
 SKIN = np.array([205, 150, 125], np.float32)  # a hand-like RGB

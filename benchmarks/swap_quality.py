@@ -267,7 +267,7 @@ def main() -> None:
         start = start if start is not None else trained_frames(info, src)
         total = media.probe(src).frame_count
         if start is None:
-            print(f"face set A of the model is not at hand: measuring from frame 0 (maybe training frames; "
+            print("face set A of the model is not at hand: measuring from frame 0 (maybe training frames; "
                   "pass --start)")
             start = 0
         if start >= total:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import os
 import sys
+from pathlib import Path
 
 from .errors import DoppelError
 
@@ -33,18 +33,32 @@ PROVENANCE_ENV = {"watermark_key": "DOPPEL_WATERMARK_KEY", "c2pa_cert": "DOPPEL_
 
 
 def _available() -> dict[str, tuple[str, str]]:
-    out = {}
-    for name, (mod, text) in COMMANDS.items():
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except ModuleNotFoundError:  # its package is not there either
-            found = False
-        if found:
-            out[name] = (mod, text)
-    return out
+    """The commands whose module file is there (looked up on disk: importing a stage's package to ask
+    would import its dependencies)."""
+    root = Path(__file__).resolve().parent
+    return {name: (mod, text) for name, (mod, text) in COMMANDS.items()
+            if (root / Path(*mod.split(".")[1:])).with_suffix(".py").is_file()}
 
 
-def build_parser() -> argparse.ArgumentParser:
+VALUE_OPTIONS = {"--watermark-key", "--c2pa-cert", "--c2pa-key"}  # global options that take a value
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The command argv names (its first word that is not a global option or an option's value)."""
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in VALUE_OPTIONS:
+            skip = True
+        elif not a.startswith("-"):
+            return a if a in COMMANDS else None
+    return None
+
+
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with `commands`, only those stages' modules are imported for their options (the
+    others are listed with their help line): `doppel --help` and one command's start-up stay fast."""
     from . import __version__
     p = argparse.ArgumentParser(prog="doppel", description=(
         "Make and detect face-swap and lip-sync deepfakes. Every output doppel synthesizes is "
@@ -61,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text, description=text,
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         sp.set_defaults(_module=mod)
-        importlib.import_module(mod).add_arguments(sp)
+        if commands is None or name in commands:
+            importlib.import_module(mod).add_arguments(sp)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser([c] if (c := command_in(argv)) else [])
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

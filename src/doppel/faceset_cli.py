@@ -8,7 +8,7 @@ from collections import Counter
 import cv2
 import numpy as np
 
-from . import media
+from . import filetypes, media
 from .errors import DoppelError
 from .extract import add_quality_arguments, apply_filters, quality_config, spread
 from .faceset import FaceRecord, FaceSet
@@ -85,7 +85,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     fs = FaceSet.open(args.faceset)
     if not fs.faces and not fs.dropped:
         raise DoppelError(f"face set is empty: {fs.root}")
-    if not args.output.lower().endswith((".png", ".jpg", ".jpeg")):
+    if not args.output.lower().endswith(tuple(filetypes.OUTPUT_IMAGE_EXTS)):
         raise DoppelError(f"the sheet is written as PNG or JPEG, not {args.output}")
     image = contact_sheet(sheet_groups(fs, args.max_kept, args.per_reason), args.columns, args.thumb)
     media.write_image(args.output, image)

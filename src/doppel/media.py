@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 
 from .errors import DoppelError
+from .filetypes import IMAGE_EXTS, VIDEO_EXTS, is_image_path, is_video_path  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_CRF = 18  # visually near-lossless H.264
 AUDIO_CODEC = "aac"
 AUDIO_RATE_OUT = 48000  # AAC output rate when re-encoding
@@ -50,10 +50,6 @@ class VideoInfo:
     audio_rate: int | None
     is_image: bool = False
     rotation: int = 0  # display rotation (degrees counter-clockwise) the frames are turned by to be upright
-
-
-def is_image_path(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTS
 
 
 def _check_exists(path: str | os.PathLike) -> Path:
@@ -123,7 +119,7 @@ def upright(frame: av.VideoFrame) -> np.ndarray:
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
-    return sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    return sorted(f for f in Path(folder).iterdir() if is_image_path(f))
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -194,7 +194,7 @@ def test_queue_runs_one_at_a_time_stops_and_reports_a_crash(tmp_path):
             q.submit(job_id, "test", mode, {"mode": mode})
             ids.append(job_id)
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        job = wait(base, ids[0], 20, until=lambda j: j["state"] == "running" and j["progress"].startswith("step"))
+        wait(base, ids[0], 20, until=lambda j: j["state"] == "running" and j["progress"].startswith("step"))
         assert q.get(ids[1])["state"] == "queued"  # one at a time
         q.stop(ids[0])
         assert wait(base, ids[0], 20)["state"] == "stopped"

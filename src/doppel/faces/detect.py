@@ -17,10 +17,9 @@ Dark frames are brightened (a gamma curve) before detection and landmark fitting
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -28,8 +27,8 @@ import dlib
 import numpy as np
 
 from ..errors import DoppelError
+from .options import DETECTORS, DetectConfig, add_detect_arguments, detect_config  # noqa: F401 (re-exported)
 
-DETECTORS = ("hog", "cnn")
 REGION_MARGIN = 0.5  # landmarks are fitted on the frame region around the box plus this many box sizes
 HOG_WINDOW = 80  # dlib's detectors find faces down to about this box width (px at detection scale)
 HAAR_WINDOW = 24  # smallest box OpenCV's frontal-face Haar cascade finds (its training window)
@@ -37,24 +36,6 @@ HAAR_BOX = 1.25  # a Haar box is about this many times the width of the 68-point
 CHECK_WIDTH = 100  # a deep-pass proposal is scaled so its box is this wide before the detector checks it
 CHECK_MARGIN = 0.5  # ... on a crop of the proposal plus this many box widths each side
 BRIGHT_TARGET = 0.45  # a dark frame's gamma curve maps its mean grey (0-1) to this
-
-
-@dataclass(frozen=True)
-class DetectConfig:
-    detector: str = "hog"  # hog (fast) or cnn (dlib MMOD, slower, better on hard poses): fast pass and deep-pass check
-    detect_size: int = 640  # fast pass: frames are downscaled so the longer side is at most this
-    min_face: int = 24  # deep pass looks for faces down to this 68-point box width (px); 0 = no deep pass
-    turns: bool = True  # when nothing is found upright, also try the frame turned 90 degrees either way
-    dark: float = 70.0  # frames whose mean grey (0-255) is under this are brightened first; 0 = never
-    upsample: int = 0  # dlib pyramid upsampling on the downscaled frame of the fast pass
-    redetect_every: int = 8  # run the finder every N frames (keyframes); landmarks track faces in between
-    deep_every: int = 4  # every Nth keyframe runs the deep pass even when the fast pass found faces; 0 = never
-    track_iou: float = 0.5  # a tracked box must overlap its previous box this much, else re-detect
-    cut: float = 30.0  # mean change (0-255) of a tracked face's box since the last frame that forces the detector
-
-    def record(self) -> dict:
-        """The settings as a JSON-able dict, for face sets and reports."""
-        return asdict(self)
 
 
 OLD_FINDER = DetectConfig(detect_size=384, min_face=0, turns=False, dark=0.0)  # the finder before the cascade
@@ -450,42 +431,3 @@ class FaceTracker:
 
 
 # --- command-line options, shared by extract, swap, lipsync and detect ------------------
-
-def add_detect_arguments(parser: argparse.ArgumentParser, defaults: DetectConfig = DetectConfig()) -> None:
-    """The face-finder flags, with the same names and meaning in every command."""
-    g = parser.add_argument_group("face finder")
-    g.add_argument("--detector", choices=DETECTORS, default=defaults.detector,
-                   help="dlib HOG (fast) or MMOD CNN (slower, better on turned faces), for the fast pass and "
-                        "the deep pass's check")
-    g.add_argument("--detect-size", type=int, default=defaults.detect_size, metavar="PX",
-                   help="fast pass: longer side (px) frames are shrunk to; finds faces wider than ~80 px at "
-                        "that size")
-    g.add_argument("--min-face", type=int, default=defaults.min_face, metavar="PX",
-                   help="deep pass (when the fast pass finds nothing or only small faces): smallest face width "
-                        "to look for; 0 turns the deep pass off")
-    g.add_argument("--no-turns", dest="turns", action="store_false", default=argparse.SUPPRESS,
-                   help="do not look for faces lying sideways when none is found upright")
-    g.add_argument("--dark", type=float, default=defaults.dark, metavar="GREY",
-                   help="brighten frames whose mean grey (0-255) is under this before finding faces; 0 = never")
-    g.add_argument("--redetect-every", type=int, default=defaults.redetect_every, metavar="N",
-                   help="run the face finder every N frames (keyframes) and track landmarks in between")
-    g.add_argument("--deep-every", type=int, default=defaults.deep_every, metavar="N",
-                   help="every Nth keyframe runs the deep pass even when faces were found (small faces "
-                        "beside big ones); 0 = only when the fast pass finds none")
-
-
-def detect_config(args: argparse.Namespace, **extra) -> DetectConfig:
-    """DetectConfig from the flags of add_detect_arguments (plus `extra` fields); DoppelError on bad values."""
-    values = {f.name: getattr(args, f.name) for f in fields(DetectConfig) if hasattr(args, f.name)}
-    cfg = replace(DetectConfig(), **{**values, **extra})
-    if cfg.detect_size < 32:
-        raise DoppelError(f"--detect-size must be at least 32, got {cfg.detect_size}")
-    if cfg.min_face < 0 or 0 < cfg.min_face < 12:
-        raise DoppelError(f"--min-face must be 0 (off) or at least 12, got {cfg.min_face}")
-    if cfg.deep_every < 0:
-        raise DoppelError(f"--deep-every must be 0 or more, got {cfg.deep_every}")
-    if cfg.redetect_every < 1:
-        raise DoppelError(f"--redetect-every must be at least 1, got {cfg.redetect_every}")
-    if not 0 <= cfg.dark <= 255:
-        raise DoppelError(f"--dark must be between 0 and 255, got {cfg.dark}")
-    return cfg

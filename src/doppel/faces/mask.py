@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .landmarks import BROWS, CHIN
+
 FOREHEAD = 0.25  # the brows are raised by this share of the chin-to-brow height
-BROWS = np.arange(17, 27)
-CHIN = 8
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from . import align
+from .landmarks import LEFT_EYE, RIGHT_EYE
 from .mask import fill_hull
 
 MEASURE_SIZE = 64  # sharpness and colour are measured at this crop side, so one threshold fits every --size
 FIVE_TO_68 = np.array([45, 42, 36, 39, 33])  # dlib 5-point model's points as indices of the 68-point layout
-LEFT_EYE, RIGHT_EYE = np.arange(36, 42), np.arange(42, 48)
 # A generic head in camera axes (x right, y down, z away from the camera), arbitrary
 # units, nose tip at the origin: the widely used values of learnopencv's "Head pose
 # estimation using OpenCV and dlib", with the eye and mouth corners set deeper
@@ -136,7 +136,7 @@ def fit_error(landmarks68: np.ndarray, landmarks5: np.ndarray) -> float:
     lm68, lm5 = np.asarray(landmarks68, np.float64), np.asarray(landmarks5, np.float64)
     if lm68.shape != (68, 2) or lm5.shape != (5, 2):
         raise ValueError(f"expected (68, 2) and (5, 2) landmarks, got {lm68.shape} and {lm5.shape}")
-    iod = np.linalg.norm(lm68[LEFT_EYE].mean(0) - lm68[RIGHT_EYE].mean(0))
+    iod = np.linalg.norm(lm68[RIGHT_EYE].mean(0) - lm68[LEFT_EYE].mean(0))
     return float(np.linalg.norm(lm68[FIVE_TO_68] - lm5, axis=1).mean() / max(iod, 1e-6))
 
 

@@ -9,7 +9,6 @@ Nothing is fetched: no timestamp server, no trust list, so a good manifest reads
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 from dataclasses import dataclass

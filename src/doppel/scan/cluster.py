@@ -132,8 +132,8 @@ class Driver:
         if fut.status == "error":
             exc = fut.exception()
             if exc.__class__.__name__ == "KilledWorker":  # Dask already tried it on a second worker
-                return self._give_up(job, starts, f"the worker died while scanning it, twice (KilledWorker: "
-                                                  f"the file may crash the decoder)", "worker lost")
+                return self._give_up(job, starts, "the worker died while scanning it, twice (KilledWorker: "
+                                                  "the file may crash the decoder)", "worker lost")
             return self._failed(job, starts, f"{exc.__class__.__name__}: {exc}", True, pending)
         res = fut.result()
         if "data" in res:

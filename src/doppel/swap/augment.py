@@ -25,14 +25,13 @@ import torch
 from .. import media
 from ..errors import DoppelError
 from ..faces import align
+from ..faces.landmarks import LEFT_EYE, MOUTH, RIGHT_EYE
 from ..faces.mask import fill_hull
 from ..faceset import FaceSet
 
 log = logging.getLogger(__name__)
 
 GRID = 5  # points per side of the warp grid
-EYES = (slice(36, 42), slice(42, 48))  # iBUG-68 right and left eye
-MOUTH = slice(48, 68)
 # horizontal flip swaps left/right landmarks; only hull masks are drawn from them, so no re-indexing needed
 
 
@@ -129,7 +128,7 @@ def region_maps(landmarks: np.ndarray, size: int) -> np.ndarray:
     lm = np.asarray(landmarks, np.float64)
     if lm.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {lm.shape}")
-    parts = np.max([fill_hull(lm[sl], (size, size)) for sl in (*EYES, MOUTH)], axis=0)
+    parts = np.max([fill_hull(lm[sl], (size, size)) for sl in (RIGHT_EYE, LEFT_EYE, MOUTH)], axis=0)
     k = max(3, size // 16) | 1
     parts = cv2.dilate(parts, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     hull = fill_hull(lm, (size, size))

@@ -30,7 +30,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
-from .. import media, provenance
+from .. import filetypes, media, provenance
 from ..errors import DoppelError
 from ..faces import align, blend, detect
 from ..faces import mask as masks
@@ -40,8 +40,6 @@ from .model import PEOPLE, SwapModel, load_model, read_header
 log = logging.getLogger(__name__)
 
 KIND = "face-swap"
-VIDEO_EXTS = {".mp4"}
-PHOTO_EXTS = {".png", ".jpg", ".jpeg"}
 TRACK_IOU = 0.3  # a face continues a track when its box overlaps the track's last box this much
 CHECK_AT = (1, 10, 40)  # a track's frame counts at which its identity is (re)checked until it matches A
 PREVIEW_HEIGHT = 240  # pixels per preview tile
@@ -413,7 +411,7 @@ def preview_strip(pairs: list[tuple[np.ndarray, np.ndarray, int]]) -> np.ndarray
     return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
 
 
-def _writable(path: Path, exts: set[str], what: str) -> None:
+def _writable(path: Path, exts: set[str] | frozenset[str], what: str) -> None:
     if path.suffix.lower() not in exts:
         raise DoppelError(f"{what} must end in {'/'.join(sorted(exts))}: {path}")
     if path.is_dir():
@@ -435,7 +433,7 @@ def check_paths(input: Path, output: Path, preview: str | None) -> bool:
     if input.is_dir():
         raise DoppelError(f"give a video or a photo, not a folder: {input}")
     photo = media.is_image_path(input)
-    _writable(output, PHOTO_EXTS if photo else VIDEO_EXTS, "output")
+    _writable(output, filetypes.OUTPUT_IMAGE_EXTS if photo else filetypes.OUTPUT_VIDEO_EXTS, "output")
     if output.resolve() == input.resolve():
         raise DoppelError(f"output would overwrite the input: {output}")
     if preview:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checkpoint
 from ..errors import DoppelError
 from .model import PEOPLE, SwapModel
 
@@ -270,15 +271,13 @@ class GanTrainer:
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
         """(tensors, metadata) for the train state file: critic weights and optimizer."""
-        from .train import _optimizer_tensors
-        opt_t, groups = _optimizer_tensors(self.opt)
+        opt_t, groups = checkpoint.optimizer_tensors(self.opt)
         tensors = {f"{STATE_PREFIX}d.{k}": v.detach().cpu().contiguous() for k, v in self.critics.state_dict().items()}
         tensors.update({STATE_PREFIX + k: v for k, v in opt_t.items()})
         return tensors, {"gan": json.dumps({"param_groups": groups, "d_channels": list(self.cfg.d_channels)})}
 
     def load(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Restore from a train state's tensors and metadata (as written by `state`)."""
-        from .train import _load_optimizer
         if "gan" not in meta:
             raise DoppelError("the train state holds no discriminator (a plain run); cannot resume it as a GAN run")
         info = json.loads(meta["gan"])
@@ -287,7 +286,7 @@ class GanTrainer:
                               f"not {list(self.cfg.d_channels)}")
         pre = STATE_PREFIX + "d."
         self.critics.load_state_dict({k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)})
-        _load_optimizer(self.opt, {k[len(STATE_PREFIX):]: v for k, v in tensors.items()
+        checkpoint.load_optimizer(self.opt, {k[len(STATE_PREFIX):]: v for k, v in tensors.items()
                                    if k.startswith(STATE_PREFIX + "opt.")}, info["param_groups"])
 
 

@@ -79,7 +79,6 @@ def load_corpus(paths: list[str | os.PathLike], share: float, seed: int):
 
     from ..errors import DoppelError
     from ..faces import align
-    from ..faceset import FaceSet
     from . import augment
 
     sets = [_open(p) for p in paths]
@@ -289,8 +288,8 @@ def _resume(out: Path, model, opt) -> int:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from .. import checkpoint
     from ..errors import DoppelError
-    from . import train
 
     if not (out / PRIOR_FILE).is_file() or not (out / STATE_FILE).is_file():
         raise DoppelError(f"nothing to resume in {out} (need {PRIOR_FILE} and {STATE_FILE})")
@@ -304,8 +303,8 @@ def _resume(out: Path, model, opt) -> int:
     model.encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
     model.decoders["a"].load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
     state = load_file(str(out / STATE_FILE))
-    train._load_optimizer(opt, state, json.loads(meta["param_groups"]))
-    train._set_rng_state(state, json.loads(meta["rng"]))
+    checkpoint.load_optimizer(opt, state, json.loads(meta["param_groups"]))
+    checkpoint.set_rng_state(state, json.loads(meta["rng"]))
     return int(info["step"])
 
 
@@ -331,7 +330,6 @@ class _PriorRun:
         return {}
 
     def loop(self, augment, losses) -> dict:
-        import torch
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -407,15 +405,15 @@ class _PriorRun:
     def checkpoint(self, step: int) -> None:
         from safetensors.torch import save_file
 
-        from . import train
+        from .. import checkpoint
 
         info = {**self.facts, "step": step, "seed": self.cfg.seed, "batch": self.cfg.batch, "lr": self.cfg.lr,
                 "hold_out": self.cfg.hold_out, "history": self.history,
                 "seconds": round(time.monotonic() - self.t0, 1) + float(self._prev_seconds())}
         tmp_s = self.out / f".train_state.{os.getpid()}.safetensors"
         try:
-            opt_t, groups = train._optimizer_tensors(self.opt)
-            rng_t, rng_meta = train._rng_state()
+            opt_t, groups = checkpoint.optimizer_tensors(self.opt)
+            rng_t, rng_meta = checkpoint.rng_state()
             save_file({**opt_t, **rng_t}, str(tmp_s), metadata={
                 "format": "doppel-prior-state/1", "step": str(step), "param_groups": json.dumps(groups),
                 "rng": json.dumps(rng_meta)})

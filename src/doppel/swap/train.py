@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from .. import provenance
+from .. import checkpoint, provenance
 from ..errors import DoppelError
 from ..faceset import FaceSet
 from . import augment, gan, losses
@@ -126,37 +125,6 @@ def model_info(a: FaceSet, b: FaceSet, step: int, cfg: TrainConfig, init: dict) 
 
 # ---------------------------------------------------------------- checkpoints
 
-def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
-    np_state = np.random.get_state()
-    tensors = {"rng.torch": torch.get_rng_state(), "rng.numpy": torch.from_numpy(np_state[1].astype(np.int64))}
-    meta = {"numpy": [np_state[0], *map(float, np_state[2:])], "python": random.getstate()}
-    return tensors, meta
-
-
-def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    name, pos, has_gauss, gauss = meta["numpy"]
-    np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), gauss))
-    v, st, g = meta["python"]
-    random.setstate((v, tuple(st), g))
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
-    sd = opt.state_dict()
-    tensors = {f"opt.{pid}.{k}": v.detach().cpu().contiguous()
-               for pid, st in sd["state"].items() for k, v in st.items()}
-    return tensors, sd["param_groups"]
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
-    state: dict[int, dict] = {}
-    for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, step: int, info: dict,
                     extra: tuple[dict, dict] | None = None) -> None:
     """Write model + train state to temporary names, then rename both; a failure leaves the old pair.
@@ -166,8 +134,8 @@ def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, ste
     tmp_m, tmp_s = out / f".model.{os.getpid()}.safetensors", out / f".train_state.{os.getpid()}.safetensors"
     try:
         save_model(tmp_m, model, {**info, "step": step})
-        opt_t, groups = _optimizer_tensors(opt)
-        rng_t, rng_meta = _rng_state()
+        opt_t, groups = checkpoint.optimizer_tensors(opt)
+        rng_t, rng_meta = checkpoint.rng_state()
         meta = {"format": STATE_FORMAT, "step": str(step), "param_groups": json.dumps(groups),
                 "rng": json.dumps(rng_meta), "config": json.dumps(asdict(model.cfg))}
         extra_t, extra_m = extra or ({}, {})
@@ -213,8 +181,8 @@ def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, cri
     path, meta = found[0]
     model.load_state_dict(load_file(str(out / MODEL_FILE)))
     tensors = load_file(str(path))
-    _load_optimizer(opt, tensors, json.loads(meta["param_groups"]))
-    _set_rng_state(tensors, json.loads(meta["rng"]))
+    checkpoint.load_optimizer(opt, tensors, json.loads(meta["param_groups"]))
+    checkpoint.set_rng_state(tensors, json.loads(meta["rng"]))
     if critics is not None:
         critics.load(tensors, meta)
     return step

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ..filetypes import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 from . import jobs as J
 from . import pages as P
 from . import views
@@ -29,9 +30,7 @@ log = logging.getLogger(__name__)
 CSP = ("default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; "
        "script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-AUDIO_EXTS = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus"} | VIDEO_EXTS
+SPEECH_EXTS = AUDIO_EXTS | VIDEO_EXTS  # speech comes from a sound file or a video's sound track
 SEND_CHUNK = 1 << 16
 DRAIN_BYTES, DRAIN_WAIT_S = 1 << 20, 0.5  # of a refused body, read and dropped before answering
 # lipsync.model.BUNDLED, spelled out here because importing that module imports torch (seconds, on every page)
@@ -369,7 +368,7 @@ def form_lipsync(app: App, form) -> tuple[str, str, dict]:
     models = app.lip_models()
     model = _pick(form, "model", list(models), "a lip-sync model")
     video = _files(form, "video", VIDEO_EXTS, "a video of the speaker", one=True)[0]
-    speech = _files(form, "audio", AUDIO_EXTS, "the speech audio", one=True)[0]
+    speech = _files(form, "audio", SPEECH_EXTS, "the speech audio", one=True)[0]
     return "lipsync", f"Lip sync {video.name} to {speech.name}", {
         "video": str(video), "audio": str(speech), "model": str(models[model]),
         "texture": "autoencoder" if form.fields.get("texture") == "autoencoder" else "median"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..filetypes import is_image_path
 from . import jobs as J
 from . import pages as P
 from .pages import esc
@@ -153,9 +154,9 @@ def _output(app, job, out, url) -> str:
     if not r:
         return ""
     path = out / r["output"]
-    media = (f'<img class="output" src="{url(r["output"])}" alt="output">' if path.suffix.lower() in (".png", ".jpg")
+    shown = (f'<img class="output" src="{url(r["output"])}" alt="output">' if is_image_path(path)
              else f'<video class="output" src="{url(r["output"])}" controls preload="metadata"></video>')
-    parts = [P.synthetic_badge(provenance.read_label(path), "output"), media,
+    parts = [P.synthetic_badge(provenance.read_label(path), "output"), shown,
              f'<p><a href="{url(r["output"])}" download>Download {esc(r["output"])}</a></p>']
     if (out / r.get("preview", "")).is_file():
         parts += ["<h3>Preview strip</h3>", P.synthetic_badge(provenance.read_label(out / r["preview"]), "preview"),
