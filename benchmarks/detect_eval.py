@@ -51,14 +51,20 @@ def read_list(path: Path | None) -> list[tuple[Path, int]]:
     return out
 
 
-REPORT_ONLY = ["mouth_blur"]  # cues the report shows that the fusion does not use (yet)
-COLUMNS = scan.FUSION_FEATURES + REPORT_ONLY + ["fused"]
+REPORT_ONLY = ["mouth_blur"]  # cues the report shows; a fusion may or may not read them (older weights do not)
 
 
-def frame_table(result: scan.ScanResult) -> np.ndarray:
-    """(frames, len(COLUMNS)) values of the most suspicious face: fusion features, report-only cues, fused."""
-    rows = [[{**f["cues"], **f["scores"]}.get(k) for k in COLUMNS] for _, f in scan.top_faces(result.data["frames"])]
-    return np.array(rows, np.float64).reshape(-1, len(COLUMNS))  # None -> NaN
+def columns(det: models.Detectors) -> tuple[list[str], list[str]]:
+    """(every column, the report-only cues the fusion does not read): the fusion's features, then those
+    cues, then the fused score."""
+    extra = [c for c in REPORT_ONLY if c not in det.fusion.names]
+    return list(det.fusion.names) + extra + ["fused"], extra
+
+
+def frame_table(result: scan.ScanResult, names: list[str]) -> np.ndarray:
+    """(frames, len(names)) values of the most suspicious face."""
+    rows = [[{**f["cues"], **f["scores"]}.get(k) for k in names] for _, f in scan.top_faces(result.data["frames"])]
+    return np.array(rows, np.float64).reshape(-1, len(names))  # None -> NaN
 
 
 def auc(y: np.ndarray, s: np.ndarray) -> str:
@@ -82,10 +88,10 @@ def main() -> None:
     torch.set_num_threads(1)
     det = models.Detectors.load(a.weights)
     cfg = scan.ScanConfig(step=a.step)
-    names = COLUMNS
-    extra = [1.0] * len(REPORT_ONLY)  # own direction (higher = more suspicious); no reference mean to call by
+    names, report_only = columns(det)
+    extra = [1.0] * len(report_only)  # own direction (higher = more suspicious); no reference mean to call by
     sign = np.where(np.array(det.fusion.coef + extra + [1.0]) < 0, -1.0, 1.0)
-    ref = np.array(det.fusion.mean + [np.nan] * len(REPORT_ONLY) + [0.0])
+    ref = np.array(det.fusion.mean + [np.nan] * len(report_only) + [0.0])
     tables, labels, verdicts = [], [], []
     t0 = time.monotonic()
     for path, y in read_list(a.list):
@@ -97,7 +103,7 @@ def main() -> None:
         except DoppelError as e:
             print(f"skipped {path}: {e}")
             continue
-        t = frame_table(r)
+        t = frame_table(r, names)
         v = dict(r.data["verdict"])
         if v.get("forced_by"):  # judge doppel's own (labelled) output by the models, not by its label
             v.update(label=v["model_label"], probability=v["model_probability"])

@@ -28,6 +28,7 @@ import torch
 
 from tqdm import tqdm
 
+from doppel import media
 from doppel.detect import augment, cues, dataset, models, scan, train
 from doppel.faces import detect
 
@@ -52,7 +53,7 @@ def test_clips(limit: int, cache: str | None) -> list:
     return faces
 
 
-def prepare(faces: list, seed: int, desc: str) -> dict:
+def prepare(faces: list, seed: int, desc: str, fakes: list = ()) -> dict:
     """Every face as it is and as a fresh blend, degraded, landmarks refitted, cues measured: the
     inputs of train.features, drawn draw for draw as it draws them, but without any model, so the
     cues (most of the cost) are measured once for every folder. Returns arrays (npz-able)."""
@@ -74,45 +75,56 @@ def prepare(faces: list, seed: int, desc: str) -> dict:
         fake, fake_prev = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng)
         add([f.image, f.prev_image], f.landmarks, 0, f.group, "real")
         add([fake, fake_prev], f.landmarks, 1, f.group, train.BLEND)
+    for f in tqdm(fakes, desc=desc + " (fake videos)", unit="face", leave=False):
+        add([f.image, f.prev_image], f.landmarks, 1, f.group, f.kind)
     return {k: np.array(v, dtype=np.float64 if k == "cues" else None) for k, v in out.items()}
 
 
-def prepared(faces: list, seed: int, name: str, folder: str | None) -> dict:
+def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list = ()) -> dict:
     """prepare(), kept in `folder` (a run with the same faces and seed reuses it)."""
     if not folder:
-        return prepare(faces, seed, name)
-    path = Path(folder) / f"heldout-{name}-{len(faces)}-{seed}.npz"
+        return prepare(faces, seed, name, fakes)
+    path = Path(folder) / f"heldout-{name}-{len(faces)}-{len(fakes)}-{seed}.npz"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    prep = prepare(faces, seed, name)
+    prep = prepare(faces, seed, name, fakes)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **prep)
     return prep
 
 
 def rows(det: models.Detectors, prep: dict) -> np.ndarray:
-    """The fusion features of prepared faces under one folder's models (what train.features gives)."""
+    """The fusion features of prepared faces under one folder's models (what train.features gives),
+    in the columns that folder's fusion reads (older weights read fewer cues)."""
     crops = np.stack([models.cnn_crop(i, lm, det.cnn.cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
     x = prep["cues"].copy()
     x[:, scan.FUSION_FEATURES.index("cnn")] = models.cnn_logits(det.cnn, crops)
     x[:, scan.FUSION_FEATURES.index("fourier")] = det.fourier.logit(prep["spectrum"])
-    return x
+    return x[:, [scan.FUSION_FEATURES.index(n) for n in det.fusion.names]]
 
 
 def scores(folder: str, prep: dict, clips: bool) -> dict:
+    """AUCs (and for clips the calibrated verdict's calls) of one folder: real against blends, then real
+    against each kind of doppel fake video there is."""
     det = models.Detectors.load(folder)
-    x, y, g, k = rows(det, prep), prep["y"].astype(int), list(prep["group"]), list(prep["kind"])
-    fused, cnn = det.fusion.logit(x), x[:, scan.FUSION_FEATURES.index("cnn")]
-    out = {"cnn frame": train._auc(y, cnn), "fused frame": train._auc(y, fused)}
-    if clips:
-        cfg = train.TrainConfig()
-        clip_f, clip_y, _ = train.pseudo_clips(fused, y, g, cfg, k)
-        clip_c, _, _ = train.pseudo_clips(cnn, y, g, cfg, k)
-        p = det.platt.prob(clip_f)
-        out.update({"cnn clip": train._auc(clip_y, clip_c), "fused clip": train._auc(clip_y, clip_f),
-                    "real clips FAKE": round(float((p[clip_y == 0] >= scan.ScanConfig.fake_at).mean()), 3),
-                    "blend clips FAKE": round(float((p[clip_y == 1] >= scan.ScanConfig.fake_at).mean()), 3)})
+    x, y, g, k = rows(det, prep), prep["y"].astype(int), np.array(prep["group"]), np.array(prep["kind"])
+    fused, cnn = det.fusion.logit(x), x[:, det.fusion.names.index("cnn")]
+    cfg, out = train.TrainConfig(), {}
+    for kind in [train.BLEND] + sorted(set(k) - {"real", train.BLEND}):
+        m = np.isin(k, ["real", kind])
+        tag = "" if kind == train.BLEND else f"{kind} "
+        out.update({f"{tag}cnn frame": train._auc(y[m], cnn[m]), f"{tag}fused frame": train._auc(y[m], fused[m])})
+        if not clips:
+            continue
+        cf, cy, _ = train.pseudo_clips(fused[m], y[m], list(g[m]), cfg, list(k[m]))
+        cc, _, _ = train.pseudo_clips(cnn[m], y[m], list(g[m]), cfg, list(k[m]))
+        p = det.platt.prob(cf)
+        out.update({f"{tag}cnn clip": train._auc(cy, cc), f"{tag}fused clip": train._auc(cy, cf)})
+        if kind == train.BLEND:
+            out["real clips FAKE"] = round(float((p[cy == 0] >= scan.ScanConfig.fake_at).mean()), 3)
+        out[f"{kind} clips FAKE"] = round(float((p[cy == 1] >= scan.ScanConfig.fake_at).mean()), 3)
+        out[f"{kind} clips REAL"] = round(float((p[cy == 1] <= scan.ScanConfig.real_at).mean()), 3)
     return out
 
 
@@ -125,6 +137,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=123)
     ap.add_argument("--cache", help="face cache folder (as for detect train --cache)")
     ap.add_argument("--samples", help="folder keeping the prepared (blended, degraded, cue-measured) faces")
+    ap.add_argument("--fakes", help="folder of doppel's fake videos of the corpus/talking clips, <kind>_<clip>.mp4 "
+                                    "(scripts/make_test_fakes.py): added to the clips set, scored per kind")
+    ap.add_argument("--card", help="weights folder whose MODEL_CARD.md gets these figures as its Test section")
     a = ap.parse_args()
     torch.set_num_threads(1)
     sets = {"calib": (calib_faces(a.limit, a.cache), True)} if a.limit else {}
@@ -132,19 +147,54 @@ def main() -> None:
         sets["corpus"] = (train.corpus(DATA, "test", a.corpus, a.cache), False)
     if a.clips:
         sets["clips"] = (test_clips(a.clips, a.cache), True)
+    lines = []
     for name, (faces, clips) in sets.items():
-        prep = prepared(faces, a.seed, name, a.samples)
+        fakes = fake_faces(Path(a.fakes), a.clips) if a.fakes and name == "clips" else []
+        prep = prepared(faces, a.seed, name, a.samples, fakes)
         table = {w: scores(w, prep, clips) for w in a.weights}
         base = table[a.weights[0]]
-        print(f"[{name}] {len(faces)} held-out faces (x2: real and blended); AUC (ratio to {a.weights[0]})")
-        for w, r in table.items():
-            print(f"  {w}: " + ", ".join(_cell(k, v, base[k]) for k, v in r.items()))
+        lines.append(f"[{name}] {len(faces)} held-out faces (x2: real and blended)"
+                     + (f" and {len(fakes)} faces of doppel's fake videos" if fakes else "")
+                     + f"; AUC (ratio to {a.weights[0]})")
+        lines += [f"  {w}: " + ", ".join(_cell(k, v, base.get(k)) for k, v in r.items()) for w, r in table.items()]
+        print("\n".join(lines[-1 - len(table):]), flush=True)
+    if a.card:
+        write_test_section(Path(a.card), lines, a)
+
+
+def fake_faces(folder: Path, limit: int) -> list:
+    """Faces (with previous frames) of every 3rd frame, up to `limit` a video, of the fake videos in `folder`;
+    group: the clip it was made from (so its pseudo-clips pair with that clip's reals), kind: from the name."""
+    out = []
+    for p in sorted(q for q in folder.glob("*") if media.is_video_path(q)):
+        kind, clip = train.fake_kind(p)
+        for f in dataset.faces_from_video(p, 3, limit):
+            f.group, f.kind = clip, kind
+            out.append(f)
+    return out
+
+
+def write_test_section(folder: Path, lines: list[str], a: argparse.Namespace) -> None:
+    """Replace the model card's Test section with these figures and the command that made them."""
+    card = folder / "MODEL_CARD.md"
+    text = card.read_text()
+    text = text.split("\n## Test (held out", 1)[0].rstrip() + "\n"
+    cmd = "python benchmarks/detect_heldout.py " + " ".join(a.weights) + f" --limit {a.limit} --corpus {a.corpus} " \
+          f"--clips {a.clips} --seed {a.seed}" + (f" --fakes {a.fakes}" if a.fakes else "")
+    text += ("\n## Test (held out, scored once after training)\n"
+             "Identities and clips no training, fusion or calibration step used: corpus photos of the test\n"
+             "part and the corpus/talking clips (MEAD, two presenters), each real and as a fresh blend; with\n"
+             "doppel's own fake videos of those clips by kind where given. 'FAKE'/'REAL': share of pseudo-clips\n"
+             "the calibrated verdict calls so (p >= 0.7 / p <= 0.3). The first folder is the baseline.\n\n"
+             f"    {cmd}\n\n```\n" + "\n".join(lines) + "\n```\n")
+    with media.atomic_path(card) as tmp:
+        tmp.write_text(text)
 
 
 def _cell(key: str, value: float | None, base: float | None) -> str:
     if value is None:
         return f"{key} n/a"
-    ratio = f" ({value / base:.2f}x)" if base and "FAKE" not in key else ""  # shares have no useful ratio
+    ratio = f" ({value / base:.2f}x)" if base and "clips" not in key else ""  # shares have no useful ratio
     return f"{key} {value:.3f}{ratio}"
 
 

@@ -45,6 +45,7 @@ def tiny(tmp_path_factory, data_dir):
 
 
 RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
+    "detect_cnn_speed": (["--threads", "1", "--batch", "2"], "(baseline)"),
     "detect_eval": (["{root}/list.csv", "--step", "4"], "baseline majority class"),
     "detect_heldout": (["--limit", "4", "--clips", "1"], "held-out faces"),
     "detect_speed": (["--video", "{a}", "--repeat", "1", "--step", "4"], "baseline decode only"),
@@ -56,6 +57,7 @@ RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
     "peak_memory": (["--lengths", "1", "--clip", "{a}", "--commands", "extract,detect", "--work", "{root}/pm"],
                     "| detect |"),
     "prior_quality": (["--out", "{root}/pq", "--init", "scratch", "--minutes", "0.05"], "dist_b"),
+    "startup": (["--repeat", "1"], "doppel --help"),
     "scan_scaling": (["--files", "2", "--step", "25", "--store-rows", "20"], "cluster overhead per file"),
     "swap_quality": (["--model", "{root}/model", "--input", "{a}", "--b-video", "{b}", "--other-video", "{b}",
                       "--frames", "6", "--every", "3", "--settings", "hull:reinhard"], "stranger"),

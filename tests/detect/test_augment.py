@@ -138,7 +138,8 @@ def test_fakes_folder_routes_each_video_by_its_clip_and_kind(tmp_path, data_dir)
     assert all(f.prev_image is not None for f in fusion + calib) and len(fusion) == 4
     assert tr[0].image.shape == (train.CNN_SIDE, train.CNN_SIDE, 3)
     crops, labels = train.make_batch(tr, train.TrainConfig(batch=8, fake_share=1.0), 0, tr)
-    assert crops.shape == (8, 64, 64, 3) and labels.sum() == 4
+    size = train.TrainConfig().cnn.size  # the shipped CNN's crop
+    assert crops.shape == (8, size, size, 3) and labels.sum() == 4
 
 
 def test_pseudo_clips_keep_kinds_apart():

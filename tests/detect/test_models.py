@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from doppel.detect import dataset, models, scan, train
+from doppel.detect import cnn_fit, dataset, models, scan, train
 
 from detect_helpers import blank_detectors
 
@@ -20,7 +20,7 @@ def test_cnn_learns_self_blends_that_generalise_to_another_person(data_dir):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # this tiny CNN runs several times faster on one thread of a busy machine
     torch.manual_seed(0)
-    cfg = train.TrainConfig(batch=16)
+    cfg = train.TrainConfig(batch=16, cnn=models.CNNConfig())  # the small plain CNN: seconds, not minutes
     held = [train.make_batch(_faces(data_dir, "Colin_Powell", 4), cfg, seed=1000 + k) for k in range(6)]
     x, y = np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held])
     faces = _faces(data_dir, "Tony_Blair", 6)
@@ -28,7 +28,8 @@ def test_cnn_learns_self_blends_that_generalise_to_another_person(data_dir):
     model = models.FaceCNN()
     loss = lambda: float(lossf(torch.from_numpy(models.cnn_logits(model, x)).float(), torch.from_numpy(y)))
     before = loss()
-    losses = models.train_cnn(model, (train.make_batch(faces, cfg, seed=k) for k in range(80)), steps=80, lr=3e-3)
+    losses = cnn_fit.fit(model, lambda first: (train.make_batch(faces, cfg, seed=k) for k in range(first, 80)),
+                         steps=80, lr=3e-3).losses
     torch.set_num_threads(threads)
     auc = roc_auc_score(y, models.cnn_logits(model, x))
     # measured: held-out loss 0.693 -> 0.67, AUC ~0.7 (0.66-0.72 over seeds); an untrained CNN is at 0.5
@@ -121,7 +122,22 @@ def test_detectors_round_trip(tmp_path, clip_frames):
     back = models.Detectors.load(tmp_path)
     a, _ = scan.face_scores(det, frames[1], lms[1], frames[0], lms[0])
     b, _ = scan.face_scores(back, frames[1], lms[1], frames[0], lms[0])
-    assert a == b and back.version == "test"
+    assert back.version == "test" and a.keys() == b.keys()
+    # the CNN is stored in fp16: its logit (and what reads it) may move a little, nothing else may
+    assert abs(a.pop("cnn") - b.pop("cnn")) < 1e-2 and abs(a.pop("fused") - b.pop("fused")) < 1e-2
+    assert a == b
+
+
+def test_linear_cap_keeps_the_cues_from_cancelling_the_cnn():
+    lin = models.Linear(["cnn", "x", "y"], [0.0] * 3, [1.0] * 3, [1.0, 1.0, 1.0], 0.0, anchor="cnn", cap=1.5)
+    assert np.allclose(lin.logit([[4.0, -3.0, -3.0]]), 4.0 - 1.5)  # the cues may take off at most 1.5
+    assert np.allclose(lin.logit([[4.0, 1.0, -3.0]]), 4.0 - 1.5)  # their sum, positives included
+    assert np.allclose(lin.logit([[4.0, -0.5, -0.5]]), 3.0)  # within the cap: untouched
+    assert np.allclose(lin.logit([[-4.0, 2.0, 1.0]]), -1.0)  # evidence of a fake is never capped
+    c = lin.contributions([[4.0, 1.0, -3.0]])[0]
+    assert np.allclose(c, [4.0, 1.0, -2.5]) and np.allclose(c.sum(), lin.logit([[4.0, 1.0, -3.0]]))
+    free = models.Linear(["cnn", "x", "y"], [0.0] * 3, [1.0] * 3, [1.0, 1.0, 1.0], 0.0)
+    assert np.allclose(free.logit([[4.0, -3.0, -3.0]]), -2.0)  # without a cap (older weights) they can
 
 
 def test_shipped_weights_load_and_match_the_scan():
@@ -129,7 +145,7 @@ def test_shipped_weights_load_and_match_the_scan():
     assert det.version.startswith("detect-") and det.fusion.names == scan.FUSION_FEATURES
     assert det.platt.a > 0 and (models.WEIGHTS_DIR / "MODEL_CARD.md").is_file()
     size = sum(p.stat().st_size for p in models.WEIGHTS_DIR.iterdir())
-    assert size < 2 * 2 ** 20
+    assert size < 8 * 2 ** 20  # modest: every retrain adds its size to the history
 
 
 @pytest.mark.slow

@@ -12,25 +12,30 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import csv
+import dataclasses
 import json
 import logging
 import multiprocessing
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
-
-from .. import media
+from .. import filetypes
 from ..errors import DoppelError
-from ..faces import detect
-from . import identity, models, report, scan
+from ..faces import options
+from . import config
+
+if TYPE_CHECKING:  # the CLI imports only argparse-level modules; the heavy ones load in run()
+    from tqdm import tqdm
+
+    from . import models
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 LIST_EXTS = {".txt", ".csv", ".lst"}
 DEFAULT_DATA = "../shared/data"
+CNN_SHAPES = {"resnet": config.RESNET, "plain": config.CNNConfig()}
+TRAIN_FLAGS: dict = {}  # dest -> default of the 'detect train' flags (set by add_arguments), for the card's command
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,37 +44,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="folder for the reports (for 'train': for the new weights)")
     p.add_argument("--annotate", action="store_true", help="also write each video with boxes and scores drawn")
     p.add_argument("--jobs", type=int, default=1, help="files analysed in parallel processes")
-    p.add_argument("--step", type=int, default=scan.ScanConfig.step, help="analyse every N-th frame")
-    p.add_argument("--weights", default=str(models.WEIGHTS_DIR), help="detector weights folder")
+    p.add_argument("--step", type=int, default=config.ScanConfig.step, help="analyse every N-th frame")
+    p.add_argument("--weights", default=str(config.WEIGHTS_DIR), help="detector weights folder")
     p.add_argument("--reference", nargs="+", metavar="PHOTO_OR_VIDEO",
                    help="photos or videos of the person the video claims to show: the report gives each face's "
                         "dlib distance to them over time (same person below 0.6); the verdict's p is unchanged")
-    detect.add_detect_arguments(p)
+    options.add_detect_arguments(p)
     t = p.add_argument_group("detect train")
     t.add_argument("--data", default=DEFAULT_DATA, help="sample media folder to train from")
-    t.add_argument("--corpus", type=int, default=0, metavar="N",
+    d = {f.name: f.default for f in dataclasses.fields(config.TrainConfig)}
+    t.add_argument("--corpus", type=int, default=d["corpus"], metavar="N",
                    help="add N corpus identities (data/corpus, training part) to the CNN's training faces")
-    t.add_argument("--corpus-fusion", type=int, default=0, metavar="N",
+    t.add_argument("--corpus-fusion", type=int, default=d["corpus_fusion"], metavar="N",
                    help="add N corpus identities (fusion part) to the fusion's faces")
-    t.add_argument("--clip-faces", type=int, default=120, metavar="N", help="faces per training clip (every 2nd frame)")
-    t.add_argument("--heldout-faces", type=int, default=96, metavar="N",
+    t.add_argument("--val", type=int, default=d["val"], metavar="N",
+                   help="corpus identities (fusion part) whose faces and blends validate the CNN at each checkpoint")
+    t.add_argument("--clip-faces", type=int, default=d["video_limit"], metavar="N",
+                   help="faces per training clip (every 2nd frame)")
+    t.add_argument("--heldout-faces", type=int, default=d["heldout_limit"], metavar="N",
                    help="faces per fusion or calibration clip (every 3rd frame)")
+    t.add_argument("--cnn", choices=sorted(CNN_SHAPES), default="resnet",
+                   help="CNN shape: resnet (1.2M parameters, 128 px) or plain (47k, 64 px: quick runs)")
     t.add_argument("--init", metavar="DIR", help="weights folder whose CNN (same shape) training starts from")
-    t.add_argument("--lr", type=float, default=2e-3, help="CNN peak learning rate (cosine decay)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the CNN from the checkpoint an interrupted run left in the -o folder")
+    t.add_argument("--lr", type=float, default=d["lr"], help="CNN peak learning rate (cosine decay)")
+    t.add_argument("--threads", type=int, default=d["threads"], help="torch threads for the CNN's training steps")
     t.add_argument("--cache", metavar="DIR", help="keep the faces found here (e.g. /tmp/detect_cache): reruns skip finding them")
-    t.add_argument("--minutes", type=float, default=14.0, help="training time budget (wall-clock minutes)")
-    t.add_argument("--seed", type=int, default=0, help="random seed")
-    t.add_argument("--max-steps", type=int, default=4000,
+    t.add_argument("--minutes", type=float, default=d["minutes"], help="training time budget (wall-clock minutes)")
+    t.add_argument("--seed", type=int, default=d["seed"], help="random seed")
+    t.add_argument("--max-steps", type=int, default=d["max_steps"],
                    help="CNN step cap; set it low enough to bind for a run that does not depend on machine speed")
     t.add_argument("--fakes", metavar="DIR",
                    help="folder of doppel-made fake videos <kind>_<clip>.mp4 (scripts/make_detect_fakes.py), "
                         "added to training, fusion and calibration by clip")
-    t.add_argument("--fakes-train", default="swap", metavar="KINDS",
+    t.add_argument("--fakes-train", default=",".join(d["fakes_train"]), metavar="KINDS",
                    help="comma-separated kinds of --fakes used for the CNN and the fusion; the others "
                         "only calibrate (a kind the models never saw)")
+    TRAIN_FLAGS.update({a.dest: a.default for a in t._group_actions})
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import identity
     torch.set_num_threads(1)  # parallelism comes from --jobs; 2 threads on 2 busy cores were 3x slower
     if args.inputs[0] == "train" and not Path("train").exists():
         return _train(args)
@@ -77,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
         raise DoppelError("give a report folder with -o REPORT_DIR")
     if args.jobs < 1 or args.step < 1:
         raise DoppelError(f"--jobs and --step must be at least 1 (got {args.jobs}, {args.step})")
-    detect.detect_config(args)  # bad face-finder flags fail before the models load
+    options.detect_config(args)  # bad face-finder flags fail before the models load
     files = expand(args.inputs)
     if not files:
         raise DoppelError("no video or image files found in: " + " ".join(args.inputs))
     _detectors(args.weights)  # fail early, once, on missing weights
-    ref = identity.reference_embedding(args.reference, detect.detect_config(args)) if args.reference else None
+    ref = identity.reference_embedding(args.reference, options.detect_config(args)) if args.reference else None
     return _analyse_all(files, args, ref)
 
 
@@ -99,15 +117,15 @@ def _train(args: argparse.Namespace) -> int:
         raise DoppelError("give the folder for the new weights with -o DIR")
     cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, fakes=args.fakes,
                             fakes_train=kinds, corpus=args.corpus, corpus_fusion=args.corpus_fusion, init=args.init,
-                            lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces)
-    cmd = f"doppel detect train --data {args.data} --minutes {args.minutes:g} --seed {args.seed}"
-    cmd += f" --max-steps {args.max_steps}" if args.max_steps != 4000 else ""
-    cmd += f" --fakes {args.fakes} --fakes-train {args.fakes_train}" if args.fakes else ""
-    cmd += f" --clip-faces {args.clip_faces}" if args.clip_faces != 120 else ""
-    cmd += f" --heldout-faces {args.heldout_faces}" if args.heldout_faces != 96 else ""
-    cmd += f" --corpus {args.corpus}" if args.corpus else ""
-    cmd += f" --corpus-fusion {args.corpus_fusion}" if args.corpus_fusion else ""
-    cmd += f" --init {args.init} --lr {args.lr:g}" if args.init else (f" --lr {args.lr:g}" if args.lr != 2e-3 else "")
+                            lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
+                            cnn=CNN_SHAPES[args.cnn], val=args.val, threads=args.threads, resume=args.resume)
+    # the command as given, less what only changes where files go or how fast (cache, resume, threads)
+    skip = {"cache", "resume", "threads", "fakes_train"}
+    changed = [(k, v) for k, v in vars(args).items() if k in TRAIN_FLAGS and k not in skip
+               and v != TRAIN_FLAGS[k] and v is not None]
+    cmd = "doppel detect train --data " + str(args.data) + "".join(
+        f" --{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f" --{k.replace('_', '-')} {v}" for k, v in changed)
+    cmd += f" --fakes-train {args.fakes_train}" if args.fakes else ""
     cmd += f" -o {args.output}"
     det = train.train(args.data, args.output, cfg, command=cmd)
     print(f"wrote {args.output} (version {det.version}); validation: "
@@ -130,7 +148,7 @@ def expand(inputs: list[str]) -> list[Path]:
 
 
 def _is_media(p: Path) -> bool:
-    return p.suffix.lower() in VIDEO_EXTS or media.is_image_path(p)
+    return filetypes.is_video_path(p) or filetypes.is_image_path(p)
 
 
 def _read_list(p: Path) -> list[Path]:
@@ -156,6 +174,7 @@ _DET: dict = {}  # per process: {weights folder: its loaded detectors}, the late
 
 def _detectors(weights: str) -> models.Detectors:
     """The detectors of `weights`, loaded once per process (other or rewritten weights are loaded anew)."""
+    from . import models
     files = sorted(Path(weights).glob("*")) if Path(weights).is_dir() else []
     key = (str(weights), tuple((f.name, f.stat().st_mtime_ns) for f in files))
     if key not in _DET:
@@ -165,21 +184,23 @@ def _detectors(weights: str) -> models.Detectors:
 
 
 def _worker_init(weights: str) -> None:
+    import torch
     torch.set_num_threads(1)
     _detectors(weights)
 
 
 def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, weights: str,
-            finder: detect.DetectConfig = detect.DetectConfig(), reference: dict | None = None,
+            finder: options.DetectConfig = options.DetectConfig(), reference: dict | None = None,
             progress: bool = False) -> dict:
     """Scan one file and write its reports; returns its summary line (or the error)."""
+    from . import report, scan
     try:
         det = _detectors(weights)
         result = scan.scan(path, det, scan.ScanConfig(step=step, detect=finder), progress=progress,
                            reference=reference)
         report.write_json(result, out_dir / f"{name}.json")
         report.write_html(result, out_dir / f"{name}.html")
-        if annotate and not media.is_image_path(path):
+        if annotate and not filetypes.is_image_path(path):
             report.annotate(path, result, out_dir / f"{name}.annotated.mp4", det.platt)
         v = result.data["verdict"]
         line = {"file": str(path), "report": f"{name}.html", "label": v["label"],
@@ -196,11 +217,15 @@ def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, wei
 
 
 def _analyse_all(files: list[Path], args: argparse.Namespace, ref: dict | None) -> int:
+    from tqdm import tqdm
+
+    from .. import media
+    from . import report
     out_dir = Path(args.output)
     made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     names = report_names(files)
-    finder = detect.detect_config(args)
+    finder = options.detect_config(args)
     jobs = [(f, out_dir, n, args.annotate, args.step, args.weights, finder, ref) for f, n in zip(files, names)]
     bar = tqdm(total=len(jobs), desc="files", unit="file", disable=len(jobs) < 2)
     if args.jobs == 1 or len(files) == 1:
@@ -222,6 +247,7 @@ def _analyse_all(files: list[Path], args: argparse.Namespace, ref: dict | None) 
 
 
 def _show(r: dict, bar: tqdm) -> dict:
+    from tqdm import tqdm
     if "error" in r:
         tqdm.write(f"{r['file']}: skipped: {r['error']}", file=sys.stderr)
     else:

@@ -17,18 +17,13 @@ import cv2
 import numpy as np
 
 from ..faces import align, blend
+from ..faces.landmarks import BROWS, CENTRAL, EYES, LEFT_EYE, MOUTH, NOSE, OUTER_LIP, RIGHT_EYE
 from ..faces.mask import fill_hull
 
 WINDOW = 160  # side of the face window in pixels
 WINDOW_COVERAGE = 0.45  # the landmark box spans this fraction of the window side
 EPS = 1e-6
 
-JAW = np.arange(0, 17)
-BROWS = np.arange(17, 27)
-NOSE = np.arange(27, 36)
-EYES = np.arange(36, 48)
-MOUTH = np.arange(48, 68)
-CENTRAL = np.concatenate([NOSE, EYES])  # rigid central face: the part a swap replaces
 RIGID = np.concatenate([BROWS, NOSE, EYES])  # points that do not move with speech
 
 # name -> plain-language meaning (the report and docs use these words)
@@ -43,7 +38,7 @@ CUES: dict[str, str] = {
     "pose_mismatch": "pose from all landmarks disagrees with pose from the central face",
     "eye_aspect_ratio": "eye opening (low = closed); blinks are counted per video",
     "mouth_blur": "mouth blurrier than the rest of the face, the lip-sync tell (Laplacian variance, log ratio "
-                  "face/mouth); shown, not yet in the fusion",
+                  "face/mouth)",
 }
 
 
@@ -111,7 +106,7 @@ def mouth_blur(win: Window, masks: dict[str, np.ndarray]) -> float:
     """log(Laplacian variance of the face outside the mouth / that of the lips): > 0 when the mouth is softer
     than the eyes, nose and cheeks (a re-synthesised mouth in a real face)."""
     r = max(2, int(round(0.05 * face_scale(win.landmarks))))
-    lips = morph(fill_hull(win.landmarks[MOUTH[:12]], win.image.shape[:2]), max(1, r // 2), grow=True)
+    lips = morph(fill_hull(win.landmarks[OUTER_LIP], win.image.shape[:2]), max(1, r // 2), grow=True)
     rest = masks["face"] & (morph(lips, 2 * r, grow=True) == 0)
     g = gray(win.image)
     return float(np.log((laplacian_variance(g, rest) + EPS) / (laplacian_variance(g, lips > 0) + EPS)))
@@ -296,7 +291,7 @@ def pose_mismatch(landmarks: np.ndarray) -> float:
 def eye_aspect_ratio(landmarks: np.ndarray) -> float:
     """Mean eye aspect ratio of both eyes (Soukupova & Cech 2016); ~0.3 open, < 0.2 closed."""
     ears = []
-    for e in (landmarks[36:42], landmarks[42:48]):
+    for e in (landmarks[RIGHT_EYE], landmarks[LEFT_EYE]):
         v = np.linalg.norm(e[1] - e[5]) + np.linalg.norm(e[2] - e[4])
         ears.append(v / (2 * np.linalg.norm(e[0] - e[3]) + EPS))
     return float(np.mean(ears))

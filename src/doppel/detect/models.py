@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,10 +21,10 @@ from torch import nn
 from .. import media
 from ..errors import DoppelError
 from ..faces import align
+from .config import RESNET, WEIGHTS_DIR, CNNConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
 CNN_FILE = "cnn.safetensors"
 MODELS_FILE = "models.json"
 FORMAT = "doppel-detect/1"
@@ -33,25 +32,47 @@ FOURIER_SIZE = 64  # side of the grey crop whose spectrum is taken
 FOURIER_COVERAGE = 0.6  # tight on the inner face: the spectrum should be the face's, not the background's
 
 
-@dataclass(frozen=True)
-class CNNConfig:
-    size: int = 64  # side of the aligned RGB crop
-    coverage: float = 0.7  # landmark box share of the crop; leaves the hull boundary inside
-    widths: tuple[int, ...] = (16, 32, 48, 64)  # channels per stage; all but the last are pooled 2x
+class _Residual(nn.Module):
+    """Two 3x3 conv-BN layers with a shortcut (1x1 conv where the shape changes), ReLU after the sum."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                                  nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cout))
+        self.short = (nn.Identity() if cin == cout and stride == 1 else
+                      nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.short(x))
 
 
 class FaceCNN(nn.Module):
-    """Conv-BN-ReLU stages, 2x max-pool after all but the last, global average pool, one logit."""
+    """`features` (conv stages) -> global average pool -> `head` (one logit).
+
+    plain: conv-BN-ReLU stages, 2x max-pool after all but the last. resnet: a stride-2 conv stem of
+    widths[0] channels, then one residual block per width, each after the first halving the size.
+    """
 
     def __init__(self, cfg: CNNConfig = CNNConfig()):
         super().__init__()
         self.cfg = cfg
         layers, c = [], 3
-        for i, w in enumerate(cfg.widths):
-            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
-            if i < len(cfg.widths) - 1:
-                layers.append(nn.MaxPool2d(2))
-            c = w
+        if cfg.arch == "resnet":
+            layers = [nn.Conv2d(3, cfg.widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(cfg.widths[0]),
+                      nn.ReLU(inplace=True)]
+            c = cfg.widths[0]
+            for i, w in enumerate(cfg.widths):
+                layers.append(_Residual(c, w, 2 if i else 1))
+                c = w
+        elif cfg.arch == "plain":
+            for i, w in enumerate(cfg.widths):
+                layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                if i < len(cfg.widths) - 1:
+                    layers.append(nn.MaxPool2d(2))
+                c = w
+        else:
+            raise ValueError(f"unknown CNN architecture {cfg.arch!r} (known: plain, resnet)")
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c, 1)
 
@@ -92,34 +113,6 @@ def gradcam(model: FaceCNN, crop: np.ndarray) -> np.ndarray:
     return cv2.resize(cam.astype(np.float32), crop.shape[1::-1], interpolation=cv2.INTER_LINEAR)
 
 
-def train_cnn(model: FaceCNN, batches, steps: int, lr: float = 2e-3, deadline: float | None = None) -> list[float]:
-    """Adam on binary cross-entropy over (crops uint8, labels 0/1) batches; returns the losses.
-
-    The learning rate follows a cosine from `lr` to 0 over the run, whose progress is the larger
-    of steps done / `steps` and time spent / time to `deadline` (time.monotonic()), so a run that
-    the deadline ends still finishes annealed; it stops at whichever comes first.
-    """
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-    lossf = nn.BCEWithLogitsLoss()
-    losses, start = [], time.monotonic()
-    model.train()
-    for i, (crops, labels) in zip(range(steps), batches):
-        done = i / max(1, steps)
-        if deadline is not None:
-            done = max(done, (time.monotonic() - start) / max(deadline - start, 1e-6))
-        if done >= 1.0 and i > 0:  # at least one step, even when gathering ate the whole budget
-            break
-        for g in opt.param_groups:
-            g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * done))
-        loss = lossf(model(to_tensor(crops)), torch.as_tensor(labels, dtype=torch.float32))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return losses
-
-
 def spectrum(image: np.ndarray, landmarks: np.ndarray, bins: int = FOURIER_SIZE // 2) -> np.ndarray:
     """Azimuthally averaged log10 power spectrum of the grey face crop, mean removed: (bins,) float64.
 
@@ -145,20 +138,35 @@ def balanced(y: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Linear:
-    """Logistic regression on standardised features; NaN features count as the mean (no evidence)."""
+    """Logistic regression on standardised features; NaN features count as the mean (no evidence).
+
+    With `anchor` and `cap`, the features other than `anchor` together can lower the logit by at
+    most `cap` (their negative shares are scaled down to fit): the fusion's cues cannot cancel
+    what a strong CNN sees, only add to it or temper it.
+    """
     names: list[str]  # feature names, in column order
     mean: list[float]  # per-feature mean of the fitting data
     scale: list[float]  # per-feature standard deviation of the fitting data
     coef: list[float]  # weight per standardised feature
     intercept: float  # bias
+    anchor: str | None = None  # the feature the others cannot cancel (the fusion: "cnn")
+    cap: float | None = None  # how far the others together may lower the logit; None: no limit
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
         z = (np.atleast_2d(np.asarray(x, np.float64)) - self.mean) / self.scale
         return np.nan_to_num(z, nan=0.0, posinf=5.0, neginf=-5.0).clip(-8, 8)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """(N, F) share of each feature in the logit."""
-        return self.standardise(x) * np.asarray(self.coef)
+        """(N, F) share of each feature in the logit (after the cap)."""
+        c = self.standardise(x) * np.asarray(self.coef)
+        if self.cap is None or self.anchor not in self.names:
+            return c
+        others = np.arange(len(self.names)) != self.names.index(self.anchor)
+        pos = np.where(others & (c > 0), c, 0).sum(1)
+        neg = np.where(others & (c < 0), c, 0).sum(1)
+        over = pos + neg < -self.cap
+        k = np.where(over, (-self.cap - pos) / np.where(neg < 0, neg, -1.0), 1.0)[:, None]
+        return np.where(others & (c < 0), c * k, c)
 
     def logit(self, x: np.ndarray) -> np.ndarray:
         return self.contributions(x).sum(1) + self.intercept
@@ -184,13 +192,16 @@ class Linear:
 
 @dataclass(frozen=True)
 class Platt:
-    """Calibration p = sigmoid(a * score + b), with a >= 0 so it is monotone non-decreasing."""
+    """Calibration p = floor + (1 - 2 floor) * sigmoid(a * score + b), with a >= 0 so it is monotone
+    non-decreasing. `floor` keeps p inside [floor, 1 - floor]: the calibration clips hold only doppel's
+    kinds of fake, so on a kind it never saw the map must not be surer than that (0: plain Platt)."""
     a: float  # slope
     b: float  # offset
+    floor: float = 0.0  # least p (and 1 - the most)
 
     def prob(self, score) -> np.ndarray:
         s = np.asarray(score, np.float64)
-        return 1.0 / (1.0 + np.exp(-np.clip(self.a * s + self.b, -50, 50)))
+        return self.floor + (1 - 2 * self.floor) / (1.0 + np.exp(-np.clip(self.a * s + self.b, -50, 50)))
 
     @classmethod
     def fit(cls, scores: np.ndarray, labels: np.ndarray, c: float = 1.0) -> "Platt":
@@ -218,8 +229,10 @@ class Detectors:
 
     def save(self, folder: str | Path = WEIGHTS_DIR) -> None:
         folder = Path(folder)
+        # fp16 on disk (half the size; the scores move by under 1e-3 of a logit), float32 in memory
+        half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in self.cnn.state_dict().items()}
         with media.atomic_path(folder / CNN_FILE) as tmp:
-            save_file({k: v.contiguous() for k, v in self.cnn.state_dict().items()}, str(tmp),
+            save_file(half, str(tmp),
                       metadata={"format": FORMAT, "config": json.dumps(asdict(self.cnn.cfg))})
         doc = {"format": FORMAT, "cnn": asdict(self.cnn.cfg), "fourier": asdict(self.fourier),
                "fusion": asdict(self.fusion), "platt": asdict(self.platt), "meta": self.meta}
@@ -231,9 +244,9 @@ class Detectors:
         folder = Path(folder)
         try:
             doc = json.loads((folder / MODELS_FILE).read_text())
-            cfg = doc["cnn"]
-            cnn = FaceCNN(CNNConfig(cfg["size"], cfg["coverage"], tuple(cfg["widths"])))
-            cnn.load_state_dict(load_file(str(folder / CNN_FILE)))
+            cnn = FaceCNN(CNNConfig.from_dict(doc["cnn"]))
+            cnn.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                 for k, v in load_file(str(folder / CNN_FILE)).items()})
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             raise DoppelError(f"no usable detector weights in {folder} ({e}); run 'doppel detect train'") from None
         cnn.eval()

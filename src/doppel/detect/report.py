@@ -151,6 +151,22 @@ def _thumbs(result: scan.ScanResult) -> str:
     return "\n".join(cells) or "<p>No faces.</p>"
 
 
+def _components_table(v: dict) -> str:
+    """Each model's and cue's weight in the fusion and its share of the score on the faces the verdict rests on."""
+    rows = v.get("components")
+    if not rows:
+        return ""
+    weight = lambda r: "" if r["weight"] is None else f"{r['weight']:+.3f}"  # noqa: E731
+    cells = "".join(f"<tr><td>{html.escape(r['name'])}</td><td>{weight(r)}</td><td>{r['contribution']:+.2f}</td></tr>"
+                    for r in rows)
+    cap = (f" The cues together may lower the CNN's share by at most {v['fusion_cap']:g}."
+           if v.get("fusion_cap") is not None else "")
+    return ("<h2>How the score was made</h2><p><small>Fused logit = the sum of these shares (positive: evidence of "
+            f"a fake), averaged over the faces the verdict rests on (the most suspicious half of the analysed "
+            f"frames).{cap} Weight: per standard deviation of the feature.</small></p>"
+            f"<table><tr><th>model or cue</th><th>weight</th><th>share of the logit</th></tr>{cells}</table>")
+
+
 def write_html(result: scan.ScanResult, path: str | Path) -> Path:
     """A self-contained HTML report (plots and thumbnails inline), written atomically."""
     d, v = result.data, result.data["verdict"]
@@ -164,7 +180,7 @@ def write_html(result: scan.ScanResult, path: str | Path) -> Path:
         name=html.escape(Path(d["file"]).name), colour=colour, label=html.escape(v["label"]),
         prob="n/a" if v["probability"] is None else f"{100 * v['probability']:.0f}%",
         summary=html.escape(summary(d)), reasons="".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"]),
-        rule=html.escape(v["rule"]), plots=plots + _identity_section(d), thumbs=_thumbs(result), cues=cue_rows,
+        rule=html.escape(v["rule"]), components=_components_table(v), plots=plots + _identity_section(d), thumbs=_thumbs(result), cues=cue_rows,
         models=html.escape(json.dumps(d["models"])), video=html.escape(json.dumps(d["video"])))
     with media.atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -181,6 +197,7 @@ figure{{display:inline-block;margin:.4em}} figcaption{{font-size:.8em}} td{{padd
 <p class="verdict">{label} &middot; {prob}</p>
 <p>{summary}</p>
 <h2>Why</h2><ul>{reasons}</ul><p><small>Rule: {rule}</small></p>
+{components}
 {plots}
 <h2>Most suspicious faces</h2>
 <p>Each pair: the aligned face the CNN saw, and where it looked (Grad-CAM; red = most weight).</p>

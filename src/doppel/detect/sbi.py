@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..faces import align
+from ..faces.landmarks import BROWS, JAW, LOWER_JAW, NOSE_BASE, OUTER_LIP
 from . import augment, cues
 
 
@@ -31,13 +32,13 @@ def mask_points(landmarks: np.ndarray, shape: str) -> np.ndarray:
     grown 1.6x about their centre, as lip-sync pastes it)."""
     size = cues.face_scale(landmarks)
     if shape == "lower":
-        return np.vstack([landmarks[3:14], landmarks[31:36] - [0, 0.02 * size]])
+        return np.vstack([landmarks[LOWER_JAW], landmarks[NOSE_BASE] - [0, 0.02 * size]])
     if shape == "mouth":
-        lips = landmarks[48:60]
+        lips = landmarks[OUTER_LIP]
         c = lips.mean(0)
         return c + 1.6 * (lips - c)
     if shape == "inner":
-        return np.vstack([landmarks[cues.JAW[2:-2]], landmarks[17:27] + [0, 0.03 * size]])
+        return np.vstack([landmarks[JAW[2:-2]], landmarks[BROWS] + [0, 0.03 * size]])
     if shape == "ellipse":
         (cx, cy), (w, h), a = cv2.fitEllipse(landmarks.astype(np.float32))
         t = np.linspace(0, 2 * np.pi, 36, endpoint=False)

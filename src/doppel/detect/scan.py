@@ -23,23 +23,14 @@ from tqdm import tqdm
 from .. import media, provenance
 from ..faces import detect
 from . import cues, identity, models
+from .config import ScanConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 FUSION_FEATURES = ["cnn", "fourier", "blur", "hf_deficit", "tone_step", "double_edge", "flicker",
-                   "occlusion_flicker", "landmark_jitter", "pose_mismatch"]
+                   "occlusion_flicker", "landmark_jitter", "pose_mismatch", "mouth_blur"]
 MODEL_NAMES = {"cnn": "face CNN (self-blended training)", "fourier": "Fourier spectrum model"}
 NO_FACE = "no face found"
-
-
-@dataclass(frozen=True)
-class ScanConfig:
-    step: int = 3  # analyse every step-th frame (the previous frame is decoded too, for flicker)
-    max_faces: int = 4  # largest faces analysed per frame
-    fake_at: float = 0.7  # calibrated probability at or above which the verdict is FAKE
-    real_at: float = 0.3  # at or below which it is REAL; between is UNCERTAIN
-    keep_crops: int = 6  # most suspicious faces kept (with CNN heatmaps) for the report
-    detect: detect.DetectConfig = detect.DetectConfig()  # face detector and tracker settings
 
 
 @dataclass
@@ -55,13 +46,14 @@ def face_scores(det: models.Detectors, frame: np.ndarray, landmarks: np.ndarray,
     crop = models.cnn_crop(frame, landmarks, det.cnn.cfg)
     feats["cnn"] = float(models.cnn_logits(det.cnn, crop[None])[0])
     feats["fourier"] = float(det.fourier.logit(models.spectrum(frame, landmarks)[None])[0])
-    feats["fused"] = float(det.fusion.logit(feature_row(feats))[0])
+    feats["fused"] = float(det.fusion.logit(feature_row(feats, det.fusion.names))[0])
     return feats, crop
 
 
-def feature_row(feats: dict) -> np.ndarray:
-    """(1, F) fusion input in FUSION_FEATURES order."""
-    return np.array([[feats.get(k, np.nan) for k in FUSION_FEATURES]], np.float64)
+def feature_row(feats: dict, names: list[str] | None = None) -> np.ndarray:
+    """(1, F) fusion input in the order of `names` (default FUSION_FEATURES; a fusion's own names for
+    weights trained with another feature list)."""
+    return np.array([[feats.get(k, np.nan) for k in (names or FUSION_FEATURES)]], np.float64)
 
 
 def _analyse_frame(det, tracker, fr, prev, cfg, reference: np.ndarray | None = None) -> tuple[list[dict], list]:
@@ -164,23 +156,41 @@ def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: l
         p = float(det.platt.prob(score))
         called = band(p, cfg)
         out.update(score=round(score, 4), probability=round(p, 4), label=called,
-                   model_probability=round(p, 4), model_label=called, reasons=reasons(frames, det, p > cfg.real_at))
+                   model_probability=round(p, 4), model_label=called, reasons=reasons(frames, det, p > cfg.real_at),
+                   components=components(frames, det), fusion_cap=det.fusion.cap)
     if label:  # provenance evidence (label, watermark, manifest); its absence says nothing
         out["reasons"] = list(label) + out["reasons"]
         out.update(label="FAKE", probability=1.0, forced_by="; ".join(label))
     return out
 
 
+def _contributions(frames: list[dict], det: models.Detectors) -> np.ndarray:
+    """Each fusion feature's mean share of the fused logit (after the cap) over the faces the video score
+    averages (video_score's more suspicious half), so the shares plus the constant sum to that score."""
+    faces = sorted((f for _, f in top_faces(frames)), key=lambda f: -f["scores"]["fused"])
+    rows = [feature_row({**f["cues"], **f["scores"]}, det.fusion.names)[0] for f in faces[: (len(faces) + 1) // 2]]
+    return det.fusion.contributions(np.array(rows)).mean(0)  # None -> NaN -> no evidence
+
+
+def components(frames: list[dict], det: models.Detectors) -> list[dict]:
+    """Every model and cue of the fusion with its weight (per standard deviation) and its mean share of the
+    fused logit on the faces the verdict rests on, largest share first; then the fusion's constant."""
+    contrib = _contributions(frames, det)
+    out = [{"name": n, "weight": round(float(w), 4), "contribution": round(float(c), 4)}
+           for n, w, c in zip(det.fusion.names, det.fusion.coef, contrib)]
+    out.sort(key=lambda r: -abs(r["contribution"]))
+    return out + [{"name": "constant", "weight": None, "contribution": round(float(det.fusion.intercept), 4)}]
+
+
 def reasons(frames: list[dict], det: models.Detectors, suspicious: bool, top: int = 3) -> list[str]:
     """The models and cues that pushed the verdict most (towards FAKE, or towards REAL)."""
-    rows = [feature_row({**f["cues"], **f["scores"]})[0] for _, f in top_faces(frames)]  # None -> NaN
-    contrib = det.fusion.contributions(np.array(rows)).mean(0)
+    contrib = _contributions(frames, det)
     order = np.argsort(-contrib if suspicious else contrib)
     out = []
     for k in order[:top]:
         c = contrib[k]
         if (c > 0.1) if suspicious else (c < -0.1):
-            name = FUSION_FEATURES[k]
+            name = det.fusion.names[k]
             side = "points to fake" if c > 0 else "points to real"
             out.append(f"{name}: {MODEL_NAMES.get(name) or cues.CUES[name]}: {side} ({c:+.2f} logit)")
     return out or ["no single model or cue stood out"]

@@ -25,7 +25,7 @@ import logging
 import multiprocessing
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -37,50 +37,27 @@ from tqdm import tqdm
 from .. import media, provenance
 from ..errors import DoppelError
 from ..faces import detect
-from . import augment, dataset, models, scan
+from . import augment, card, cnn_fit, dataset, models, scan
+from .config import CALIB_CLIPS, FUSION_CLIPS, TrainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-FUSION_CLIPS = ("retalking_face_4", "driving_d18", "driving_d20", "iplap_129")  # fold A
-CALIB_CLIPS = ("retalking_face_5", "driving_d19", "source_s20")  # fold B
 CNN_SIDE = 160  # central part of the context window that the CNN crop (coverage 0.7) fits in
 BATCH_TIMEOUT = 300  # seconds to wait for a batch from the worker before giving up
 BATCH_WORKERS = 2  # batch-making processes: a batch (blends, degradations) costs ~3x a training step
 FUSION_SETS = {"cnn": ["cnn"], "models": ["cnn", "fourier"], "all": list(scan.FUSION_FEATURES)}  # simplest first
 FUSION_C = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # L2 inverse strengths tried for the fusion
+FUSION_CAP = 1.5  # logits the cues together may take off the CNN's (an unseen fake's cues can look clean)
+# least calibrated p (and 1 - the most): on the test clips' lip-syncs and the FF++ fake, kinds no calibration
+# clip holds, the plain map said REAL at p < 0.001; what it never saw it must not be that sure of
+PLATT_FLOOR = 0.05
 FUSION_TOLERANCE = 0.005  # a simpler or more regularised fusion wins unless CV log-loss is this much worse
-VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}  # files taken from a --fakes folder
 FAKE_KINDS = ("swap", "lipsync")  # name prefixes of the videos of a --fakes folder; others are "other"
 BLEND = "blend"  # kind of the fakes made on the fly (self-blended or X-ray)
+CNN_RECORD = ("cnn_steps", "cnn_seconds", "cnn_history", "cnn_best_step", "cnn_best_val_auc", "val_faces",
+              "cnn_final_loss")  # what --max-steps 0 from --init carries over from the init's card
 CORPUS_CHUNK = 250  # corpus photos per cache file
 SECONDS_PER_HELDOUT_FACE = 0.15  # measured cost of a held-out face's features (real + fake), to budget the CNN
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    minutes: float = 14.0  # wall-clock budget; the CNN gets what data gathering and fitting leave
-    per_person: int = 1000  # LFW photos per person (1000: all of them)
-    video_every: int = 2  # frame spacing of faces taken from a training clip
-    video_limit: int = 120  # faces per training clip
-    heldout_every: int = 3  # frame spacing in the fusion and calibration clips (the scan's default step)
-    heldout_limit: int = 96  # faces per fusion or calibration clip
-    batch: int = 64  # CNN batch (half real, half fake)
-    max_steps: int = 4000  # CNN step cap; the time budget usually ends training first
-    lr: float = 2e-3  # CNN peak learning rate (cosine decay)
-    chunk: int = 16  # analysed frames per pseudo-clip when calibrating the per-video score
-    chunk_stride: int = 4  # start-frame spacing of pseudo-clips (overlapping)
-    seed: int = 0  # seeds blends, batches and initialisation
-    cnn: models.CNNConfig = models.CNNConfig()  # CNN shape
-    fusion_clips: tuple[str, ...] = FUSION_CLIPS  # held out from CNN training, fit the fusion
-    calib_clips: tuple[str, ...] = CALIB_CLIPS  # held out from everything else, calibrate and validate
-    fakes: str | None = None  # folder of doppel-made fake videos <kind>_<clip>.mp4 (scripts/make_detect_fakes.py)
-    fakes_train: tuple[str, ...] = ("swap",)  # kinds used for the CNN and the fusion; the rest only calibrate
-    fake_share: float = 0.3  # share of the CNN's training fakes drawn from fake videos (when there are any)
-    fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
-    corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
-    corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)
-    init: str | None = None  # weights folder whose CNN (same shape) training starts from; None: from scratch
-    cache: str | None = None  # folder keeping the faces found, so a rerun skips finding them; None: no cache
 
 
 @dataclass
@@ -173,7 +150,7 @@ def fake_faces(folder: Path, cfg: TrainConfig) -> tuple[list, list, list]:
         raise DoppelError(f"--fakes: not a folder: {folder}")
     held = cfg.fusion_clips + cfg.calib_clips
     train, fusion, calib = [], [], []
-    for p in tqdm(sorted(q for q in folder.rglob("*") if q.suffix.lower() in VIDEO_EXTS), desc="fakes", unit="clip"):
+    for p in tqdm(sorted(q for q in folder.rglob("*") if media.is_video_path(q)), desc="fakes", unit="clip"):
         label = provenance.read_label(p)
         kind, clip = fake_kind(p, label)
         text = p.name + json.dumps(label or {})
@@ -231,10 +208,12 @@ def _worker_batch(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return make_batch(_WORKER["faces"], _WORKER["cfg"], seed, _WORKER["fakes"])
 
 
-def batches(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless batches, made in BATCH_WORKERS other processes when there is a second core; `faces` as
-    gather keeps them (the central CNN_SIDE pixels)."""
-    seeds = (seed * 1_000_003 + i for i in itertools.count())
+def batches(faces: list, cfg: TrainConfig, seed: int, fakes: list = (),
+            first: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless batches from the `first`-th on (a resumed run gets the ones it would have had), made in
+    BATCH_WORKERS other processes when there is a second core; `faces` as gather keeps them (the
+    central CNN_SIDE pixels)."""
+    seeds = (seed * 1_000_003 + i for i in itertools.count(first))
     if (os.cpu_count() or 1) < 2:
         yield from (make_batch(faces, cfg, s, fakes) for s in seeds)
         return
@@ -306,6 +285,11 @@ def pseudo_clips(scores: np.ndarray, labels: np.ndarray, groups: list, cfg: Trai
     return np.array(out), np.array(out_y), np.array(out_k)
 
 
+def capped(fusion: models.Linear) -> models.Linear:
+    """The fusion with its cues unable to lower the CNN's evidence by more than FUSION_CAP logits."""
+    return replace(fusion, anchor="cnn", cap=FUSION_CAP)
+
+
 def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float,
             kinds: list | None = None) -> float:
     """Class-balanced log-loss of a fusion on the columns `use` with L2 inverse strength `c`, each
@@ -323,7 +307,7 @@ def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float
             te = (g == held) & ((k == kind) | (y == 0) if kind is not None else True)
             if len(set(y[tr])) < 2 or len(set(y[te])) < 2:
                 continue
-            fit = models.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, c, use)
+            fit = capped(models.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, c, use))
             p = 1 / (1 + np.exp(-np.clip(fit.logit(x[te]), -30, 30)))
             losses.append(log_loss(y[te], p, labels=[0, 1], sample_weight=models.balanced(y[te])))
     return float(np.mean(losses))
@@ -346,10 +330,22 @@ def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list, kinds: list | None = 
                 best = (loss, name, c)
     loss, name, c = best
     log.info("fusion: %s, C=%g (leave-one-clip-out log-loss %.4f)", name, c, loss)
-    fusion = models.Linear.fit(x, y, scan.FUSION_FEATURES, c, FUSION_SETS[name])
+    fusion = capped(models.Linear.fit(x, y, scan.FUSION_FEATURES, c, FUSION_SETS[name]))
     held_kinds = sorted({str(k) for k in np.asarray(kinds)[np.asarray(y) == 1]}) if kinds is not None else []
     return fusion, {"features": name, "c": c, "cv_log_loss": round(loss, 4), "table": table,
                     "kinds_held_out": held_kinds if len(held_kinds) > 1 else []}
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, groups: list, selection: dict) -> np.ndarray:
+    """Fused logits of every row by the chosen fusion (features and C of `selection`) fitted without the
+    row's group: scores as a new clip would get them."""
+    g, out = np.array(groups), np.zeros(len(y))
+    for held in dict.fromkeys(groups):
+        tr = g != held
+        fit = capped(models.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, selection["c"],
+                                       FUSION_SETS[selection["features"]]))
+        out[~tr] = fit.logit(x[~tr])
+    return out
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
@@ -390,7 +386,7 @@ def validation(det: models.Detectors, x: np.ndarray, y: np.ndarray, groups: list
 def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
           command: str = "") -> models.Detectors:
     """Reproduce every detector from the sample media and write weights + MODEL_CARD.md to `out_dir`."""
-    torch.set_num_threads(1)  # measured: 2 threads on 2 busy cores run this small CNN 3x slower
+    torch.set_num_threads(1)  # the cues and blends; the CNN's steps take cfg.threads
     t0 = time.monotonic()
     deadline = t0 + cfg.minutes * 60
     rng = np.random.default_rng(cfg.seed)
@@ -406,9 +402,13 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
         if start.cfg != cfg.cnn:
             raise DoppelError(f"--init: the CNN in {cfg.init} has another shape ({start.cfg})")
         cnn.load_state_dict(start.state_dict())
-    losses = models.train_cnn(cnn, batches(split.train, cfg, cfg.seed, split.train_fakes), cfg.max_steps, cfg.lr,
-                              cnn_deadline)
-    log.info("CNN: %d steps, final loss %.3f", len(losses), np.mean(losses[-20:]))
+    val = cnn_fit.validation_crops(corpus(data_dir, "fusion", cfg.val, cfg.cache, CNN_SIDE), cfg.cnn, cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    fit = cnn_fit.fit(cnn, lambda first: batches(split.train, cfg, cfg.seed, split.train_fakes, first), cfg.max_steps,
+                      cfg.lr, cnn_deadline - time.monotonic(), out_dir, val, cfg.checkpoint_minutes * 60, cfg.resume)
+    torch.set_num_threads(1)
+    losses = fit.losses or [float("nan")]
+    log.info("CNN: %d steps, best validation AUC %s at step %d", fit.steps, fit.best_auc, fit.best_step)
     fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share)
     n = len(scan.FUSION_FEATURES)
     blank = models.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
@@ -418,16 +418,27 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     det.fusion, selection = fit_fusion(xa, ya, ga, ka)
     xb, yb, gb, kb = features(det, split.calib, rng, "calibration features", split.calib_fakes)
     # Platt fitted at the level it is applied: video scores (scan.video_score) of pseudo-clips, every
-    # kind of fake together, the two classes weighted alike
+    # kind of fake together, the two classes weighted alike; on the calibration clips and, scored by a
+    # fusion fitted without each, the fusion clips: seven people rather than three
     clip_s, clip_y, _ = pseudo_clips(det.fusion.logit(xb), yb, gb, cfg, kb)
-    det.platt = models.Platt.fit(clip_s, clip_y)
+    fus = [g in cfg.fusion_clips for g in ga]
+    oof_s, oof_y, _ = pseudo_clips(out_of_fold(xa, ya, ga, selection)[fus], ya[fus], list(np.array(ga)[fus]), cfg,
+                                   list(np.array(ka)[fus]))
+    det.platt = replace(models.Platt.fit(np.concatenate([clip_s, oof_s]), np.concatenate([clip_y, oof_y])),
+                        floor=PLATT_FLOOR)
     det.meta = _meta(cfg, split, losses, validation(det, xb, yb, gb, cfg, kb), command, time.monotonic() - t0,
                      t_gather)
-    det.meta.update(fusion_selection=selection, after_cnn_seconds=round(time.monotonic() - t_cnn, 1))
+    det.meta.update(fusion_selection=selection, after_cnn_seconds=round(time.monotonic() - t_cnn, 1),
+                    cnn_steps=fit.steps, cnn_seconds=fit.seconds, cnn_history=fit.history, cnn_best_step=fit.best_step,
+                    cnn_best_val_auc=fit.best_auc, val_faces=int(len(val[1]) // 2) if val else 0)
+    if cfg.init and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
+        prev = models.Detectors.load(cfg.init).meta
+        det.meta.update({k: prev[k] for k in CNN_RECORD if k in prev}, cnn_command=prev.get("cnn_command", prev["command"]))
     det.save(out_dir)
     det.meta["version"] = _version(Path(out_dir))
     det.save(out_dir)
-    write_card(Path(out_dir), det)
+    (Path(out_dir) / cnn_fit.STATE_FILE).unlink(missing_ok=True)  # the run is done: the weights say it all
+    card.write_card(Path(out_dir), det, FUSION_TOLERANCE, BLEND)
     return det
 
 
@@ -461,142 +472,7 @@ def _meta(cfg: TrainConfig, split: Split, losses: list, val: dict, command: str,
                                     for part, faces in (("train", split.train_fakes), ("fusion", split.fusion_fakes),
                                                         ("calibration", split.calib_fakes))},
                      "fake_groups": groups(split.train_fakes + split.fusion_fakes + split.calib_fakes)},
-            "cnn_steps": len(losses), "cnn_final_loss": round(float(np.mean(losses[-50:])), 4),
+            "cnn_steps": len(losses), "cnn_final_loss": round(float(np.mean(losses[-50:])), 4) if np.isfinite(losses).all() else None,
             "cnn_params": int(sum(p.numel() for p in models.FaceCNN(cfg.cnn).parameters())),
             "seconds": round(seconds, 1), "gather_seconds": round(t_gather, 1), "validation": val,
             "torch_threads": torch.get_num_threads()}
-
-
-def write_card(folder: Path, det: models.Detectors) -> None:
-    """MODEL_CARD.md beside the weights: data, parameters, validation, the command."""
-    m = det.meta
-    v = m["validation"]
-    aucs = "\n".join(f"| {k} | {a if a is not None else 'n/a'} |" for k, a in v["frame_auc"].items())
-    seen = set(m["config"]["fakes_train"]) | {BLEND}
-    kinds = "\n".join(f"| {k} | {'yes' if k in seen else '**no**'} | {r['faces']} | {r['frame_auc_cnn']} | "
-                      f"{r['frame_auc_fused']} | {r['clip_auc_fused']} | {r['clip_mean_p']} | "
-                      f"{r['clip_accuracy_at_0.5']} |" for k, r in v.get("by_kind", {}).items())
-    fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef))
-    sel = m["fusion_selection"]
-    table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
-    start = f"the CNN of `{m['config']['init']}`" if m["config"].get("init") else "random initialisation"
-    corpus = {"train": 0, "fusion": 0, **m["data"].get("corpus_identities", {})}
-    text = CARD.format(m=m, d=m["data"], start=start, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
-                       tol=FUSION_TOLERANCE,
-                       cfg=json.dumps(m["config"], indent=1), size=_size(folder))
-    with media.atomic_path(folder / "MODEL_CARD.md") as tmp:
-        tmp.write_text(text)
-
-
-def _size(folder: Path) -> str:
-    return f"{sum(p.stat().st_size for p in folder.glob('*') if p.is_file()) / 1024:.0f} KiB"
-
-
-CARD = """# doppel detect: model card
-
-Version `{m[version]}`, made {m[created]} by
-
-    {m[command]}
-
-in {m[seconds]} s ({m[gather_seconds]} s of it finding faces), torch threads: {m[torch_threads]}.
-Files: `cnn.safetensors` (CNN weights, config in its metadata) and `models.json`
-(CNN config, Fourier and fusion logistic regressions, Platt calibration, this
-metadata); {size} in all, no pickle.
-
-## Models
-- **Face CNN**: {m[cnn_params]} parameters, 4 conv stages on a 64x64 aligned RGB face crop
-  (landmark box = 70% of the crop), one logit. {m[cnn_steps]} Adam steps of 64 crops
-  (half fake), peak learning rate {m[config][lr]:g}, final training loss {m[cnn_final_loss]};
-  started from: {start}.
-- **Fourier model**: logistic regression on the azimuthally averaged log power
-  spectrum (32 radii) of the 64x64 grey inner-face crop.
-- **Fusion**: logistic regression over standardised features (coefficients below),
-  fitted on the fusion clips. Its feature set (CNN alone; CNN + Fourier; every
-  cue) and L2 strength were chosen by leave-one-clip-out log-loss on those clips,
-  simplest and most regularised first, a richer one kept only if it lowers the
-  loss by {tol}: chosen **{sel[features]}**, C = {sel[c]:g} (CV log-loss {sel[cv_log_loss]}).
-- **Video rule**: frame score = the most suspicious face's fused logit; video score
-  = mean of the more suspicious half of the frame scores (the top ceil(n/2)).
-- **Calibration**: Platt scaling p = sigmoid({platt.a:.3f} * score + {platt.b:.3f}), fitted at
-  the level it is applied: video scores (the rule above) of pseudo-clips of the
-  calibration clips ({m[config][chunk]} analysed frames, every {m[config][heldout_every]}rd frame, start every
-  {m[config][chunk_stride]}; real, or one kind of fake throughout), every kind of fake together and the two
-  classes weighted alike, with Platt's smoothed targets and L2, so a few separable points cannot make
-  it a step. Kinds of fake video outside `fakes_train` are seen by nothing before the calibration, so
-  its probabilities also reflect a manipulation the models never saw.
-
-## Data (`data/deepfake/` is never used)
-- Training (CNN, Fourier): {d[train_faces]} faces: every LFW photo (up to {m[config][per_person]} a person),
-  images/, and every {m[config][video_every]}nd frame (up to {m[config][video_limit]}) of each training clip; groups
-  {d[train_groups]}; plus {corpus[train]} corpus identities of the train part (one photo each,
-  corpus/lfw and corpus/utkface alternately; `dataset.corpus_part` splits them by identity).
-- Fusion: {d[fusion_faces]} faces (with their previous frames; every {m[config][heldout_every]}rd frame, up to
-  {m[config][heldout_limit]} a clip) from {d[fusion_groups]}; of these, {corpus[fusion]} are corpus
-  photos of the fusion part (no previous frame, so no temporal cues), in 4 folds by identity.
-- Calibration and validation: {d[calib_faces]} faces, the same way, from {d[calib_groups]}.
-- Fake videos made by doppel (`--fakes`: `python scripts/make_detect_fakes.py --swap-model M
-  --lip-model L -o DIR`; its docstring says how M and L were made), faces by part and kind:
-  {d[fake_faces]}; kinds for the CNN and the fusion: {m[config][fakes_train]}
-  ({m[config][fake_share]} of the CNN's fakes when any); clips {d[fake_groups]}.
-
-Every fake in training, fusion and calibration is made by doppel from those real
-faces: a doppel swap or lip-sync of the clip (above), or a self-blended image
-(the face blended into a colour-, quality- and geometry-jittered copy of itself
-through a deformed landmark mask) or, for 30%, a face-X-ray-style blend of
-another real face aligned by landmarks. Mask shapes: 70% a face shape (hull,
-inner face or ellipse), 30% a part (lower face, or the mouth); eroded or
-dilated, feathered, blend ratio 0.5-1.
-Both classes get the same class-neutral degradations (`detect/augment.py`):
-downscale-upscale (30%, x0.35-0.9), blur (15%), noise (15%), an H.264 re-encode
-through PyAV (20%, CRF 20-38) and JPEG (45%, quality 30-96); in the fusion and
-calibration data a frame and its previous frame get the same chain.
-
-## Validation (calibration clips, never seen in training or fusion)
-Frame-level AUC, real faces against doppel's own blends of the same faces (both
-through the same random degradations):
-
-| score | AUC |
-|---|---|
-{aucs}
-
-Pseudo-clips ({v[pseudo_clips]}, overlapping, of the calibration clips, scored by the video rule):
-AUC of the CNN alone {v[clip_auc][cnn]}, of the fusion {v[clip_auc][fused]}; accuracy at p = 0.5:
-{v[clip_accuracy_at_0.5]}; share outside the UNCERTAIN band: {v[clip_decided_share]}; accuracy of those:
-{v[clip_accuracy_when_decided]}; real pseudo-clips below p = 0.5: {v[real_clip_accuracy_at_0.5]}.
-(The calibration was fitted on these same pseudo-clips.)
-
-By kind of fake (each against all the real faces of the calibration clips; "seen" = used to
-train the CNN and the fusion):
-
-| kind | seen | faces | frame AUC, CNN | frame AUC, fused | pseudo-clip AUC | mean p | pseudo-clips at p >= 0.5 |
-|---|---|---|---|---|---|---|---|
-{kinds}
-
-Fusion candidates, class-balanced log-loss on the fusion clips, each clip held out in turn
-(and each kind of fake, when there are several: {sel[kinds_held_out]}):
-{table}
-
-## Fusion coefficients (per standardised feature; positive = evidence of a fake)
-| feature | coefficient |
-|---|---|
-{fusion}
-
-## Honest limits
-- The calibration set holds only doppel's own fakes (blends, and swaps and
-  lip-syncs when `--fakes` was given) and real clips; the probabilities are
-  calibrated for *those* kinds of fake. On other
-  manipulations (GAN face swaps, reenactment, diffusion) expect them to be
-  over- or under-confident: read UNCERTAIN as "look yourself".
-- Kinds the models never saw score near the real clips: see "By kind" above
-  for the calibration clips' lip-syncs (mouth only, the clip's own texture).
-  Subtle, local manipulations mostly go unnoticed; what the fusion flags is
-  mainly blending and resolution loss over the whole face.
-- Identities: 5 LFW people and ~20 clips, plus {corpus[train]} corpus identities (one photo
-  each) for the CNN; the models are small and will miss well-made fakes. Run `benchmarks/detect_eval.py` on your own labelled
-  videos before trusting a figure.
-
-## Configuration
-```
-{cfg}
-```
-"""

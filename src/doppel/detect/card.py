@@ -1,0 +1,157 @@
+"""The model card of a trained detector folder (MODEL_CARD.md), from the metadata `detect train` keeps."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import media
+from . import models
+
+
+def write_card(folder: Path, det: models.Detectors, tolerance: float, blend: str) -> None:
+    """MODEL_CARD.md beside the weights: data, parameters, validation, the command."""
+    m = det.meta
+    v = m["validation"]
+    aucs = "\n".join(f"| {k} | {a if a is not None else 'n/a'} |" for k, a in v["frame_auc"].items())
+    seen = set(m["config"]["fakes_train"]) | {blend}
+    kinds = "\n".join(f"| {k} | {'yes' if k in seen else '**no**'} | {r['faces']} | {r['frame_auc_cnn']} | "
+                      f"{r['frame_auc_fused']} | {r['clip_auc_fused']} | {r['clip_mean_p']} | "
+                      f"{r['clip_accuracy_at_0.5']} |" for k, r in v.get("by_kind", {}).items())
+    fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef))
+    sel = m["fusion_selection"]
+    table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
+    start = f"the CNN of `{m['config']['init']}`" if m["config"].get("init") else "random initialisation"
+    corpus = {"train": 0, "fusion": 0, **m["data"].get("corpus_identities", {})}
+    c = m["config"]["cnn"]
+    arch = ("a stride-2 stem and one residual block per stage (ResNet-style)" if c.get("arch") == "resnet"
+            else "conv-BN-ReLU stages with 2x max-pooling")
+    history = "; ".join(f"{h['step']}: {h['loss']}, {h['val_auc']}" for h in m.get("cnn_history", []))
+    refit = (f"\n  The CNN was trained by `{m['cnn_command']}`; the run above (`--max-steps 0`) kept it and refitted "
+             "the Fourier model, the fusion and the calibration." if m.get("cnn_command") else "")
+    text = CARD.format(m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=round(100 * c["coverage"]), history=history or "none",
+                       d=m["data"], start=start, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
+                       tol=tolerance,
+                       cfg=json.dumps(m["config"], indent=1), size=_size(folder))
+    with media.atomic_path(folder / "MODEL_CARD.md") as tmp:
+        tmp.write_text(text)
+
+
+def _size(folder: Path) -> str:
+    return f"{sum(p.stat().st_size for p in folder.glob('*') if p.is_file()) / 1024:.0f} KiB"
+
+
+CARD = """# doppel detect: model card
+
+Version `{m[version]}`, made {m[created]} by
+
+    {m[command]}
+
+in {m[seconds]} s ({m[gather_seconds]} s of it finding faces), torch threads: {m[torch_threads]}.
+Files: `cnn.safetensors` (CNN weights, config in its metadata) and `models.json`
+(CNN config, Fourier and fusion logistic regressions, Platt calibration, this
+metadata); {size} in all, no pickle.
+
+## Models
+- **Face CNN**: {m[cnn_params]} parameters, {arch} on a {c[size]}x{c[size]} aligned RGB face crop
+  (landmark box = {cover}% of the crop), widths {c[widths]}, one logit. {m[cnn_steps]} Adam steps of
+  {m[config][batch]} crops (half fake) in {m[cnn_seconds]} s, peak learning rate {m[config][lr]:g} (cosine),
+  {m[config][threads]} torch threads; started from: {start}. Checkpointed and validated every
+  {m[config][checkpoint_minutes]:g} minutes on {m[val_faces]} corpus identities of the fusion part (never
+  trained on), real against blends; the weights kept are the best validated (step {m[cnn_best_step]},
+  AUC {m[cnn_best_val_auc]}). Validation as it trained (step: training loss, AUC): {history}.{refit}
+- **Fourier model**: logistic regression on the azimuthally averaged log power
+  spectrum (32 radii) of the 64x64 grey inner-face crop.
+- **Fusion**: logistic regression over standardised features (coefficients below),
+  fitted on the fusion clips. Its feature set (CNN alone; CNN + Fourier; every
+  cue) and L2 strength were chosen by leave-one-clip-out log-loss on those clips,
+  simplest and most regularised first, a richer one kept only if it lowers the
+  loss by {tol}: chosen **{sel[features]}**, C = {sel[c]:g} (CV log-loss {sel[cv_log_loss]}).
+  The cues together can lower the CNN's share of the fused logit by at most {cap} (their
+  negative shares are scaled down to fit), so they cannot cancel what the CNN sees.
+- **Video rule**: frame score = the most suspicious face's fused logit; video score
+  = mean of the more suspicious half of the frame scores (the top ceil(n/2)).
+- **Calibration**: Platt scaling p = {platt.floor:g} + {spread:g} * sigmoid({platt.a:.3f} * score + {platt.b:.3f}) (p stays
+  within [{platt.floor:g}, {top:g}]: the calibration clips hold only doppel's kinds of fake), fitted at
+  the level it is applied: video scores (the rule above) of pseudo-clips of the
+  calibration clips and of the fusion clips, these scored by a fusion fitted without the clip
+  ({m[config][chunk]} analysed frames, every {m[config][heldout_every]}rd frame, start every
+  {m[config][chunk_stride]}; real, or one kind of fake throughout), every kind of fake together and the two
+  classes weighted alike, with Platt's smoothed targets and L2, so a few separable points cannot make
+  it a step. Kinds of fake video outside `fakes_train` are seen by nothing before the calibration, so
+  its probabilities also reflect a manipulation the models never saw.
+
+## Data (`data/deepfake/` is never used)
+- Training (CNN, Fourier): {d[train_faces]} faces: every LFW photo (up to {m[config][per_person]} a person),
+  images/, and every {m[config][video_every]}nd frame (up to {m[config][video_limit]}) of each training clip; groups
+  {d[train_groups]}; plus {corpus[train]} corpus identities of the train part (one photo each,
+  corpus/lfw and corpus/utkface alternately; `dataset.corpus_part` splits them by identity).
+- Fusion: {d[fusion_faces]} faces (with their previous frames; every {m[config][heldout_every]}rd frame, up to
+  {m[config][heldout_limit]} a clip) from {d[fusion_groups]}; of these, {corpus[fusion]} are corpus
+  photos of the fusion part (no previous frame, so no temporal cues), in 4 folds by identity.
+- Calibration and validation: {d[calib_faces]} faces, the same way, from {d[calib_groups]}.
+- Fake videos made by doppel (`--fakes`: `python scripts/make_detect_fakes.py --swap-model M
+  --lip-model L -o DIR`; its docstring says how M and L were made), faces by part and kind:
+  {d[fake_faces]}; kinds for the CNN and the fusion: {m[config][fakes_train]}
+  ({m[config][fake_share]} of the CNN's fakes when any); clips {d[fake_groups]}.
+
+Every fake in training, fusion and calibration is made by doppel from those real
+faces: a doppel swap or lip-sync of the clip (above), or a self-blended image
+(the face blended into a colour-, quality- and geometry-jittered copy of itself
+through a deformed landmark mask) or, for 30%, a face-X-ray-style blend of
+another real face aligned by landmarks. Mask shapes: 70% a face shape (hull,
+inner face or ellipse), 30% a part (lower face, or the mouth); eroded or
+dilated, feathered, blend ratio 0.5-1.
+Both classes get the same class-neutral degradations (`detect/augment.py`):
+downscale-upscale (30%, x0.35-0.9), blur (15%), noise (15%), an H.264 re-encode
+through PyAV (20%, CRF 20-38) and JPEG (45%, quality 30-96); in the fusion and
+calibration data a frame and its previous frame get the same chain.
+
+## Validation (calibration clips, never seen in training or fusion)
+Frame-level AUC, real faces against doppel's own blends of the same faces (both
+through the same random degradations):
+
+| score | AUC |
+|---|---|
+{aucs}
+
+Pseudo-clips ({v[pseudo_clips]}, overlapping, of the calibration clips, scored by the video rule):
+AUC of the CNN alone {v[clip_auc][cnn]}, of the fusion {v[clip_auc][fused]}; accuracy at p = 0.5:
+{v[clip_accuracy_at_0.5]}; share outside the UNCERTAIN band: {v[clip_decided_share]}; accuracy of those:
+{v[clip_accuracy_when_decided]}; real pseudo-clips below p = 0.5: {v[real_clip_accuracy_at_0.5]}.
+(The calibration was fitted on these same pseudo-clips.)
+
+By kind of fake (each against all the real faces of the calibration clips; "seen" = used to
+train the CNN and the fusion):
+
+| kind | seen | faces | frame AUC, CNN | frame AUC, fused | pseudo-clip AUC | mean p | pseudo-clips at p >= 0.5 |
+|---|---|---|---|---|---|---|---|
+{kinds}
+
+Fusion candidates, class-balanced log-loss on the fusion clips, each clip held out in turn
+(and each kind of fake, when there are several: {sel[kinds_held_out]}):
+{table}
+
+## Fusion coefficients (per standardised feature; positive = evidence of a fake)
+| feature | coefficient |
+|---|---|
+{fusion}
+
+## Honest limits
+- The calibration set holds only doppel's own fakes (blends, and swaps and
+  lip-syncs when `--fakes` was given) and real clips; the probabilities are
+  calibrated for *those* kinds of fake. On other
+  manipulations (GAN face swaps, reenactment, diffusion) expect them to be
+  over- or under-confident: read UNCERTAIN as "look yourself".
+- Kinds the models never saw score near the real clips: see "By kind" above
+  for the calibration clips' lip-syncs (mouth only, the clip's own texture).
+  Subtle, local manipulations mostly go unnoticed; what the fusion flags is
+  mainly blending and resolution loss over the whole face.
+- Identities: 5 LFW people and ~20 clips, plus {corpus[train]} corpus identities (one photo
+  each) for the CNN; the models are small and will miss well-made fakes. Run `benchmarks/detect_eval.py` on your own labelled
+  videos before trusting a figure.
+
+## Configuration
+```
+{cfg}
+```
+"""
