@@ -53,7 +53,7 @@ def test_mark_is_faint_and_reads_back_exactly(data_dir):
     img = _frames(data_dir / "talking" / "retalking_face_2.mp4", 1)[0]
     marked = wm.embed(img, PAYLOAD)
     mse = np.mean((marked.astype(float) - img) ** 2)
-    assert 10 * np.log10(255 ** 2 / mse) > 39
+    assert 10 * np.log10(255 ** 2 / mse) > 40
     r = wm.read_image(marked)
     assert r.found and r.payload == PAYLOAD and r.run_id == "5eed1234"
     assert not wm.read_image(img).found
@@ -67,8 +67,35 @@ def test_survives_h264_crf28_and_half_size(data_dir, tmp_path):
     video, per = wm.read_frames(attacked)
     assert video.found and video.payload == PAYLOAD
     truth = wm.encode(PAYLOAD)
-    assert np.mean([np.mean((r.soft > 0) == truth) for r in per]) > 0.75  # texture-masked: 0.80 measured
-    assert np.mean([r.found for r in per]) > 0.3  # texture-masked mark: 0.42 of frames read alone (1.0 unmasked)
+    assert np.mean([np.mean((r.soft > 0) == truth) for r in per]) > 0.9  # 0.997 measured (0.80 before issue 16)
+    assert np.mean([r.found for r in per]) > 0.7  # 1.0 of frames read alone measured (0.42 before issue 16)
+
+
+def test_small_video_survives_half_size_reencode(data_dir, tmp_path):
+    """256x256 halved to 128x128 and re-encoded: the code before issue 16 missed it (z 4.3), now z 6.5."""
+    frames = _frames(data_dir / "video" / "iplap_129.mp4", 30)
+    marked = [wm.embed(f, PAYLOAD) for f in frames]
+    attacked = _reencode(marked, tmp_path / "a.mp4", crf=23, scale=0.5)
+    assert attacked[0].shape[:2] == (128, 128)
+    video, _ = wm.read_frames(attacked)
+    assert video.found and video.payload == PAYLOAD
+
+
+def test_busy_frames_stay_above_40_db_and_the_mark_is_local(data_dir):
+    """The busy clips were marked under 40 dB (38.9 and 37.8 dB on these first frames before issue 16);
+    the gain depends only on a pixel's neighbourhood, so what a swap leaves alone keeps the input's mark."""
+    for clip in ["video/driving_d9.mp4", "video/source_s20.mp4"]:
+        img = _frames(data_dir / clip, 1)[0]
+        assert 10 * np.log10(255 ** 2 / np.mean((wm.embed(img, PAYLOAD).astype(float) - img) ** 2)) > 40, clip
+    edited = img.copy()
+    edited[:, : img.shape[1] // 3] = 255 - edited[:, : img.shape[1] // 3]  # "swap" the left third
+    a, b = wm.embed(img, PAYLOAD), wm.embed(edited, PAYLOAD)
+    x = img.shape[1] // 3 + 40
+    assert np.array_equal(a[:, x:], b[:, x:])
+    flat = np.full((96, 128, 3), 120, np.uint8)  # no texture: the floor of the mask
+    s = wm.MarkSettings()
+    d = wm.embed(flat, PAYLOAD).astype(float) - flat
+    assert np.sqrt(np.mean(d ** 2)) <= s.strength * s.min_gain + 0.2
 
 
 def test_wrong_key_reads_nothing(data_dir):
