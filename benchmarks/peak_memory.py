@@ -1,11 +1,12 @@
 """Peak memory (RSS) and speed of extract, swap, lipsync (as target) and detect on long 1080p videos.
 
     python benchmarks/peak_memory.py [--lengths 20,60] [--work /tmp/doppel_peak] [--clip VIDEO]
-        [--speech WAV] [--commands extract,swap,lipsync,detect]
+        [--speech WAV] [--commands extract,swap,lipsync,detect] [--reuse]
 
 A talking clip from ../shared/data is upscaled to 1080 px tall, centred on a 1920x1080 frame, and
 played forward and backward (no jump cut) until each length is reached; the videos are written under
---work, never into the repository. Every command runs as its own process; its peak RSS is the
+--work, never into the repository (--reuse keeps one already there with the right frame count, made
+from the same --clip by an earlier run). Every command runs as its own process; its peak RSS is the
 child's ru_maxrss from os.wait4 (the largest resident set it reached, threads included). frames/s
 is video frames per wall second (lipsync: output frames; its speech is the short wav looped to the
 video's length, so compositing covers the whole target too). A peak that stays put from the short
@@ -30,12 +31,14 @@ sys.path.insert(0, str(ROOT / "src"))
 COMMANDS = ("extract", "swap", "lipsync", "detect")
 
 
-def make_video(clip: Path, seconds: float, out: Path) -> int:
+def make_video(clip: Path, seconds: float, out: Path, reuse: bool = False) -> int:
     """Write the clip, upscaled to 1080p and ping-ponged, as `seconds` of H.264; returns its frame count."""
     from doppel import media
-    frames = [f.image for f in media.iter_frames(clip)]
     fps = media.probe(clip).fps
     n = int(round(seconds * fps))
+    if reuse and out.exists() and media.probe(out).frame_count == n:
+        return n
+    frames = [f.image for f in media.iter_frames(clip)]
     order = np.concatenate([np.arange(len(frames)), np.arange(len(frames) - 2, 0, -1)])
     with media.VideoWriter(out, fps, crf=23) as w:
         for i in range(n):
@@ -106,6 +109,8 @@ def main() -> int:
     ap.add_argument("--clip", type=Path, default=DATA / "talking" / "retalking_face_5.mp4")
     ap.add_argument("--speech", type=Path, default=DATA / "speech" / "retalking_audio_1.wav")
     ap.add_argument("--commands", default=",".join(COMMANDS))
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep a video already under --work with the right frame count (made from the same --clip)")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     cmds = a.commands.split(",")
@@ -113,7 +118,7 @@ def main() -> int:
     rows = []
     for seconds in (float(s) for s in a.lengths.split(",")):
         video = a.work / f"long_{seconds:g}s.mp4"
-        frames = make_video(a.clip, seconds, video)
+        frames = make_video(a.clip, seconds, video, a.reuse)
         for cmd in cmds:
             wall, gb = measure(cmd, video, frames, seconds, a.work, model, a.speech)
             rows.append((cmd, seconds, frames, gb, frames / wall, wall))

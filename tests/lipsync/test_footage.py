@@ -51,6 +51,17 @@ def test_candidate_pool_is_bounded_and_spread():
     assert np.array_equal(texture.candidate_frames(found[:200], 300), np.arange(200))  # short: every frame
 
 
+def test_tracking_rows_grow_past_a_header_that_undercounts():
+    rows = np.random.default_rng(0).normal(size=(40, 68, 2))
+    r = footage._Rows(3, (68, 2))  # the header said 3 frames
+    for x in rows:
+        r.append(x)
+    r.append(np.nan)  # a frame without a face
+    out = r.array()
+    assert out.shape == (41, 68, 2) and np.array_equal(out[:40], rows) and np.isnan(out[40]).all()
+    assert len(footage._Rows(10 ** 9, (68, 2)).data) == footage.ROWS_AHEAD  # nor trusts one that overcounts
+
+
 def test_crops_read_again_equal_those_of_kept_frames(data_dir):
     path = data_dir / "talking" / TARGET
     kept = texture.prepare(footage.load(path, keep_frames=True))

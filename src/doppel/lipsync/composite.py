@@ -16,10 +16,9 @@ import cv2
 import numpy as np
 
 from ..faces import align
+from ..faces.landmarks import LOWER_JAW, NOSE_BASE
 from . import texture
 
-JAW = np.arange(3, 14)  # jaw points from below the right ear to below the left ear
-NOSE_BASE = np.arange(31, 36)  # the mask's top edge runs under the nose
 CHIN_MARGIN = 0.05  # template units the mask extends below the jaw, room for a more open mouth
 MASK_NARROW = 0.8  # the mask's width relative to the jaw: cheek edges show background when the head turns
 REST_SPEED = 0.25  # playback speed of the target during silences with retime
@@ -36,9 +35,9 @@ class CompositeConfig:
 def lower_face_mask(size: int, feather: float) -> np.ndarray:
     """Feathered lower-face mask (size, size) float32 in [0, 1] in canonical crop pixels."""
     tpl = align.template()
-    jaw = tpl[JAW] + [0, CHIN_MARGIN]
+    jaw = tpl[LOWER_JAW] + [0, CHIN_MARGIN]
     jaw[:, 0] = tpl[51, 0] + MASK_NARROW * (jaw[:, 0] - tpl[51, 0])
-    top = tpl[NOSE_BASE][::-1] + [0, 0.02]
+    top = tpl[NOSE_BASE][::-1] + [0, 0.02]  # the mask's top edge runs under the nose
     m = texture.template_to_crop(size)
     poly = np.concatenate([jaw, top]) @ m[:2, :2].T + m[:2, 2]
     mask = np.zeros((size, size), np.float32)

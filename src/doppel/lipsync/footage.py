@@ -27,6 +27,7 @@ from ..faces import detect
 log = logging.getLogger(__name__)
 MIN_FOUND = 0.5  # a video whose face is found in fewer frames than this is refused
 READER_BUDGET = 256 << 20  # bytes of decoded frames FrameReader holds (about 43 frames of 1080p)
+ROWS_AHEAD = 1 << 15  # per-frame rows tracking allocates up front at most (a header may overstate the count)
 SEEK_AHEAD = 250  # a forward jump of more frames than this seeks instead of decoding through (x264's GOP)
 
 _CACHE: dict[tuple, "Footage"] = {}
@@ -60,22 +61,42 @@ def load(path: str | os.PathLike, keep_frames: bool = False,
 
 def _track(p: Path, info: media.VideoInfo, keep_frames: bool, cfg: detect.DetectConfig) -> Footage:
     tracker = detect.FaceTracker(cfg)
-    times, lms, found, frames = [], [], [], []
+    # Per-frame results go into arrays sized from the header (grown if it undercounts), not lists of
+    # small arrays: small blocks kept between the 6 MB frame buffers pin malloc's heap (see prepare).
+    n = info.frame_count
+    times, lm, found = _Rows(n, ()), _Rows(n, (68, 2)), _Rows(n, (), bool)
+    frames = []
     for fr in tqdm(media.iter_frames(p), total=info.frame_count or None, desc=f"landmarks {p.name}",
                    unit="frame", leave=False):
         faces = tracker(fr.image)
         times.append(fr.time)  # presentation time: some streams start late or run at a variable rate
         found.append(bool(faces))
-        lms.append(faces[0].landmarks if faces else np.full((68, 2), np.nan))
+        lm.append(faces[0].landmarks if faces else np.nan)
         if keep_frames:
             frames.append(fr.image)
-    found = np.array(found)
+    found = found.array()
     if found.mean() < MIN_FOUND:
         raise DoppelError(f"{p}: a face was found in only {found.sum()} of {len(found)} frames")
-    lm = np.array(lms)
-    filled = _fill(lm, found)
+    filled = _fill(lm.array(), found)
     log.info("%s: %d frames, face in %d", p.name, len(found), found.sum())
-    return Footage(str(p), info.fps, np.array(times), filled, found, frames if keep_frames else None)
+    return Footage(str(p), info.fps, times.array(), filled, found, frames if keep_frames else None)
+
+
+class _Rows:
+    """An array filled one row at a time, preallocated for `n` rows (at most ROWS_AHEAD) and doubled when more come."""
+
+    def __init__(self, n: int, shape: tuple, dtype=np.float64):
+        self.data, self.n = np.empty((min(max(n, 16), ROWS_AHEAD), *shape), dtype), 0
+
+    def append(self, row) -> None:
+        if self.n == len(self.data):
+            self.data = np.concatenate([self.data, np.empty_like(self.data)])
+        self.data[self.n] = row
+        self.n += 1
+
+    def array(self) -> np.ndarray:
+        """The rows filled so far (a copy, so the spare capacity is freed)."""
+        return self.data[: self.n].copy()
 
 
 def _fill(lm: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -118,6 +139,7 @@ class FrameReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+        self.window.clear()  # its frames (up to `budget`) are free again before the writer signs the output
 
     def close(self) -> None:
         if self.container is not None:

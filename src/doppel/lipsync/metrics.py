@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..faces.landmarks import CHIN, OUTER_LIP_IN_MOUTH
 from . import shapes
 
 MAX_LAG = 8  # video frames searched either side for the audio-video offset
@@ -53,7 +54,7 @@ def shuffled(x: np.ndarray) -> np.ndarray:
 def chin_follow(landmarks: np.ndarray) -> float:
     """Correlation of the chin's drop (point 8, pose removed) with the inner-lip opening over (N, 68, 2) landmarks:
     about as high on a re-synthesised video as on the real one when the jaw moves with the mouth."""
-    chin = np.array([(shapes.pose_matrix(lm) @ np.r_[lm[8], 1])[1] for lm in landmarks])
+    chin = np.array([(shapes.pose_matrix(lm) @ np.r_[lm[CHIN], 1])[1] for lm in landmarks])
     return corr(chin, shapes.mouth_opening(shapes.mouth_shapes(landmarks)))
 
 
@@ -106,7 +107,7 @@ def region_masks(size: int, shape_px: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean masks (size, size) in a canonical crop: mouth, lower lip, and the face band above the mouth."""
     import cv2  # noqa: PLC0415
     mouth = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mouth, [np.round(shape_px[:12]).astype(np.int32)], 1)
+    cv2.fillPoly(mouth, [np.round(shape_px[OUTER_LIP_IN_MOUTH]).astype(np.int32)], 1)
     mouth = cv2.dilate(mouth, np.ones((5, 5), np.uint8)) > 0
     lower = np.zeros((size, size), np.uint8)
     lip = np.r_[shape_px[6:12], shape_px[[0, 12, 19, 18, 17, 16]]]  # outer lower lip 54..48, back along the inner

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..faces import align
+from ..faces.landmarks import CENTRAL, MOUTH
 
-MOUTH = np.arange(48, 68)  # outer lip 48-59, inner lip 60-67
-STABLE = np.r_[27:36, 36:48]  # nose bridge and base, both eyes: move little with speech
+STABLE = CENTRAL  # nose bridge and base, both eyes: move little with speech
 CORNERS = (0, 6)  # mouth corners 48 and 54, as indices into MOUTH
 INNER_GAP = (14, 18)  # inner lip top 62 and bottom 66, as indices into MOUTH
 N_POINTS = len(MOUTH)

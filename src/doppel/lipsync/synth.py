@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .. import audio, media, provenance
 from ..errors import DoppelError
 from ..faces import align, detect
+from ..faces.landmarks import MOUTH
 from . import composite, footage, model
 from . import texture as texmod
 
@@ -105,6 +106,7 @@ def _write(out, foot, target, src, mouths, draw, cfg: LipsyncConfig, speech_path
             w.write(frame)
             if i in keep:
                 shown[i] = frame
+        log.info("encoding %.0f s of audio and signing %s", seconds, Path(out).name)  # no bar: 9 s a minute, loaded CPU
     return shown
 
 
@@ -123,7 +125,7 @@ def write_preview(path, shown: dict, foot, target, src, mouths, size: int) -> No
     for i, img in sorted(shown.items()):
         j = src[i]
         img = img.copy()
-        for pts, colour in ((foot.landmarks[j][48:68], (255, 60, 60)),
+        for pts, colour in ((foot.landmarks[j][MOUTH], (255, 60, 60)),
                             (mouth_in_frame(mouths[i], target.matrices[j], size), (60, 255, 60))):
             for x, y in pts:
                 cv2.circle(img, (int(round(x)), int(round(y))), max(2, img.shape[0] // 300), colour, -1)

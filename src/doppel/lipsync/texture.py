@@ -28,6 +28,7 @@ from tqdm import tqdm
 from .. import media
 from ..errors import DoppelError
 from ..faces import align
+from ..faces.landmarks import INNER_LIP_IN_MOUTH
 from . import model as lipmodel
 from . import shapes as S
 from .footage import Footage
@@ -114,14 +115,20 @@ def prepare(foot: Footage, cfg: TextureConfig = TextureConfig()) -> Target:
     rows = np.full(len(foot.found), -1)
     rows[keep] = np.arange(len(keep))
     if foot.frames is not None:
-        crops = [align.crop(foot.frames[j], mats[j], cfg.size) for j in keep]
+        images = ((j, foot.frames[j]) for j in keep)
     else:
-        crops = [align.crop(fr.image, mats[fr.index], cfg.size) for fr in _frames_of(foot.path, len(rows))
-                 if rows[fr.index] >= 0]
-    if len(crops) != len(keep):
-        raise DoppelError(f"{foot.path}: the video gave {len(crops)} of {len(keep)} frames on a second reading")
+        images = ((fr.index, fr.image) for fr in _frames_of(foot.path, len(rows)) if rows[fr.index] >= 0)
+    # One block filled in place, not a list of small crops then np.stack: crops kept between the 6 MB
+    # frame buffers pin malloc's heap, and the freed frames under them stayed resident (0.8 GB at 60 s).
+    crops = np.empty((len(keep), cfg.size, cfg.size, 3), np.uint8)
+    n = 0
+    for j, image in images:
+        crops[n] = align.crop(image, mats[j], cfg.size)
+        n += 1
+    if n != len(keep):
+        raise DoppelError(f"{foot.path}: the video gave {n} of {len(keep)} frames on a second reading")
     vec = S.flat(S.mouth_shapes(foot.landmarks))
-    return Target(np.stack(crops), vec, mats, foot.found, vec[foot.found].mean(0), rows)
+    return Target(crops, vec, mats, foot.found, vec[foot.found].mean(0), rows)
 
 
 def _frames_of(path: str, n: int):
@@ -171,7 +178,7 @@ def enhance(tex: np.ndarray, shape_px: np.ndarray, cfg: TextureConfig) -> np.nda
     """Teeth enhancement then overall sharpening of a crop (S, S, 3) uint8; shape_px (20, 2) crop pixels."""
     img = tex.astype(np.float32)
     inner = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(inner, [np.round(shape_px[12:]).astype(np.int32)], 1)
+    cv2.fillPoly(inner, [np.round(shape_px[INNER_LIP_IN_MOUTH]).astype(np.int32)], 1)
     lum = img.mean(2)
     if inner.sum() > 4:
         bright = (inner > 0) & (lum > np.percentile(lum[inner > 0], 50))
