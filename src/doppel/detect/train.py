@@ -402,7 +402,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
         if start.cfg != cfg.cnn:
             raise DoppelError(f"--init: the CNN in {cfg.init} has another shape ({start.cfg})")
         cnn.load_state_dict(start.state_dict())
-    val = cnn_fit.validation_crops(corpus(data_dir, "fusion", cfg.val, cfg.cache, CNN_SIDE), cfg.cnn, cfg.seed)
+    has_corpus = (Path(data_dir) / "corpus").is_dir()  # without one the CNN trains unvalidated (last weights kept)
+    val = cnn_fit.validation_crops(corpus(data_dir, "fusion", cfg.val if has_corpus else 0, cfg.cache, CNN_SIDE),
+                                   cfg.cnn, cfg.seed)
     torch.set_num_threads(cfg.threads)
     fit = cnn_fit.fit(cnn, lambda first: batches(split.train, cfg, cfg.seed, split.train_fakes, first), cfg.max_steps,
                       cfg.lr, cnn_deadline - time.monotonic(), out_dir, val, cfg.checkpoint_minutes * 60, cfg.resume)
