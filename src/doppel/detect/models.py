@@ -229,7 +229,8 @@ class Detectors:
 
     def save(self, folder: str | Path = WEIGHTS_DIR) -> None:
         folder = Path(folder)
-        # fp16 on disk (half the size; the scores move by under 1e-3 of a logit), float32 in memory
+        # fp16 on disk (half the size; rounding fp32 weights to fp16 moved 200 faces' logits by at most 0.005, their
+        # spread being 2.5), float32 in memory
         half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in self.cnn.state_dict().items()}
         with media.atomic_path(folder / CNN_FILE) as tmp:
             save_file(half, str(tmp),
