@@ -17,12 +17,10 @@ doppel's synthetic label (the benchmark scores the models, not the label).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-import time
 from pathlib import Path
 
-from doppel import cli
+from make_detect_fakes import run  # one way to run and log a doppel command (scripts/ is on the path)
 
 TRAIN = {"a": ["M030_front_neutral_level1_001", "M030_front_happy_level3_001"],
          "b": ["W009_front_neutral_level1_001", "W009_front_happy_level3_001"]}
@@ -32,14 +30,6 @@ LIPSYNCED = ["W011_front_neutral_level1_001", "W011_front_angry_level3_001", "W0
              "W011_front_sad_level3_001"]
 STYLES = [["--mask", "hull", "--color", "reinhard"], ["--mask", "ellipse", "--color", "avg", "--seamless"],
           ["--mask", "hull", "--color", "hist", "--sharpen", "0.5"]]
-
-
-def run(argv: list[str]) -> bool:
-    print(f"$ doppel {shlex.join(argv)}", flush=True)
-    t = time.time()
-    rc = cli.main(argv)
-    print(f"  exit {rc} in {time.time() - t:.0f} s", flush=True)
-    return rc == 0
 
 
 def main() -> None:
