@@ -102,3 +102,34 @@ def test_atomic_outputs_get_umask_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_prefetch_keeps_order_hands_on_errors_and_stops_its_producer():
+    assert list(media.prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise media.MediaError("broken at 3")
+
+    got = []
+    with pytest.raises(media.MediaError, match="broken at 3"):
+        for x in media.prefetch(failing()):
+            got.append(x)
+    assert got == [1, 2]  # what came before the error is delivered first
+
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    it = media.prefetch(endless(), depth=2)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    it.close()  # the consumer stops early: the producer stops and closes its source
+    assert closed == [True]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator, TypeVar
 
 import av
 import cv2
@@ -168,6 +170,58 @@ def iter_frames(path: str | os.PathLike, step: int = 1) -> Iterator[Frame]:
             log.warning("%s: decoding stopped at frame %d (%s)", p, index, e)
     if yielded == 0:
         raise MediaError(f"video has no frames: {p}")
+
+
+T = TypeVar("T")
+
+
+def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
+    """Yield what `items` yields, produced ahead by a background thread (at most `depth` waiting).
+
+    Decoding (PyAV) and OpenCV release the GIL, so on two or more cores the producer's work
+    overlaps the consumer's. Errors in the producer are raised here, in order; when the
+    consumer stops early the producer stops too and closes `items`.
+    """
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        it = iter(items)
+        try:
+            for x in it:
+                if not put((True, x)):
+                    return
+            put((False, None))
+        except BaseException as e:  # noqa: BLE001 (handed to the consumer)
+            put((False, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="doppel-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, x = q.get()
+            if more:
+                yield x
+            elif x is None:
+                return
+            else:
+                raise x
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def read_frames(path: str | os.PathLike, step: int = 1) -> list[Frame]:

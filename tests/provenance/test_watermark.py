@@ -120,3 +120,18 @@ def test_bad_input_is_refused():
         wm.embed(np.zeros((64, 64, 3), np.float32), PAYLOAD)
     with pytest.raises(ValueError, match="no frames"):
         wm.read_frames([])
+
+
+def test_reading_frames_one_at_a_time_for_two_keys_matches_reading_each_key(data_dir):
+    """`doppel detect` folds each decoded frame once for every key it tries (FrameReader): the same
+    readings as read_frames per key, for the key that marked the frames and for one that did not."""
+    frames = _frames(data_dir / "talking" / "retalking_face_1.mp4", 10)
+    marked = [wm.embed(f, PAYLOAD, wm.MarkSettings(key="my own secret")) for f in frames]
+    reader = wm.FrameReader(["my own secret", wm.DEFAULT_KEY], probe=4)
+    for f in marked:
+        reader.add(f)
+    for key, (video, per) in zip(["my own secret", wm.DEFAULT_KEY], reader.readings()):
+        alone, alone_per = wm.read_frames(marked, key=key, probe=4)
+        assert (video.found, video.payload, video.scale) == (alone.found, alone.payload, alone.scale)
+        assert video.z == pytest.approx(alone.z) and len(per) == len(alone_per) == 10
+    assert reader.readings()[0][0].payload == PAYLOAD and not reader.readings()[1][0].found

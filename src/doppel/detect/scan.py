@@ -42,12 +42,25 @@ class ScanResult:
 def face_scores(det: models.Detectors, frame: np.ndarray, landmarks: np.ndarray,
                 prev: np.ndarray | None = None, prev_landmarks: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """Every cue and model score of one face, and its CNN crop."""
+    feats, crop = face_features(det, frame, landmarks, prev, prev_landmarks)
+    finish_scores(det, [feats], crop[None])
+    return feats, crop
+
+
+def face_features(det: models.Detectors, frame: np.ndarray, landmarks: np.ndarray,
+                  prev: np.ndarray | None = None, prev_landmarks: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """Every cue and the Fourier logit of one face, and its CNN crop (finish_scores adds the CNN and the fusion)."""
     feats = cues.face_cues(frame, landmarks, prev, prev_landmarks)
     crop = models.cnn_crop(frame, landmarks, det.cnn.cfg)
-    feats["cnn"] = float(models.cnn_logits(det.cnn, crop[None])[0])
     feats["fourier"] = float(det.fourier.logit(models.spectrum(frame, landmarks)[None])[0])
-    feats["fused"] = float(det.fusion.logit(feature_row(feats, det.fusion.names))[0])
     return feats, crop
+
+
+def finish_scores(det: models.Detectors, feats: list[dict], crops: np.ndarray) -> None:
+    """Adds "cnn" and "fused" to each face's features (in place); the CNN scores the crops as one batch."""
+    for f, logit in zip(feats, models.cnn_logits(det.cnn, crops)):
+        f["cnn"] = float(logit)
+        f["fused"] = float(det.fusion.logit(feature_row(f, det.fusion.names))[0])
 
 
 def feature_row(feats: dict, names: list[str] | None = None) -> np.ndarray:
@@ -56,19 +69,37 @@ def feature_row(feats: dict, names: list[str] | None = None) -> np.ndarray:
     return np.array([[feats.get(k, np.nan) for k in (names or FUSION_FEATURES)]], np.float64)
 
 
+BATCH = 16  # faces whose CNN crops are scored together (a batch costs ~20% less a face than one at a time)
+
+
 def _analyse_frame(det, tracker, fr, prev, cfg, reference: np.ndarray | None = None) -> tuple[list[dict], list]:
+    """The frame's face entries, their scores still to come: [(frame index, entry, features, CNN crop)]
+    for _score_faces to finish."""
     faces = tracker(fr.image)[: cfg.max_faces]
-    out, crops = [], []
+    out, pending = [], []
     for i, face in enumerate(faces):
         prev_lm = detect.landmarks68(prev, face.box) if prev is not None else None
-        feats, crop = face_scores(det, fr.image, face.landmarks, prev, prev_lm)
+        feats, crop = face_features(det, fr.image, face.landmarks, prev, prev_lm)
         out.append({"face": i, "box": [round(float(v), 1) for v in face.box], "tracked": face.tracked,
-                    "scores": {k: _num(feats.pop(k)) for k in ("cnn", "fourier", "fused")},
-                    "cues": {k: _num(v) for k, v in feats.items()}})
-        crops.append((fr.index, i, out[-1]["scores"]["fused"], crop))
+                    "scores": None, "cues": None})
+        pending.append((fr.index, out[-1], feats, crop))
     if reference is not None:
         identity.distances(fr.image, out, [f.landmarks for f in faces], reference)
-    return out, crops
+    return out, pending
+
+
+def _score_faces(det, pending: list) -> list:
+    """Scores the pending faces (CNN in one batch) into their entries; their (frame, face, fused, crop)."""
+    if not pending:
+        return []
+    feats = [p[2] for p in pending]
+    finish_scores(det, feats, np.stack([p[3] for p in pending]))
+    crops = []
+    for (index, entry, _, crop), f in zip(pending, feats):
+        entry["scores"] = {k: _num(f.pop(k)) for k in ("cnn", "fourier", "fused")}
+        entry["cues"] = {k: _num(v) for k, v in f.items()}
+        crops.append((index, entry["face"], entry["scores"]["fused"], crop))
+    return crops
 
 
 def _num(v: float) -> float | None:
@@ -85,22 +116,38 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
     t0 = time.monotonic()
     info = media.probe(path)
     tracker = detect.FaceTracker(cfg.detect)
-    frames, crops, prev, decoded = [], [], None, 0
+    # the watermark is read from this scan's own decode (not a second pass over the file)
+    marks = None if info.is_image and not Path(path).is_dir() else provenance.MarkReader(info)
+    frames, crops, pending, prev, decoded = [], [], [], None, 0
     embed_every = max(1, round(identity.EVERY_S * (info.fps or 1) / cfg.step)) * cfg.step  # in frames
     bar = tqdm(total=info.frame_count or None, desc=Path(path).name, unit="f", disable=not progress, leave=False)
-    for fr in media.iter_frames(path):
+
+    def keep(c: list) -> list:  # the most suspicious faces (with their crops) for the report
+        return sorted(crops + c, key=lambda t: -(t[2] if t[2] is not None else -1e9))[: cfg.keep_crops]
+
+    def decoded_frames():  # run ahead in a second thread, reading the watermark as it goes
+        for fr in media.iter_frames(path):
+            if marks is not None and marks.wanted(fr.index):
+                marks.add(fr.image)
+            yield fr
+
+    for fr in media.prefetch(decoded_frames()):
         if fr.index % cfg.step == 0:
             ref = reference["mean"] if reference is not None and fr.index % embed_every == 0 else None
-            faces, c = _analyse_frame(det, tracker, fr, prev, cfg, ref)
+            faces, p = _analyse_frame(det, tracker, fr, prev, cfg, ref)
             frames.append({"index": fr.index, "time": round(fr.time, 3), "faces": faces})
-            crops = sorted(crops + c, key=lambda t: -(t[2] if t[2] is not None else -1e9))[: cfg.keep_crops]
+            pending += p
+            if len(pending) >= BATCH:
+                crops, pending = keep(_score_faces(det, pending)), []
         prev = fr.image
         decoded += 1
         bar.update(1)
+    crops = keep(_score_faces(det, pending))
     bar.close()
     data = {"file": str(path), "video": _info(info), "frames": frames, "config": {"step": cfg.step, "face_finder": cfg.detect.record()},
             "label": provenance.read_label(path), "models": {"version": det.version, **det.meta.get("models", {})}}
-    data["provenance"] = provenance.check(path)  # label, watermark, C2PA: read first, reported first
+    # label, watermark, C2PA: read first, reported first
+    data["provenance"] = provenance.check(path, mark=marks.result() if marks is not None else None)
     data["verdict"] = verdict(frames, det, cfg, data["provenance"]["evidence"])
     if reference is not None:
         data["identity"] = identity.summarise(frames, reference)

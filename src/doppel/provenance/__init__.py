@@ -6,4 +6,4 @@
 """
 from .label import MARKER, PNG_KEY, label, read_label, video_metadata, write_labeled_image  # noqa: F401
 from .writer import video_writer, write_image  # noqa: F401
-from .check import check, lines as check_lines  # noqa: F401,E402
+from .check import MarkReader, check, lines as check_lines  # noqa: F401,E402

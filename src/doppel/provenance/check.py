@@ -26,18 +26,32 @@ def chance(z: float) -> float:
     return min(1.0, watermark.TILE ** 2 * len(watermark.SCALES) * q * 2.0 ** -16)
 
 
-def read_mark(path: str | os.PathLike, key: str | None = None) -> dict:
-    """The watermark of a video or image, tried with the given key (or $DOPPEL_WATERMARK_KEY) and the default."""
-    path = Path(path)
-    keys = list(dict.fromkeys([watermark.key_from_env(key), watermark.DEFAULT_KEY]))
-    info = media.probe(path)
-    step = max(1, math.ceil((info.frame_count or 1) / MAX_FRAMES))
+class MarkReader:
+    """The watermark of a video (or a folder of frames) read from frames handed over as they are decoded.
+
+    `wanted(index)` says which frames to hand over (every step-th, so at most about MAX_FRAMES);
+    `result()` gives what `read_mark` gives. `doppel detect` feeds it from its own decode.
+    """
+
+    def __init__(self, info: media.VideoInfo, key: str | None = None):
+        self.keys = list(dict.fromkeys([watermark.key_from_env(key), watermark.DEFAULT_KEY]))
+        self.step = max(1, math.ceil((info.frame_count or 1) / MAX_FRAMES))
+        self.reader = watermark.FrameReader(self.keys)
+
+    def wanted(self, index: int) -> bool:
+        return index % self.step == 0
+
+    def add(self, image) -> None:
+        self.reader.add(image)
+
+    def result(self) -> dict:
+        return _mark_result([(k, video, per) for k, (video, per) in zip(self.keys, self.reader.readings())])
+
+
+def _mark_result(readings: list) -> dict:
+    """The first key's reading that found a mark, else the strongest; readings: [(key, video, per-frame)]."""
     best = None
-    for k in keys:
-        if info.is_image and not path.is_dir():
-            video, per = watermark.read_image(media.read_image(path), k), None
-        else:
-            video, per = watermark.read_frames((f.image for f in media.iter_frames(path, step)), k)
+    for k, video, per in readings:
         n = len(per) if per else 1
         out = {"found": video.found, "z": round(video.z, 2), "chance_if_unmarked": chance(video.z) if video.found else None,
                "payload": f"{video.payload:012x}" if video.found else None, "run_id": video.run_id,
@@ -46,8 +60,22 @@ def read_mark(path: str | os.PathLike, key: str | None = None) -> dict:
         if video.found:
             return out
         best = best if best and best["z"] >= out["z"] else out
-    best["key"] = "tried " + " and ".join("default" if k == watermark.DEFAULT_KEY else "given" for k in keys)
+    best["key"] = "tried " + " and ".join("default" if k == watermark.DEFAULT_KEY else "given" for k, _, _ in readings)
     return best
+
+
+def read_mark(path: str | os.PathLike, key: str | None = None) -> dict:
+    """The watermark of a video or image, tried with the given key (or $DOPPEL_WATERMARK_KEY) and the default."""
+    path = Path(path)
+    info = media.probe(path)
+    if info.is_image and not path.is_dir():
+        image = media.read_image(path)
+        keys = list(dict.fromkeys([watermark.key_from_env(key), watermark.DEFAULT_KEY]))
+        return _mark_result([(k, watermark.read_image(image, k), None) for k in keys])
+    reader = MarkReader(info, key)
+    for f in media.iter_frames(path, reader.step):
+        reader.add(f.image)
+    return reader.result()
 
 
 def read_manifest(path: str | os.PathLike) -> dict | None:
@@ -60,10 +88,12 @@ def read_manifest(path: str | os.PathLike) -> dict | None:
         return {"state": "unreadable", "errors": [f"c2pa-python not usable here: {e}"]}
 
 
-def check(path: str | os.PathLike, key: str | None = None) -> dict:
-    """Label, watermark and manifest of a file, plus `evidence`: the signals that say it is synthetic."""
+def check(path: str | os.PathLike, key: str | None = None, mark: dict | None = None) -> dict:
+    """Label, watermark and manifest of a file, plus `evidence`: the signals that say it is synthetic.
+
+    `mark`: the watermark already read (MarkReader.result()), so the file is not decoded again."""
     lab = read_label(path)
-    mark = read_mark(path, key)
+    mark = mark if mark is not None else read_mark(path, key)
     manifest = read_manifest(path)
     evidence = []
     if lab:

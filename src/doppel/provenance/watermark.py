@@ -245,27 +245,60 @@ def read_image(image: np.ndarray, key: str | None = None, work: int = MarkSettin
     return best
 
 
+class FrameReader:
+    """Reads a video's mark from RGB frames given one at a time, for one or more keys.
+
+    Every frame is folded once per scale it is needed at: the first `probe` frames at every
+    scale in SCALES (each key picks its crop scale on their summed folds), the rest only at
+    the scales the keys picked. `doppel detect` feeds it the frames its scan decodes, so the
+    video is decoded once; `read_frames` is the same reading over an iterable.
+    """
+
+    def __init__(self, keys: list[str], work: int = MarkSettings.work, probe: int = 8):
+        self.keys, self.work, self.probe = list(keys), work, probe
+        self.head: dict[float, list[np.ndarray]] = {s: [] for s in SCALES}
+        self.scales: dict[str, float] | None = None  # key -> scale, once the probe frames are in
+        self.folds: dict[float, list[np.ndarray]] = {}
+
+    def add(self, image: np.ndarray) -> None:
+        if self.scales is None:
+            for s in SCALES:
+                self.head[s].append(fold(image, self.work, s))
+            if len(self.head[SCALES[0]]) >= self.probe:
+                self._choose()
+            return
+        for s in self.folds:
+            self.folds[s].append(fold(image, self.work, s))
+
+    def _choose(self) -> None:
+        sums = {s: sum(f) for s, f in self.head.items()}
+        self.scales = {k: best_scale(sums, k) for k in self.keys}
+        self.folds = {s: list(self.head[s]) for s in set(self.scales.values())}
+
+    def readings(self) -> list[tuple[Reading, list[Reading]]]:
+        """Per key (in order): (the video's reading from the summed folds, per-frame readings)."""
+        if not self.head[SCALES[0]]:
+            raise ValueError("no frames to read a watermark from")
+        if self.scales is None:
+            self._choose()
+        out = []
+        for k in self.keys:
+            s = self.scales[k]
+            folds = self.folds[s]
+            out.append((read_fold(np.sum(folds, axis=0), k, s), [read_fold(f, k, s) for f in folds]))
+        return out
+
+
 def read_frames(frames, key: str | None = None, work: int = MarkSettings.work,
                 probe: int = 8) -> tuple[Reading, list[Reading]]:
     """Read a sequence of RGB frames: (the video's reading from the summed folds, per-frame readings).
 
     The crop scale is chosen on the first `probe` frames and kept for the rest.
     """
-    key = key_from_env(key)
-    frames = iter(frames)
-    head = []
+    reader = FrameReader([key_from_env(key)], work, probe)
     for img in frames:
-        head.append(img)
-        if len(head) >= probe:
-            break
-    if not head:
-        raise ValueError("no frames to read a watermark from")
-    by_scale = {s: sum(fold(img, work, s) for img in head) for s in SCALES}
-    scale = best_scale(by_scale, key)
-    folds = [fold(img, work, scale) for img in head]
-    folds += [fold(img, work, scale) for img in frames]
-    per_frame = [read_fold(f, key, scale) for f in folds]
-    return read_fold(np.sum(folds, axis=0), key, scale), per_frame
+        reader.add(img)
+    return reader.readings()[0]
 
 
 def payload_of(label: dict | None) -> int | None:
