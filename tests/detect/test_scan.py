@@ -135,8 +135,12 @@ def test_doppel_label_forces_fake_and_comes_first(tmp_path, detectors, real_clip
 def test_watermark_alone_forces_fake(tmp_path, detectors, real_clip):
     from doppel.provenance import watermark
     frames = [watermark.embed(f.image, watermark.make_payload(0xABCD0123)) for f in media.read_frames(real_clip)[:10]]
-    d = scan.scan(_write(tmp_path / "stripped.mp4", frames), detectors, FAST, progress=False).data
+    path = _write(tmp_path / "stripped.mp4", frames)
+    d = scan.scan(path, detectors, FAST, progress=False).data
     assert d["label"] is None and d["provenance"]["watermark"]["run_id"] == "abcd0123"
+    # read from the scan's own decode: the same reading as a separate pass over the file
+    from doppel.provenance.check import read_mark
+    assert d["provenance"]["watermark"] == read_mark(path)
     assert d["verdict"]["label"] == "FAKE" and d["verdict"]["reasons"][0].startswith("doppel watermark")
     assert report.summary(d).startswith("Provenance: label: none")
 
