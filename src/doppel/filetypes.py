@@ -1,4 +1,4 @@
-"""File name extensions of the media doppel reads and writes, in one place.
+"""File name extensions of the media doppel reads and writes, and the quality it writes video at, in one place.
 
 Kept free of heavy imports (no PyAV, OpenCV or numpy) so that argument checks
 and the web app's upload checks can use them without loading the media stack;
@@ -14,6 +14,7 @@ IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff
 AUDIO_EXTS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus"})  # sound only; videos carry sound too
 OUTPUT_VIDEO_EXTS = frozenset({".mp4"})  # synthesized video is written as H.264 + AAC in MP4
 OUTPUT_IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg"})  # the image formats that carry doppel's synthetic label
+DEFAULT_CRF = 18  # H.264 quality of written video: visually near-lossless
 
 
 def is_video_path(path: str | os.PathLike) -> bool:

@@ -20,11 +20,10 @@ import cv2
 import numpy as np
 
 from .errors import DoppelError
-from .filetypes import IMAGE_EXTS, VIDEO_EXTS, is_image_path, is_video_path  # noqa: F401 (re-exported)
+from .filetypes import DEFAULT_CRF, IMAGE_EXTS, VIDEO_EXTS, is_image_path, is_video_path  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CRF = 18  # visually near-lossless H.264
 AUDIO_CODEC = "aac"
 AUDIO_RATE_OUT = 48000  # AAC output rate when re-encoding
 

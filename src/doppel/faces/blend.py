@@ -105,7 +105,7 @@ class ColorTransfer:
     apply: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (image, src stats, dst stats) -> image
 
 
-COLOR: dict[str, ColorTransfer] = {
+COLOR: dict[str, ColorTransfer] = {  # keys: faces.options.COLORS
     "none": ColorTransfer(none_stats, none_apply),
     "avg": ColorTransfer(avg_stats, avg_apply),
     "reinhard": ColorTransfer(reinhard_stats, reinhard_apply),

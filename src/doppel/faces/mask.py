@@ -8,21 +8,13 @@ canvas, with every distance a fraction of the face's size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from .landmarks import BROWS, CHIN
+from .options import MASKS, MaskConfig  # noqa: F401 (re-exported; MASKS: SHAPES, then "learned")
 
 FOREHEAD = 0.25  # the brows are raised by this share of the chin-to-brow height
-
-
-@dataclass(frozen=True)
-class MaskConfig:
-    shape: str = "hull"  # rect, ellipse, hull, or learned (the model's own mask)
-    erode: float = 0.0  # shrink (> 0) or grow (< 0) by this fraction of the face size
-    feather: float = 0.05  # Gaussian edge, sigma as a fraction of the face size
 
 
 def fill_hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -92,7 +84,6 @@ def ellipse(landmarks: np.ndarray, size: int) -> np.ndarray:
 
 
 SHAPES = {"rect": rect, "ellipse": ellipse, "hull": hull}
-MASKS = (*SHAPES, "learned")  # CLI choices
 
 
 def erode(mask: np.ndarray, pixels: float) -> np.ndarray:

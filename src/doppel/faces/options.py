@@ -1,5 +1,6 @@
-"""The face finder's settings and flags: light to import (no OpenCV or dlib), so every command's
-`--help` and argument parsing stay fast. `faces.detect` re-exports these names."""
+"""The face finder's settings and flags, and the names of the mask shapes and colour transfers: light to
+import (no OpenCV or dlib), so every command's `--help` and argument parsing stay fast. `faces.detect`,
+`faces.mask` and `faces.blend` re-export these names."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from ..errors import DoppelError
 
 DETECTORS = ("hog", "cnn")
+MASKS = ("rect", "ellipse", "hull", "learned")  # mask shapes: faces.mask.SHAPES, then the model's own mask
+COLORS = ("none", "avg", "reinhard", "hist")  # colour transfers: the keys of faces.blend.COLOR, in order
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    shape: str = "hull"  # rect, ellipse, hull, or learned (the model's own mask)
+    erode: float = 0.0  # shrink (> 0) or grow (< 0) by this fraction of the face size
+    feather: float = 0.05  # Gaussian edge, sigma as a fraction of the face size
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@
 texture of a target person and stores it in the model.
 The first positional decides which, so all share one parser (a nested
 subparser would force a sub-command word on the synthesis form).
+Only settings are imported here; the stage's code (torch, dlib) loads in `run`.
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import logging
 from pathlib import Path
 
 from ..errors import DoppelError
-from ..faces import detect
-from . import model, synth, train
-from .texture import TEXTURES, TextureConfig
+from ..faces.options import add_detect_arguments, detect_config
+from .config import TEXTURE_NAMES, LipConfig, LipsyncConfig, TextureConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +32,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                           "default updates -m in place)")
     s = p.add_argument_group("synthesis")
     s.add_argument("-m", "--model", help="LIPMODEL made by 'doppel lipsync train'")
-    s.add_argument("--texture", choices=list(TEXTURES), default="median",
+    s.add_argument("--texture", choices=list(TEXTURE_NAMES), default=LipsyncConfig.texture,
                    help="mouth texture: weighted median of nearest target frames, or a decoder trained on them")
     s.add_argument("--candidates", type=int, default=TextureConfig.candidates, help="frames per median")
     s.add_argument("--retime", action="store_true", help="slow the target's playback in silences (head rests)")
     s.add_argument("--preview", metavar="PNG", help="also write a strip of frames with mouth landmarks drawn")
-    s.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better)")
-    detect.add_detect_arguments(p)
+    s.add_argument("--crf", type=int, default=LipsyncConfig.crf, help="H.264 quality (lower is better)")
+    add_detect_arguments(p)
     t = p.add_argument_group("train")
-    t.add_argument("--steps", type=int, default=train.TrainConfig.steps, help="optimizer steps in all")
-    t.add_argument("--minutes", type=float, default=train.TrainConfig.minutes, help="time budget of this run")
-    t.add_argument("--hidden", type=int, default=model.LipConfig.hidden, help="LSTM units")
-    t.add_argument("--delay", type=int, default=model.LipConfig.delay, help="output delay, 10 ms frames")
-    t.add_argument("--save-every", type=int, default=train.TrainConfig.save_every,
+    t.add_argument("--steps", type=int, default=TrainConfig.steps, help="optimizer steps in all")
+    t.add_argument("--minutes", type=float, default=TrainConfig.minutes, help="time budget of this run")
+    t.add_argument("--hidden", type=int, default=LipConfig.hidden, help="LSTM units")
+    t.add_argument("--delay", type=int, default=LipConfig.delay, help="output delay, 10 ms frames")
+    t.add_argument("--save-every", type=int, default=TrainConfig.save_every,
                    help="steps between checkpoints (a killed run resumes from the last one)")
     t.add_argument("--fresh", action="store_true", help="start over instead of resuming an existing LIPMODEL")
     t.add_argument("--holdout", nargs="+", metavar="CLIP",
                    help="clips (file names or stems) never trained on, reported at the end")
-    t.add_argument("--holdout-fraction", type=float, default=train.TrainConfig.holdout_fraction,
+    t.add_argument("--holdout-fraction", type=float, default=TrainConfig.holdout_fraction,
                    help="without --holdout, hold out this share of the clips (picked by a hash of the name)")
     t.add_argument("--cache", metavar="DIR", default=None,
                    help="per-clip cache of features and landmarks (default $DOPPEL_LIPSYNC_CACHE or "
@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise DoppelError(f"--candidates must be at least 1, got {args.candidates}")
     if not args.model:
         raise DoppelError("give the lip-sync model with -m LIPMODEL (made by 'doppel lipsync train')")
-    cfg = synth.LipsyncConfig(texture=args.texture, retime=args.retime, crf=args.crf,
-                              tex=TextureConfig(candidates=args.candidates), detect=detect.detect_config(args))
-    r = synth.lipsync(args.inputs[0], args.inputs[1], args.model, args.output, cfg, args.preview)
+    cfg = LipsyncConfig(texture=args.texture, retime=args.retime, crf=args.crf,
+                        tex=TextureConfig(candidates=args.candidates), detect=detect_config(args))
+    from .synth import lipsync  # noqa: PLC0415 (heavy: torch, dlib)
+    r = lipsync(args.inputs[0], args.inputs[1], args.model, args.output, cfg, args.preview)
     log.info("wrote %s: %d frames, %.1f s, %.2f s of video per s of compute",
              args.output, r["frames"], r["seconds"], r["speed"])
     return 0
@@ -97,11 +98,12 @@ def _train(args: argparse.Namespace) -> int:
         raise DoppelError("--steps and --save-every must be at least 1 and --minutes positive")
     if not 0 <= args.holdout_fraction < 1:
         raise DoppelError(f"--holdout-fraction must be in [0, 1), got {args.holdout_fraction}")
-    cfg = train.TrainConfig(steps=args.steps, minutes=args.minutes, holdout_fraction=args.holdout_fraction,
-                            save_every=args.save_every, detect=detect.detect_config(args))
-    lip = model.LipConfig(hidden=args.hidden, delay=args.delay)
-    ck = train.train(videos, args.output, cfg, lip, resume=not args.fresh, holdout=args.holdout,
-                     cache_dir=_cache_dir(args))
+    cfg = TrainConfig(steps=args.steps, minutes=args.minutes, holdout_fraction=args.holdout_fraction,
+                      save_every=args.save_every, detect=detect_config(args))
+    lip = LipConfig(hidden=args.hidden, delay=args.delay)
+    from .train import train  # noqa: PLC0415 (heavy: torch, dlib)
+    ck = train(videos, args.output, cfg, lip, resume=not args.fresh, holdout=args.holdout,
+               cache_dir=_cache_dir(args))
     log.info("model %s: step %d, loss %.4f; held out: %s", args.output, ck.step, ck.meta.get("loss", float("nan")),
              ", ".join(ck.meta.get("holdout", [])) or "none")
     return 0

@@ -10,7 +10,6 @@ speaker is quiet.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -18,18 +17,12 @@ import numpy as np
 from ..faces import align
 from ..faces.landmarks import LOWER_JAW, NOSE_BASE
 from . import texture
+from .config import CompositeConfig  # noqa: F401 (re-exported)
 
 CHIN_MARGIN = 0.05  # template units the mask extends below the jaw, room for a more open mouth
 MASK_NARROW = 0.8  # the mask's width relative to the jaw: cheek edges show background when the head turns
 REST_SPEED = 0.25  # playback speed of the target during silences with retime
 SILENCE_DB = 25.0  # an output frame is silent when its audio is this far under the speech level
-
-
-@dataclass(frozen=True)
-class CompositeConfig:
-    levels: int = 4  # Laplacian pyramid levels
-    feather: float = 0.08  # mask feather, fraction of the crop side
-    colour_smooth: float = 0.8  # weight of the previous frame in the colour correction (0 = none)
 
 
 def lower_face_mask(size: int, feather: float) -> np.ndarray:

@@ -20,9 +20,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .. import audio, media
+from .. import media
 from ..errors import DoppelError
 from ..torchutil import torch_threads as _torch_threads
+from .config import LipConfig  # noqa: F401 (re-exported)
 from .shapes import MouthPCA
 
 FORMAT = "doppel-lipsync/1"
@@ -34,16 +35,6 @@ THREADS = 1  # torch CPU threads for the LSTM: its small sequential matmuls stal
 def torch_threads(n: int = THREADS):
     """Run a block with n torch CPU threads (one by default here), restoring the count after."""
     return _torch_threads(n)
-
-
-@dataclass(frozen=True)
-class LipConfig:
-    n_features: int = audio.N_FEATURES  # audio feature size per frame (28)
-    hidden: int = 60  # LSTM units, as in the paper
-    layers: int = 1  # stacked LSTM layers
-    n_coeffs: int = 12  # mouth PCA coefficients predicted
-    delay: int = 20  # output lags input by this many 10 ms frames (200 ms)
-    dropout: float = 0.0  # dropout on the LSTM output while training
 
 
 class LipLSTM(nn.Module):

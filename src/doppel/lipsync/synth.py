@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -25,26 +24,16 @@ from tqdm import tqdm
 
 from .. import audio, media, provenance
 from ..errors import DoppelError
-from ..faces import align, detect
+from ..faces import align
 from ..faces.landmarks import MOUTH
 from . import composite, footage, model
 from . import texture as texmod
+from .config import LipsyncConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 AUDIO_OUT_RATE = 48000  # the new audio is muxed at this rate, from the original file
 PREVIEW_FRAMES = 6  # frames in the --preview strip
 PREVIEW_HEIGHT = 256  # pixels, each preview tile
-
-
-@dataclass(frozen=True)
-class LipsyncConfig:
-    texture: str = "median"  # mouth texture: a key of texmod.TEXTURES
-    retime: bool = False  # slow the target's playback during silences so the head rests
-    shape_smooth: float = 2.0  # std (10 ms frames) of the temporal smoothing of predicted shapes
-    crf: int = media.DEFAULT_CRF  # H.264 quality of the output
-    tex: texmod.TextureConfig = field(default_factory=texmod.TextureConfig)  # texture settings
-    comp: composite.CompositeConfig = field(default_factory=composite.CompositeConfig)  # blend settings
-    detect: detect.DetectConfig = field(default_factory=detect.DetectConfig)  # face finder of the target video
 
 
 def predict_shapes(ck: model.Checkpoint, feats: np.ndarray, smooth: float) -> np.ndarray:

@@ -31,33 +31,13 @@ from ..faces import align
 from ..faces.landmarks import INNER_LIP_IN_MOUTH
 from . import model as lipmodel
 from . import shapes as S
+from .config import TEXTURE_NAMES, TextureConfig  # noqa: F401 (re-exported)
 from .footage import Footage
 
 log = logging.getLogger(__name__)
 
 CROP_CENTRE = np.array([0.52, 0.76])  # template point at the middle of the crop: mouth, a little below
 CROP_SPAN = 0.9  # template units across the crop side: nose base to below the chin, jaw to jaw
-
-
-@dataclass(frozen=True)
-class TextureConfig:
-    size: int = 128  # side of the canonical lower-face crop, pixels
-    candidates: int = 8  # n nearest target frames combined per output frame
-    teeth: float = 1.2  # unsharp-mask strength on bright pixels inside the inner lip
-    sharpen: float = 0.5  # unsharp-mask strength over the whole crop
-    pose_smooth: float = 1.0  # std (frames) of the temporal smoothing of crop matrices
-    ae_steps: int = 3000  # training steps of the autoencoder texture ('lipsync texture')
-    ae_minutes: float = 8.0  # wall-clock budget of the autoencoder's training
-    ae_frames: int = 3000  # at most this many target frames to learn from, spread over the videos
-    ae_size: int = 64  # side of the autoencoder's input and output (output upscaled to `size`)
-    ae_latent: int = 16  # size of the encoder's latent (appearance outside the mouth and chin)
-    ae_batch: int = 16  # crops per autoencoder step
-    ae_lr: float = 2e-3  # Adam learning rate (decays to 10%)
-    ae_edge: float = 1.0  # weight of the image-gradient L1 (sharp lip edges) beside the pixel L1
-    ae_threads: int = 1  # torch CPU threads while training it
-    ae_detail: float = 1.0  # high-pass detail of the nearest-shape target frame added to the decoder's output
-    seed: int = 0  # seed of the autoencoder's training
-    pool: int = 3000  # at most this many target frames kept as mouth candidates (49 KB each at size 128)
 
 
 def template_to_crop(size: int) -> np.ndarray:

@@ -29,23 +29,9 @@ from .. import audio
 from ..errors import DoppelError
 from ..faces import detect
 from . import cache, metrics, model, shapes
+from .config import TrainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 4000  # optimizer steps in all (a resumed run continues up to this)
-    minutes: float = 10.0  # wall-clock budget for this run
-    seq_len: int = 300  # window length in 10 ms frames
-    batch: int = 16  # windows per step
-    lr: float = 3e-3  # Adam learning rate (decays to 10% by the last step)
-    noise: float = 0.6  # std of Gaussian noise added to the standardised features
-    channel: float = 0.5  # per-window random scale (1 +- this) and offset of each feature: voice/mic variety
-    save_every: int = 500  # steps between checkpoints
-    seed: int = 0  # seed of window sampling and initial weights
-    detect: detect.DetectConfig = detect.DetectConfig()  # face finder of the speaker videos
-    holdout_fraction: float = 0.0  # share of clips held out automatically when none are named
 
 
 @dataclass

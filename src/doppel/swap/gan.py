@@ -21,7 +21,6 @@ Tensors are float32 (N, C, S, S) in [0, 1] as everywhere in swap/.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 
@@ -33,28 +32,12 @@ from torch import nn
 
 from .. import checkpoint
 from ..errors import DoppelError
+from .config import GanConfig  # noqa: F401 (re-exported)
 from .model import PEOPLE, SwapModel
+from .train_cli import add_gan_arguments as add_arguments  # noqa: F401 (re-exported: the --gan flags)
+from .train_cli import gan_config_from_args as config_from_args  # noqa: F401 (re-exported)
 
 STATE_PREFIX = "gan."  # keys of the discriminator tensors inside the train state
-
-
-@dataclass(frozen=True)
-class GanConfig:
-    lr_g: float = 1e-4  # generator Adam learning rate (betas 0.5, 0.999), before the schedule's factor
-    lr_d: float = 2e-4  # discriminator Adam learning rate (betas 0.5, 0.999)
-    w_d: float = 0.1  # adversarial loss weight in the generator loss
-    w_recon: float = 1.0  # L1 reconstruction weight
-    w_edge: float = 0.1  # edge (image-gradient L1) weight
-    w_eyes: float = 30.0  # extra reconstruction and edge weight on the eye and mouth map
-    w_pl: tuple[float, ...] = (0.01, 0.1, 0.3)  # feature-matching weight of each discriminator layer
-    w_mask: float = 1e-2  # L1 on alpha (pulls the mask toward 0 where the input will do)
-    w_hinge: float = 0.1  # hinge max(0, margin - alpha) in the hinge stages of the schedule
-    w_tv: float = 0.1  # total variation of alpha (x and y)
-    mixup: float = 0.2  # mixup lam ~ Beta(mixup, mixup)
-    d_channels: tuple[int, ...] = (32, 64, 128)  # discriminator's strided 4x4 convolutions (a quarter of the reference's)
-    occlude: float = 0.5  # probability that a training face gets an occluding ellipse
-    occlude_area: tuple[float, float] = (0.1, 0.25)  # its area as a fraction of the face hull
-    total: int | None = None  # steps the schedule spans (None: the run's --steps)
 
 
 # (start as a fraction of the schedule, perceptual loss on, mask hinge on, hinge margin, lr factor),
@@ -305,25 +288,3 @@ def preview_rows(model: SwapModel, x: torch.Tensor, own: str, other: str) -> lis
         rows += [c, _grey(m), composite(c, m, x)]
     return rows
 
-
-# ---------------------------------------------------------------- CLI
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = GanConfig()
-    g = p.add_argument_group("GAN variant (--gan)")
-    g.add_argument("--gan", action="store_true",
-                   help="masked decoders, per-person PatchGAN critics, edge and feature-matching losses")
-    g.add_argument("--gan-lr-g", type=float, default=d.lr_g, help="generator learning rate (GAN)")
-    g.add_argument("--gan-lr-d", type=float, default=d.lr_d, help="discriminator learning rate (GAN)")
-    g.add_argument("--gan-schedule", type=int, default=None, metavar="STEPS",
-                   help="steps the loss and learning-rate schedule spans (default: --steps)")
-    g.add_argument("--gan-occlude", type=float, default=d.occlude,
-                   help="probability of an occluding ellipse on a training face (GAN)")
-
-
-def config_from_args(args: argparse.Namespace) -> GanConfig:
-    if args.gan_schedule is not None and args.gan_schedule < 1:
-        raise DoppelError("--gan-schedule must be positive")
-    if not 0 <= args.gan_occlude <= 1:
-        raise DoppelError("--gan-occlude must be in [0, 1]")
-    return GanConfig(lr_g=args.gan_lr_g, lr_d=args.gan_lr_d, total=args.gan_schedule, occlude=args.gan_occlude)

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .config import PIXEL_LOSSES  # noqa: F401 (re-exported: PIXEL's names, light for the CLI)
+
 SSIM_C1 = 0.01 ** 2  # Wang et al. 2004 constants for a dynamic range of 1
 SSIM_C2 = 0.03 ** 2
 
-PIXEL: dict[str, callable] = {
+PIXEL: dict[str, callable] = {  # keys: config.PIXEL_LOSSES
     "l1": lambda x, y: (x - y).abs(),
     "mse": lambda x, y: (x - y) ** 2,
 }

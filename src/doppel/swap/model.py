@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -19,38 +19,10 @@ from torch import nn
 
 from .. import media
 from ..errors import DoppelError
+from .config import PEOPLE, PRESETS, SwapConfig  # noqa: F401 (re-exported)
 
 MODEL_FILE = "model.safetensors"
 FORMAT = "doppel-swap/1"
-PEOPLE = ("a", "b")
-
-
-@dataclass(frozen=True)
-class SwapConfig:
-    preset: str = "lite"  # name of the preset this config came from
-    size: int = 64  # crop side in pixels (64, 128, 256)
-    enc_channels: tuple[int, ...] = (32, 64, 128, 256, 512)  # the 5 strided 5x5 convolutions
-    latent: int = 256  # width of the first dense layer (the face code)
-    bottleneck: int = 512  # channels reshaped from the second dense layer, at size/32
-    up_channels: int = 256  # output channels of the encoder's upsampling convolution
-    dec_channels: tuple[int, ...] = (128, 64, 32, 16)  # each decoder's 4 upsampling convolutions
-    mask: bool = False  # decoders also draw an alpha mask (the GAN variant, swap/gan.py)
-
-    def __post_init__(self):
-        if self.size % 32 or self.size < 64:
-            raise ValueError(f"size must be a multiple of 32 and >= 64, got {self.size}")
-        if len(self.enc_channels) != 5 or len(self.dec_channels) != 4:
-            raise ValueError("need 5 encoder and 4 decoder channel counts")
-
-
-PRESETS: dict[str, SwapConfig] = {
-    # the article's size: 64x64 crops, wide layers
-    "original": SwapConfig("original", 64, (128, 256, 512, 1024, 1024), 1024, 1024, 512, (256, 128, 64, 32)),
-    # CPU default: same shape, a quarter of the channels
-    "lite": SwapConfig("lite", 64, (32, 64, 128, 256, 512), 256, 512, 256, (128, 64, 32, 16)),
-    # 128x128 crops, lite-like widths
-    "hires": SwapConfig("hires", 128, (32, 64, 128, 256, 512), 512, 512, 256, (128, 64, 32, 16)),
-}
 
 
 def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

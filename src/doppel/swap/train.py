@@ -14,12 +14,11 @@ the same command trains with DistributedDataParallel; rank 0 alone writes.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,42 +33,17 @@ from .. import checkpoint, provenance
 from ..errors import DoppelError
 from ..faceset import FaceSet
 from . import augment, gan, losses
-from .gan import GanConfig
+from .config import DEFAULT_STEPS, GanConfig, TrainConfig  # noqa: F401 (re-exported)
 from .model import MODEL_FILE, PRESETS, SwapModel, build, read_header, save_model
+from .train_cli import add_arguments, run  # noqa: F401 (re-exported: the CLI lives in the light train_cli)
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "train_state.safetensors"
 STATE_PREV = "train_state.prev.safetensors"  # the previous step's state, for a save torn between renames
 STATE_FORMAT = "doppel-train-state/1"
-DEFAULT_STEPS = 1000
 INIT_PREFIXES = ("init_", "prior_")  # header keys (beside "init") written by `initialise`
 RANK_DUMP_ENV = "DOPPEL_RANK_DUMP"  # debug: each rank saves its final weights to this folder (tests)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    preset: str = "lite"  # model preset, a key of model.PRESETS
-    steps: int | None = None  # stop when the step count reaches this (None: DEFAULT_STEPS, or use minutes)
-    minutes: float | None = None  # stop after this many minutes of this run instead
-    batch: int = 32  # faces of each person per step (per process under torchrun)
-    lr: float = 5e-5  # Adam learning rate (classic: 5e-5 with betas 0.5, 0.999)
-    loss: str = "l1"  # pixel loss, a key of losses.PIXEL
-    dssim: float = 1.0  # weight of the DSSIM term
-    eye_mouth_weight: float = 0.0  # extra loss weight on eyes and mouth (0: none)
-    save_every: int = 500  # checkpoint every N steps (also on Ctrl-C and at the end)
-    preview_every: int = 250  # preview PNG every N steps (0: never)
-    log_every: int = 10  # log.jsonl line every N steps
-    resume: bool = False  # continue the checkpoint in the output folder
-    device: str = "cpu"  # cpu or cuda
-    # data-loader processes doing augmentation (0: in the training process); None: `loader_workers` decides
-    workers: int | None = None
-    seed: int = 0  # seeds weights, data order and augmentation
-    preview_faces: int = 6  # faces per preview row
-    channels_last: bool = False  # NHWC tensors (oneDNN): measured no faster here, see benchmarks/train_speed.py
-    init: str = "prior"  # start weights: "prior" (the shipped face prior of the preset), "scratch", or a prior file
-    gan: bool = False  # the GAN variant (swap/gan.py): masked decoders, critics, edge and perceptual losses
-    gan_cfg: GanConfig = GanConfig()  # its weights, learning rates and schedule (used when gan)
 
 
 class Pair(nn.Module):
@@ -479,53 +453,3 @@ class Monitor:
         self.bar.close()
         self.log.close()
 
-
-# ---------------------------------------------------------------- CLI
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    p.add_argument("faceset_a", metavar="FACESET_A", help="face set of person A (the face to replace)")
-    p.add_argument("faceset_b", metavar="FACESET_B", help="face set of person B (the face drawn in)")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder to write")
-    p.add_argument("--preset", default=d.preset, choices=list(PRESETS), help="model size")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="train until this step count")
-    g.add_argument("--minutes", type=float, help="train for this many minutes instead")
-    p.add_argument("--batch", type=int, default=d.batch, help="faces of each person per step (per process)")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
-    p.add_argument("--loss", default=d.loss, choices=list(losses.PIXEL), help="pixel loss beside DSSIM")
-    p.add_argument("--dssim", type=float, default=d.dssim, help="weight of the DSSIM loss")
-    p.add_argument("--eye-mouth-weight", type=float, default=d.eye_mouth_weight,
-                   help="extra loss weight on eyes and mouth (2: three times the rest)")
-    p.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N steps")
-    p.add_argument("--preview-every", type=int, default=d.preview_every, help="preview PNG every N steps (0: never)")
-    p.add_argument("--resume", action="store_true", help="continue the checkpoint in MODEL")
-    p.add_argument("--device", default=d.device, choices=["cpu", "cuda"], help="where to train")
-    p.add_argument("--workers", type=int, default=d.workers,
-                   help="data-loader processes for augmentation (default: 0 on the CPU, 2 with --device cuda)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for weights, data order and augmentation")
-    p.add_argument("--init", default=d.init, metavar="prior|scratch|FILE",
-                   help="start from the shipped face prior of the preset, from scratch, or from a prior file "
-                        "(`doppel pretrain`); ignored with --resume")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch intra-op threads (0: torch's default; 1 is often faster on a busy CPU)")
-    gan.add_arguments(p)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    for name in ("batch", "save_every", "workers"):
-        if getattr(args, name) is not None and getattr(args, name) < (1 if name == "batch" else 0):
-            raise DoppelError(f"--{name.replace('_', '-')} must be {'positive' if name == 'batch' else '>= 0'}")
-    steps = None if args.minutes is not None else args.steps
-    cfg = TrainConfig(preset=args.preset, steps=steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
-                      loss=args.loss, dssim=args.dssim, eye_mouth_weight=args.eye_mouth_weight,
-                      save_every=args.save_every, preview_every=args.preview_every, resume=args.resume,
-                      device=args.device, workers=args.workers, seed=args.seed, init=args.init,
-                      gan=args.gan, gan_cfg=gan.config_from_args(args))
-    s = train(args.faceset_a, args.faceset_b, args.output, cfg)
-    if s["rank"] == 0:
-        log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
-                 s["step"], s["steps_run"], s["seconds"], s["faces_per_s"], s["loss_a"], s["loss_b"], s["output"])
-    return 0
