@@ -40,8 +40,6 @@ HEAVY = ("torch", "cv2", "dlib")
 # heavy modules a command's parser still loads, because a setting it shows lives in a module outside the stage's
 # CLI that imports them; the test fails once one goes, so the entry goes with it
 STILL_HEAVY = {
-    "extract": {"cv2", "dlib"},  # extract.py builds its parser in the stage module
-    "faceset": {"cv2", "dlib"},  # faceset_cli imports the extract stage
     "provenance": {"cv2"},  # provenance/cli imports media
 }
 

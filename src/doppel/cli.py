@@ -16,7 +16,7 @@ from .errors import DoppelError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "extract": ("doppel.extract", "detect, align and filter faces from videos or photos into a face set"),
+    "extract": ("doppel.extract_cli", "detect, align and filter faces from videos or photos into a face set"),
     "faceset": ("doppel.faceset_cli", "inspect a face set (contact sheet, re-filter)"),
     "pretrain": ("doppel.swap.pretrain", "train a face prior (shared encoder + generic decoder) on many people"),
     "train": ("doppel.swap.train_cli", "train the swap model (shared encoder, one decoder per person)"),

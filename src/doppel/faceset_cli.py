@@ -1,17 +1,23 @@
-"""`doppel faceset sheet|refilter|info FACESET`: look at a face set and re-filter it without re-detecting."""
+"""`doppel faceset sheet|refilter|info FACESET`: look at a face set and re-filter it without re-detecting.
+
+Module level imports only argparse-level things (OpenCV, numpy and the face set load where they are used),
+so `doppel faceset --help` starts fast.
+"""
 from __future__ import annotations
 
 import argparse
 import logging
 from collections import Counter
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-
-from . import filetypes, media
+from . import filetypes
 from .errors import DoppelError
-from .extract import add_quality_arguments, apply_filters, quality_config, spread
-from .faceset import FaceRecord, FaceSet
+from .extract_cli import add_quality_arguments, quality_config
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .faceset import FaceRecord, FaceSet
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +27,9 @@ TEXT = (235, 235, 235)  # RGB of the labels
 
 
 def _banner(text: str, width: int) -> np.ndarray:
+    import cv2
+    import numpy as np
+
     row = np.full((BANNER, width, 3), BACKGROUND, np.uint8)
     cv2.putText(row, text, (4, BANNER - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, TEXT, 1, cv2.LINE_AA)
     return row
@@ -28,6 +37,8 @@ def _banner(text: str, width: int) -> np.ndarray:
 
 def _grid(thumbs: list[np.ndarray], columns: int, thumb: int) -> np.ndarray:
     """Thumbnails (thumb, thumb, 3) uint8 in rows of `columns`, padded with background."""
+    import numpy as np
+
     rows = -(-len(thumbs) // columns)
     out = np.full((rows * thumb, columns * thumb, 3), BACKGROUND, np.uint8)
     for i, t in enumerate(thumbs):
@@ -42,6 +53,9 @@ def contact_sheet(groups: list[tuple[str, list[np.ndarray]]], columns: int = 16,
     groups: (label, [crop (S, S, 3) uint8 RGB, ...]); crops are resized to `thumb`.
     Returns (H, columns * thumb, 3) uint8 RGB.
     """
+    import cv2
+    import numpy as np
+
     if columns < 1 or thumb < 8:
         raise ValueError(f"columns must be >= 1 and thumb >= 8, got {columns}, {thumb}")
     width = columns * thumb
@@ -58,6 +72,8 @@ def contact_sheet(groups: list[tuple[str, list[np.ndarray]]], columns: int = 16,
 
 def sheet_groups(fs: FaceSet, max_kept: int, per_reason: int) -> list[tuple[str, list[np.ndarray]]]:
     """The kept faces, then the dropped ones by reason (most frequent first), read from disk."""
+    from .extract import spread
+
     def load(records: list[FaceRecord]) -> list[np.ndarray]:
         return [fs.load_crop(r) for r in records]
     groups = [(f"kept: {len(fs.faces)}", load(spread(fs.faces, max_kept)))]
@@ -82,6 +98,9 @@ def info_table(fs: FaceSet) -> str:
 
 
 def run_sheet(args: argparse.Namespace) -> int:
+    from . import media
+    from .faceset import FaceSet
+
     fs = FaceSet.open(args.faceset)
     if not fs.faces and not fs.dropped:
         raise DoppelError(f"face set is empty: {fs.root}")
@@ -94,6 +113,9 @@ def run_sheet(args: argparse.Namespace) -> int:
 
 
 def run_refilter(args: argparse.Namespace) -> int:
+    from .extract import apply_filters
+    from .faceset import FaceSet
+
     fs = FaceSet.open(args.faceset)
     stored = fs.meta.get("quality", {})
     apply_filters(fs, quality_config(args, stored))
@@ -102,6 +124,8 @@ def run_refilter(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from .faceset import FaceSet
+
     print(info_table(FaceSet.open(args.faceset)))
     return 0
 

@@ -14,10 +14,8 @@ import cv2
 import numpy as np
 
 from .landmarks import INNER_FACE
+from .options import DEFAULT_COVERAGE, DEFAULT_SIZE, SIZES  # noqa: F401 (re-exported)
 
-DEFAULT_SIZE = 64
-SIZES = (64, 128, 256)
-DEFAULT_COVERAGE = 0.8  # template box spans 80% of the crop side, leaving a margin for warps
 FIT_POINTS = INNER_FACE  # brows, eyes, nose, mouth: the jawline moves with speech, so it is left out
 TEMPLATE_FILE = "landmark_template.json"
 

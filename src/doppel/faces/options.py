@@ -1,6 +1,7 @@
-"""The face finder's settings and flags, and the names of the mask shapes and colour transfers: light to
-import (no OpenCV or dlib), so every command's `--help` and argument parsing stay fast. `faces.detect`,
-`faces.mask` and `faces.blend` re-export these names."""
+"""The face finder's settings and flags, the names of the mask shapes and colour transfers, the aligned
+crop sizes and the quality thresholds: light to import (no OpenCV or dlib), so every command's `--help`
+and argument parsing stay fast. `faces.detect`, `faces.mask`, `faces.blend`, `faces.align` and
+`faces.quality` re-export these names."""
 from __future__ import annotations
 
 import argparse
@@ -77,3 +78,26 @@ def detect_config(args: argparse.Namespace, **extra) -> DetectConfig:
     if not 0 <= cfg.dark <= 255:
         raise DoppelError(f"--dark must be between 0 and 255, got {cfg.dark}")
     return cfg
+
+
+# aligned crops (faces.align re-exports these)
+DEFAULT_SIZE = 64
+SIZES = (64, 128, 256)
+DEFAULT_COVERAGE = 0.8  # template box spans 80% of the crop side, leaving a margin for warps
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    max_people: int = 1  # drop every face of a frame holding more faces than this (0: no limit)
+    min_size: float = 40.0  # drop faces narrower than this many frame pixels (68-point box)
+    min_sharpness: float = 0.1  # drop blurred faces: Laplacian/intensity variance ratio on the face at 64 px
+    min_brightness: float = 40.0  # drop faces whose mean grey level (0-255) is below this
+    max_brightness: float = 220.0  # drop faces whose mean grey level is above this
+    min_contrast: float = 10.0  # drop faces whose grey-level standard deviation is below this
+    max_tint: float = 45.0  # drop faces whose mean colour is this far from grey in Lab (a, b), skin is ~10-30
+    max_fit: float = 0.15  # drop faces whose eyes/nose disagree with dlib's 5-point model by this x eye distance
+    max_yaw: float = 45.0  # drop faces turned further left/right than this (degrees)
+    max_pitch: float = 35.0  # drop faces tilted further up/down than this (degrees)
+    max_identity: float = 0.6  # with a reference photo: drop faces whose dlib embedding is farther than this
+    min_shape_distance: float = 0.002  # drop near-duplicates: aligned shapes closer than this (RMS, crop units)
+    max_faces: int = 0  # keep only the N most varied faces in pose and expression (0: all)

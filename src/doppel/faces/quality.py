@@ -8,7 +8,6 @@ landmark shapes: (68, 2) float64 in crop units, [0, 1] across the crop.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
@@ -18,6 +17,7 @@ import numpy as np
 from . import align
 from .landmarks import LEFT_EYE, RIGHT_EYE
 from .mask import fill_hull
+from .options import QualityConfig  # noqa: F401 (re-exported; defined there, light to import)
 
 MEASURE_SIZE = 64  # sharpness and colour are measured at this crop side, so one threshold fits every --size
 FIVE_TO_68 = np.array([45, 42, 36, 39, 33])  # dlib 5-point model's points as indices of the 68-point layout
@@ -31,22 +31,6 @@ POSE_POINTS = np.array([30, 8, 36, 45, 48, 54])
 POSE_MODEL = np.array([(0, 0, 0), (0, 330, 65), (-225, -170, 185), (225, -170, 185),
                        (-150, 150, 150), (150, 150, 150)], dtype=np.float64)
 
-
-@dataclass(frozen=True)
-class QualityConfig:
-    max_people: int = 1  # drop every face of a frame holding more faces than this (0: no limit)
-    min_size: float = 40.0  # drop faces narrower than this many frame pixels (68-point box)
-    min_sharpness: float = 0.1  # drop blurred faces: Laplacian/intensity variance ratio on the face at 64 px
-    min_brightness: float = 40.0  # drop faces whose mean grey level (0-255) is below this
-    max_brightness: float = 220.0  # drop faces whose mean grey level is above this
-    min_contrast: float = 10.0  # drop faces whose grey-level standard deviation is below this
-    max_tint: float = 45.0  # drop faces whose mean colour is this far from grey in Lab (a, b), skin is ~10-30
-    max_fit: float = 0.15  # drop faces whose eyes/nose disagree with dlib's 5-point model by this x eye distance
-    max_yaw: float = 45.0  # drop faces turned further left/right than this (degrees)
-    max_pitch: float = 35.0  # drop faces tilted further up/down than this (degrees)
-    max_identity: float = 0.6  # with a reference photo: drop faces whose dlib embedding is farther than this
-    min_shape_distance: float = 0.002  # drop near-duplicates: aligned shapes closer than this (RMS, crop units)
-    max_faces: int = 0  # keep only the N most varied faces in pose and expression (0: all)
 
 
 # reason -> (score name, test that drops the face); checked in this order.
