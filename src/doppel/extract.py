@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
-import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -26,10 +23,14 @@ from .errors import DoppelError
 from .faces import align, detect, quality
 from .faces.quality import QualityConfig
 from .faceset import FaceRecord, FaceSet
+# the command line (extract_cli) and set-level filtering (faceset_filter) live apart; re-exported here
+from .extract_cli import (FLAG_NAMES, add_arguments, add_quality_arguments, field_comments,  # noqa: F401
+                          quality_config, stored_quality)
+from .faceset_filter import IDENTITY_FACES, apply_filters, identity, refilter, spread  # noqa: F401
+from .faceset_filter import rounded as _rounded
 
 log = logging.getLogger(__name__)
 
-IDENTITY_FACES = 16  # meta["identity"] averages the embeddings of up to this many faces spread over the set
 PHOTO_DETECT_SIZE = 1024  # photos are detected at up to this size (videos at DetectConfig.detect_size, for speed)
 PREFETCH = 8  # frames decoded ahead on a background thread
 SAMPLE_SECONDS = 2.0  # without a reference, embed at most one face per this many seconds of video (and ~16 a video)
@@ -138,46 +139,6 @@ def score_face(image: np.ndarray, face: detect.Face, crop: np.ndarray, matrix: n
     return {k: round(float(v), 4) for k, v in scores.items()}
 
 
-def prefetch(items: Iterator, depth: int = PREFETCH) -> Iterator:
-    """Yield from `items`, produced `depth` ahead on a background thread.
-
-    PyAV decodes and converts frames without holding the GIL, so decoding the
-    next frames overlaps with dlib working on this one. Errors raised by the
-    producer are re-raised here; leaving early stops the thread.
-    """
-    box: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                box.put((item, None))
-        except BaseException as e:  # handed to the consumer
-            box.put((None, e))
-        box.put((done, None))
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = box.get()
-            if error is not None:
-                raise error
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                box.get_nowait()
-            except queue.Empty:
-                thread.join(0.01)
-
-
 class _Run:
     """State of one extract run: the face set, the counts and the per-track identities."""
 
@@ -194,7 +155,7 @@ class _Run:
         self.track_embeddings, self.next_sample = [], 0.0
         self.sample_every = max(SAMPLE_SECONDS, info.duration / IDENTITY_FACES)
         total = -(-info.frame_count // self.cfg.every) if info.frame_count else None
-        frames = prefetch(media.iter_frames(info.path, self.cfg.every))
+        frames = media.prefetch(media.iter_frames(info.path, self.cfg.every), PREFETCH)
         try:
             for frame in tqdm(frames, total=total, unit="frame", desc=Path(info.path).name, leave=False,
                               disable=None):
@@ -247,102 +208,6 @@ class _Run:
         return dist, fresh
 
 
-def _rounded(a) -> list[float]:
-    return [round(float(v), 5) for v in np.asarray(a).ravel()]
-
-
-# --- set level ----------------------------------------------------------------
-
-def refilter(fs: FaceSet, cfg: QualityConfig, save: bool = True) -> Counter:
-    """Re-apply every threshold to the stored scores and move crops between faces/ and dropped/.
-
-    Per-face filters first, then near-duplicates and --max-faces over the faces
-    still kept, in source and frame order. Returns the count of faces per reason.
-    """
-    records = sorted(fs.faces + fs.dropped, key=lambda r: (r.source, r.frame_index, r.file))
-    reasons = [quality.drop_reason(r.scores, cfg) for r in records]
-    alive = [i for i, why in enumerate(reasons) if not why]
-    shapes = _shapes_of(records, alive, fs.size)
-    duplicate = quality.near_duplicates(shapes, cfg.min_shape_distance)
-    for i, dup in zip(alive, duplicate):
-        reasons[i] = "duplicate" if dup else ""
-    alive = [i for i in alive if not reasons[i]]
-    if cfg.max_faces and len(alive) > cfg.max_faces:
-        keep = set(quality.most_varied(shapes[~duplicate], cfg.max_faces).tolist())
-        for k, i in enumerate(alive):
-            if k not in keep:
-                reasons[i] = "max-faces"
-    _move(fs, records, reasons)
-    if save:
-        fs.save()
-    return Counter(r.reason for r in fs.dropped)
-
-
-def _shapes_of(records: list[FaceRecord], index: list[int], size: int) -> np.ndarray:
-    return np.array([quality.aligned_shape(records[i].landmarks_array, records[i].matrix_array, size)
-                     for i in index]).reshape(-1, 68, 2)
-
-
-def _move(fs: FaceSet, records: list[FaceRecord], reasons: list[str]) -> None:
-    """File each record under faces/ or dropped/ by its new reason (saving the JSON when a crop moved).
-
-    New names are hard-linked (or copied) first, alignments.json is saved, and
-    only then are the old names removed, so an interruption anywhere leaves a
-    JSON whose files all exist.
-    """
-    stale = []
-    for record, why in zip(records, reasons):
-        folder = "dropped" if why else "faces"
-        target = f"{folder}/{Path(record.file).name}"
-        if target != record.file:
-            (fs.root / folder).mkdir(exist_ok=True)
-            _link(fs.root / record.file, fs.root / target)
-            stale.append(fs.root / record.file)
-            record.file = target
-        record.reason = why
-    fs.faces = [r for r in records if not r.reason]
-    fs.dropped = [r for r in records if r.reason]
-    if stale:
-        fs.save()
-    for path in stale:
-        path.unlink(missing_ok=True)
-
-
-def _link(src: Path, dst: Path) -> None:
-    dst.unlink(missing_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def spread(items: list, count: int) -> list:
-    """Up to `count` items evenly spaced over the list (all of them when count <= 0)."""
-    if count <= 0 or len(items) <= count:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
-
-
-def identity(fs: FaceSet, count: int = IDENTITY_FACES) -> list[float] | None:
-    """Mean embedding of up to `count` faces spread over the set that passed the per-face filters."""
-    good = [r for r in fs.faces + fs.dropped
-            if r.embedding is not None and r.reason in ("",) + quality.SET_REASONS]
-    if not good:
-        return None
-    good.sort(key=lambda r: (r.source, r.frame_index))
-    return _rounded(np.mean([r.embedding for r in spread(good, count)], axis=0))
-
-
-def apply_filters(fs: FaceSet, cfg: QualityConfig) -> Counter:
-    """Record `cfg` in the set, re-apply it to every face (refilter), refresh meta["identity"] and save;
-    returns the count of dropped faces per reason."""
-    fs.meta["quality"] = asdict(cfg)
-    counts = refilter(fs, cfg, save=False)
-    ident = identity(fs)
-    if ident is not None:
-        fs.meta["identity"] = ident
-    fs.save()
-    return counts
 
 
 # --- the stage ----------------------------------------------------------------
@@ -416,8 +281,3 @@ def _discard(fs: FaceSet, before: tuple[int, int], existed: bool) -> None:
         return
     for record in _added(fs, before):
         (fs.root / record.file).unlink(missing_ok=True)
-
-
-# the command line lives in extract_cli (light to import); these names stay importable from here
-from .extract_cli import (FLAG_NAMES, add_arguments, add_quality_arguments, field_comments,  # noqa: F401,E402
-                          quality_config, stored_quality)

@@ -72,7 +72,7 @@ def contact_sheet(groups: list[tuple[str, list[np.ndarray]]], columns: int = 16,
 
 def sheet_groups(fs: FaceSet, max_kept: int, per_reason: int) -> list[tuple[str, list[np.ndarray]]]:
     """The kept faces, then the dropped ones by reason (most frequent first), read from disk."""
-    from .extract import spread
+    from .faceset_filter import spread
 
     def load(records: list[FaceRecord]) -> list[np.ndarray]:
         return [fs.load_crop(r) for r in records]
@@ -113,7 +113,7 @@ def run_sheet(args: argparse.Namespace) -> int:
 
 
 def run_refilter(args: argparse.Namespace) -> int:
-    from .extract import apply_filters
+    from .faceset_filter import apply_filters
     from .faceset import FaceSet
 
     fs = FaceSet.open(args.faceset)
