@@ -40,6 +40,8 @@ CUES: dict[str, str] = {
     "mouth_blur": "mouth blurrier than the rest of the face, the lip-sync tell (Laplacian variance, log ratio "
                   "face/mouth)",
 }
+NOT_FUSED = ("eye_aspect_ratio",)  # reported (blink counting) but no evidence of a fake by itself
+FUSED = tuple(name for name in CUES if name not in NOT_FUSED)  # the cues the fusion weighs, in this order
 
 
 @dataclass(frozen=True)

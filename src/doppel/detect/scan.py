@@ -27,8 +27,7 @@ from .config import ScanConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-FUSION_FEATURES = ["cnn", "fourier", "blur", "hf_deficit", "tone_step", "double_edge", "flicker",
-                   "occlusion_flicker", "landmark_jitter", "pose_mismatch", "mouth_blur"]
+FUSION_FEATURES = ["cnn", "fourier", *cues.FUSED]  # the models' logits, then the cues (named once, in cues.CUES)
 MODEL_NAMES = {"cnn": "face CNN (self-blended training)", "fourier": "Fourier spectrum model"}
 NO_FACE = "no face found"
 
