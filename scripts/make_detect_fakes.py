@@ -53,6 +53,20 @@ def run(argv: list[str]) -> bool:
     return rc == 0
 
 
+def make(out: Path, argv: list[str], failed: list[str]) -> None:
+    """`doppel ARGV` unless `out` is there already (so an interrupted run resumes); `out`'s name goes into
+    `failed` when the command fails."""
+    if not out.exists() and not run(argv):
+        failed.append(out.name)
+
+
+def finish(prog: str, folder: Path, failed: list[str], total: int | None = None) -> None:
+    """Print what `folder` holds and what failed; exit non-zero when anything did."""
+    print(f"\n{len(list(folder.glob('*.mp4')))} videos in {folder}; failed: {', '.join(failed) or 'none'}")
+    if failed:
+        sys.exit(f"{prog}: {len(failed)}{f' of {total}' if total else ''} videos failed (rerun to retry them)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -72,18 +86,11 @@ def main() -> None:
     failed = []
     for i, clip in enumerate(clips):
         out = a.out / f"swap_{clip.stem}.mp4"
-        if not out.exists() and not run(["swap", str(clip), "-m", a.swap_model, "-o", str(out),
-                                         "--match-distance", "10", "--max-frames", str(a.max_frames),
-                                         *SWAP_STYLES[i % len(SWAP_STYLES)]]):
-            failed.append(out.name)
+        make(out, ["swap", str(clip), "-m", a.swap_model, "-o", str(out), "--match-distance", "10",
+                   "--max-frames", str(a.max_frames), *SWAP_STYLES[i % len(SWAP_STYLES)]], failed)
         out = a.out / f"lipsync_{clip.stem}.mp4"
-        if not out.exists() and not run(["lipsync", str(clip), str(speech[i % len(speech)]), "-m", a.lip_model,
-                                         "-o", str(out)]):
-            failed.append(out.name)
-    print(f"\n{len(list(a.out.glob('*.mp4')))} videos in {a.out}; failed: {', '.join(failed) or 'none'}")
-    if failed:
-        sys.exit(f"make_detect_fakes: {len(failed)} of {2 * len(clips)} videos failed (rerun to retry them)")
-
+        make(out, ["lipsync", str(clip), str(speech[i % len(speech)]), "-m", a.lip_model, "-o", str(out)], failed)
+    finish("make_detect_fakes", a.out, failed, 2 * len(clips))
 
 if __name__ == "__main__":
     main()

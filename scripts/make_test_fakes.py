@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from make_detect_fakes import run  # one way to run and log a doppel command (scripts/ is on the path)
+from make_detect_fakes import finish, make, run  # one way to run doppel commands (scripts/ is on the path)
 
 TRAIN = {"a": ["M030_front_neutral_level1_001", "M030_front_happy_level3_001"],
          "b": ["W009_front_neutral_level1_001", "W009_front_happy_level3_001"]}
@@ -61,19 +61,14 @@ def main() -> None:
     for to, clips in SWAPPED.items():
         for c in clips:
             out = a.out / f"swap_{c}.mp4"
-            if not out.exists() and not run(["swap", str(mead / f"{c}.mp4"), "-m", str(model), "-o", str(out),
-                                             "--to", to, "--match-distance", "10", *STYLES[i % len(STYLES)]]):
-                failed.append(out.name)
+            make(out, ["swap", str(mead / f"{c}.mp4"), "-m", str(model), "-o", str(out), "--to", to,
+                       "--match-distance", "10", *STYLES[i % len(STYLES)]], failed)
             i += 1
     for j, c in enumerate(LIPSYNCED):
         out = a.out / f"lipsync_{c}.mp4"
-        if not out.exists() and not run(["lipsync", str(mead / f"{c}.mp4"), str(speech[j % len(speech)]),
-                                         "-m", "grid_s1", "-o", str(out)]):
-            failed.append(out.name)
-    print(f"\n{len(list(a.out.glob('*.mp4')))} videos in {a.out}; failed: {', '.join(failed) or 'none'}")
-    if failed:
-        sys.exit(f"make_test_fakes: {len(failed)} videos failed (rerun to retry them)")
-
+        make(out, ["lipsync", str(mead / f"{c}.mp4"), str(speech[j % len(speech)]), "-m", "grid_s1", "-o", str(out)],
+             failed)
+    finish("make_test_fakes", a.out, failed)
 
 if __name__ == "__main__":
     main()

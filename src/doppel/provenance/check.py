@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 MAX_FRAMES = 300  # frames read for the watermark: enough to vote, bounded for long videos
 
 
+def keys_to_try(key: str | None = None) -> list[str]:
+    """The given key (or $DOPPEL_WATERMARK_KEY), then the default, without repeats."""
+    return list(dict.fromkeys([watermark.key_from_env(key), watermark.DEFAULT_KEY]))
+
+
 def chance(z: float) -> float:
     """Bound on the chance that an unmarked file shows a sync peak this high and the tag (union bound)."""
     q = 0.5 * math.erfc(z / math.sqrt(2))
@@ -34,7 +39,7 @@ class MarkReader:
     """
 
     def __init__(self, info: media.VideoInfo, key: str | None = None):
-        self.keys = list(dict.fromkeys([watermark.key_from_env(key), watermark.DEFAULT_KEY]))
+        self.keys = keys_to_try(key)
         self.step = max(1, math.ceil((info.frame_count or 1) / MAX_FRAMES))
         self.reader = watermark.FrameReader(self.keys)
 
@@ -70,8 +75,7 @@ def read_mark(path: str | os.PathLike, key: str | None = None) -> dict:
     info = media.probe(path)
     if info.is_image and not path.is_dir():
         image = media.read_image(path)
-        keys = list(dict.fromkeys([watermark.key_from_env(key), watermark.DEFAULT_KEY]))
-        return _mark_result([(k, watermark.read_image(image, k), None) for k in keys])
+        return _mark_result([(k, watermark.read_image(image, k), None) for k in keys_to_try(key)])
     reader = MarkReader(info, key)
     for f in media.iter_frames(path, reader.step):
         reader.add(f.image)

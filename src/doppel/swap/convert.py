@@ -502,6 +502,3 @@ def _write(frames: Iterable[media.Frame], input: Path, output: Path, photo: bool
             bar.update(len(batch))
     bar.close()
     return pairs
-
-
-# --- CLI ----------------------------------------------------------------------
