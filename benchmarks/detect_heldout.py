@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from doppel import media
 from doppel.detect import augment, cues, dataset, models, scan, train
-from doppel.faces import detect
+from doppel.faces import finder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -61,11 +61,11 @@ def prepare(faces: list, seed: int, desc: str, fakes: list = ()) -> dict:
     out = {k: [] for k in ("image", "landmarks", "spectrum", "cues", "y", "group", "kind")}
 
     def add(pair: list, landmarks: np.ndarray, y: int, group: str, kind: str) -> None:
-        box = detect.box_from_landmarks(landmarks)
+        box = finder.box_from_landmarks(landmarks)
         img, *prev = augment.degrade([p for p in pair if p is not None], rng)
         prev = prev[0] if prev else None
-        lm = detect.landmarks68(img, box)
-        feats = cues.face_cues(img, lm, prev, detect.landmarks68(prev, box) if prev is not None else None)
+        lm = finder.landmarks68(img, box)
+        feats = cues.face_cues(img, lm, prev, finder.landmarks68(prev, box) if prev is not None else None)
         for k, v in (("image", img), ("landmarks", lm), ("spectrum", models.spectrum(img, lm)),
                      ("cues", [feats.get(n, np.nan) for n in scan.FUSION_FEATURES]), ("y", y), ("group", group),
                      ("kind", kind)):

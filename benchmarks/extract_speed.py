@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from doppel import extract as ex  # noqa: E402
 from doppel import media  # noqa: E402
-from doppel.faces import detect  # noqa: E402
+from doppel.faces import finder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CLIPS = [DATA / "video" / "source_s32.mp4", DATA / "talking" / "hdtf_WDA_AlexandriaOcasioCortez_000.mp4"]
@@ -59,7 +59,7 @@ def small_face_clip(out: Path, frames: int = 100, width: int = 50) -> Path:
     """A 1280x720 clip of a talking face shrunk to a ~`width` px 68-point box over a real background."""
     src = DATA / "talking" / "retalking_face_5.mp4"
     first = next(media.iter_frames(src)).image
-    lm = detect.find_faces(first)[0].landmarks
+    lm = finder.find_faces(first)[0].landmarks
     s = width / (lm[:, 0].max() - lm[:, 0].min())
     bg = next(media.iter_frames(DATA / "video" / "source_s32.mp4")).image[:240, :320]
     import cv2
@@ -82,7 +82,7 @@ def no_face_clip(out: Path, frames: int = 100) -> Path:
     import numpy as np
     src = DATA / "video" / "source_s32.mp4"
     images = [f.image for f, _ in zip(media.iter_frames(src), range(frames))]
-    tracker = detect.FaceTracker()
+    tracker = finder.FaceTracker()
     boxes = np.array([f.box for image in images for f in tracker(image)[:1]])
     x0, y0 = boxes[:, :2].min(0)
     x1, y1 = boxes[:, 2:].max(0)
@@ -103,10 +103,10 @@ def no_face_clip(out: Path, frames: int = 100) -> Path:
 def warm_up(path: Path) -> None:
     """Load the dlib models (several seconds) outside the timed runs."""
     image = next(iter(media.iter_frames(path))).image
-    faces = detect.find_faces(image)
+    faces = finder.find_faces(image)
     if faces:
-        detect.landmarks5(image, faces[0].box)
-        detect.embedding(image, faces[0].landmarks)
+        finder.landmarks5(image, faces[0].box)
+        finder.embedding(image, faces[0].landmarks)
 
 
 def main() -> None:
@@ -124,7 +124,7 @@ def main() -> None:
     if args.no_face:
         clips.append(no_face_clip(Path(tmp.name) / "no_face_720p.mp4"))
     ref = str(args.reference) if args.reference else None
-    finders = {"new": ex.ExtractConfig(reference=ref), "old": ex.ExtractConfig(reference=ref, detect=detect.OLD_FINDER)}
+    finders = {"new": ex.ExtractConfig(reference=ref), "old": ex.ExtractConfig(reference=ref, detect=finder.OLD_FINDER)}
     warm_up(clips[0])
     print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} "
           "(other work on the machine slows every figure)")

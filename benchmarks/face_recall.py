@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from doppel import media  # noqa: E402
-from doppel.faces import detect  # noqa: E402
+from doppel.faces import finder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SIZES = (24, 160)  # planted 68-point box widths, px (log-uniform)
@@ -52,7 +52,7 @@ PER_CLIP = 16  # face-free source frames taken from each clip, spread over it
 FRAMES = ((1280, 720), (1920, 1080), (1080, 1920))  # (width, height); the last is portrait phone video
 MATCH_IOU = 0.3
 NEW = "new (default)"
-FINDERS = {NEW: detect.DetectConfig(), "old (384 px, fast pass only)": detect.OLD_FINDER}
+FINDERS = {NEW: finder.DetectConfig(), "old (384 px, fast pass only)": finder.OLD_FINDER}
 
 
 def face_sources(rng: np.random.Generator, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -61,7 +61,7 @@ def face_sources(rng: np.random.Generator, count: int) -> list[tuple[np.ndarray,
     out = []
     for i in rng.permutation(len(files)):
         image = media.read_image(files[i])
-        faces = detect.find_faces(image, detect.DetectConfig(min_face=0, turns=False))
+        faces = finder.find_faces(image, finder.DetectConfig(min_face=0, turns=False))
         if len(faces) == 1 and faces[0].box[2] - faces[0].box[0] > 80:
             out.append((image, faces[0].landmarks))
         if len(out) == count:
@@ -75,7 +75,7 @@ def backgrounds(count: int) -> list[np.ndarray]:
     clips = sorted((DATA / "video").glob("*.mp4"))
     for clip in clips:
         for frame in media.iter_frames(clip, step=40):
-            faces = detect.find_faces(frame.image, deep="if-none")
+            faces = finder.find_faces(frame.image, deep="if-none")
             if not faces:
                 continue
             x0, _, x1, _ = faces[0].box
@@ -92,7 +92,7 @@ def paste(canvas: np.ndarray, photo: np.ndarray, landmarks: np.ndarray, width: f
           ) -> np.ndarray:
     """Paste the face of `photo` so its 68-point box is `width` px wide with its top-left at `at`;
     returns the planted landmark box (x0, y0, x1, y1)."""
-    x0, y0, x1, y1 = detect.landmarks_box(landmarks)
+    x0, y0, x1, y1 = finder.landmarks_box(landmarks)
     s = width / (x1 - x0)
     m = 0.35 * (x1 - x0)
     cx0, cy0 = int(max(0, x0 - m)), int(max(0, y0 - 1.2 * m))
@@ -121,25 +121,25 @@ def scene(rng, bg: np.ndarray, faces, size: tuple[int, int], condition: str, per
         for _ in range(50):  # a free place, away from the other faces and the edges
             x, y = int(rng.uniform(0.7 * width, cw - 2 * width)), int(rng.uniform(width, ch - 2 * width))
             cand = np.array([x, y, x + width, y + width * 1.1])
-            if all(detect.iou(np.r_[cand[:2] - width, cand[2:] + width], b) == 0 for b in boxes):
+            if all(finder.iou(np.r_[cand[:2] - width, cand[2:] + width], b) == 0 for b in boxes):
                 boxes.append(paste(canvas, photo, lm, width, (x, y)))
                 break
     if condition == "dark":
         gamma = rng.uniform(2.0, 3.0)
         canvas = cv2.LUT(canvas, np.round(255 * (np.arange(256) / 255) ** gamma).astype(np.uint8))
     if condition == "turned":
-        boxes = [detect.turn_box(b, 1, canvas.shape) for b in boxes]
+        boxes = [finder.turn_box(b, 1, canvas.shape) for b in boxes]
         canvas = np.ascontiguousarray(np.rot90(canvas, 1))
     return canvas, boxes
 
 
-def score(found: list[detect.Face], planted: list[np.ndarray]) -> tuple[list[bool], int]:
+def score(found: list[finder.Face], planted: list[np.ndarray]) -> tuple[list[bool], int]:
     """Which planted boxes were found, and the number of false faces."""
-    boxes = [detect.landmarks_box(f.landmarks) for f in found]
+    boxes = [finder.landmarks_box(f.landmarks) for f in found]
     hit, used = [], set()
     for p in planted:
-        best = max(range(len(boxes)), key=lambda i: detect.iou(p, boxes[i]), default=None)
-        ok = best is not None and best not in used and detect.iou(p, boxes[best]) >= MATCH_IOU
+        best = max(range(len(boxes)), key=lambda i: finder.iou(p, boxes[i]), default=None)
+        ok = best is not None and best not in used and finder.iou(p, boxes[best]) >= MATCH_IOU
         if ok:
             used.add(best)
         hit.append(ok)
@@ -188,7 +188,7 @@ def face_free_pieces(limit_per_clip: int = PER_CLIP) -> list[tuple[str, np.ndarr
     for clip, count in clips:
         step = max(1, media.probe(clip).frame_count // count)
         for frame in media.iter_frames(clip, step=step):
-            faces = detect.find_faces(frame.image)
+            faces = finder.find_faces(frame.image)
             piece = face_free_piece(frame.image, faces[0].box) if faces else None  # faces[0]: the largest
             if piece is not None:
                 out.append((f"{clip.stem}#{frame.index}", piece))
@@ -256,7 +256,7 @@ def run_finders(image: np.ndarray, planted: list[np.ndarray], rows: dict, tag: t
     condition, size, kind = tag
     for name, cfg in FINDERS.items():
         t = time.process_time()  # CPU time of this process: steadier than wall time on a shared machine
-        found = detect.find_faces(image, cfg)
+        found = finder.find_faces(image, cfg)
         r = rows[name]
         r["seconds"][kind] += time.process_time() - t
         r["frames"][kind] += 1
@@ -266,9 +266,9 @@ def run_finders(image: np.ndarray, planted: list[np.ndarray], rows: dict, tag: t
         r["hits"] += [(w, condition, size, h) for w, h in zip(widths, hit)]
         r["false"][kind] += false
         if false and sheet is not None and cfg is FINDERS[NEW]:
-            matched = [detect.landmarks_box(f.landmarks) for f in found]
+            matched = [finder.landmarks_box(f.landmarks) for f in found]
             for f, box in zip(found, matched):
-                if not any(detect.iou(p, box) >= MATCH_IOU for p in planted):
+                if not any(finder.iou(p, box) >= MATCH_IOU for p in planted):
                     sheet.append(crop_of(image, f.box, f"{kind} {label}"))
 
 

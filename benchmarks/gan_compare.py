@@ -80,8 +80,8 @@ def sharpness(crops: np.ndarray) -> float:
 
 
 def embeddings(crops: np.ndarray, lms: np.ndarray, scale: int = 4) -> np.ndarray:
-    from doppel.faces import detect
-    return np.stack([detect.embedding(cv2.resize(c, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC),
+    from doppel.faces import finder
+    return np.stack([finder.embedding(cv2.resize(c, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC),
                                       lm * scale) for c, lm in zip(crops, lms)])
 
 

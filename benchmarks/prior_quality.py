@@ -61,19 +61,19 @@ def prepare(root: Path, hold: float) -> None:
 
 def embeddings(video: Path) -> np.ndarray:
     """dlib embedding of the largest face of every frame of `video` (N, 128)."""
-    from doppel.faces import detect
+    from doppel.faces import finder
 
     out = []
     for f in media.iter_frames(video):
-        faces = detect.find_faces(f.image)
+        faces = finder.find_faces(f.image)
         if faces:
-            out.append(detect.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
+            out.append(finder.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
     return np.array(out)
 
 
 def mean_embedding(faceset: Path, n: int = 16) -> np.ndarray:
     """Mean embedding of up to n training frames of a person, measured on the full frames."""
-    from doppel.faces import detect
+    from doppel.faces import finder
     from doppel.faceset import FaceSet
 
     fs = FaceSet.open(faceset)
@@ -83,7 +83,7 @@ def mean_embedding(faceset: Path, n: int = 16) -> np.ndarray:
     for f in media.iter_frames(recs[0].source):
         if f.index in frames:
             rec = next(r for r in recs if r.frame_index == f.index)
-            out.append(detect.embedding(np.ascontiguousarray(f.image), rec.landmarks_array))
+            out.append(finder.embedding(np.ascontiguousarray(f.image), rec.landmarks_array))
     return np.mean(out, 0)
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from doppel import cli, media
 from doppel.errors import DoppelError
-from doppel.faces import align, blend, detect
+from doppel.faces import align, blend, finder
 from doppel.faces import mask as masks
 from doppel.swap import convert
 from doppel.faceset import FaceSet
@@ -49,9 +49,9 @@ def mean_identity(path: Path, frames: int = 5) -> np.ndarray:
     """Mean dlib embedding of the largest face in the first few frames with one."""
     embs = []
     for f in media.iter_frames(path, step=5):
-        faces = detect.find_faces(f.image)
+        faces = finder.find_faces(f.image)
         if faces:
-            embs.append(detect.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
+            embs.append(finder.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
         if len(embs) == frames:
             break
     if not embs:
@@ -93,7 +93,7 @@ def edge_step(image: np.ndarray, mask: np.ndarray, lm: np.ndarray) -> float:
 def analyse(src: Path, out: Path, settings: convert.SwapSettings, size: int, coverage: float,
             ident_a: np.ndarray, ident_b: np.ndarray, every: int, limit: int) -> dict:
     """The four measures over the frames of input and output side by side."""
-    t_in, t_out = detect.FaceTracker(), detect.FaceTracker()
+    t_in, t_out = finder.FaceTracker(), finder.FaceTracker()
     lm_err, near_b, flick_in, flick_out, seam_out, seam_in, found = [], [], [], [], [], [], []
     d_a, d_b, move_in, move_out, sharp_in, sharp_out = [], [], [], [], [], []
     prev, prev_lm = None, None
@@ -116,8 +116,8 @@ def analyse(src: Path, out: Path, settings: convert.SwapSettings, size: int, cov
             m = frame_mask(face.landmarks, fi.image.shape, settings, size, coverage)
             seam_out.append(edge_step(fo.image, m, face.landmarks))
             seam_in.append(edge_step(fi.image, m, face.landmarks))
-        match = max(b, key=lambda f: detect.iou(f.box, face.box), default=None)
-        found.append(match is not None and detect.iou(match.box, face.box) >= 0.3)
+        match = max(b, key=lambda f: finder.iou(f.box, face.box), default=None)
+        found.append(match is not None and finder.iou(match.box, face.box) >= 0.3)
         if not found[-1]:
             continue
         lm_err.append(np.linalg.norm(match.landmarks - face.landmarks, axis=1).mean() / eye_distance(face.landmarks))
@@ -126,7 +126,7 @@ def analyse(src: Path, out: Path, settings: convert.SwapSettings, size: int, cov
             move_out.append(np.linalg.norm(match.landmarks - prev_lm[1], axis=1).mean())
         prev_lm = (face.landmarks, match.landmarks)
         if fi.index % every == 0:
-            e = detect.embedding(np.ascontiguousarray(fo.image), match.landmarks)
+            e = finder.embedding(np.ascontiguousarray(fo.image), match.landmarks)
             d_a.append(np.linalg.norm(e - ident_a))
             d_b.append(np.linalg.norm(e - ident_b))
             near_b.append(d_b[-1] < d_a[-1])
@@ -155,9 +155,9 @@ def identity_baseline(path: Path, ident_a: np.ndarray, ident_b: np.ndarray, ever
             continue
         if f.index >= start + limit:
             break
-        faces = detect.find_faces(f.image)
+        faces = finder.find_faces(f.image)
         if faces:
-            e = detect.embedding(np.ascontiguousarray(f.image), faces[0].landmarks)
+            e = finder.embedding(np.ascontiguousarray(f.image), faces[0].landmarks)
             d_a.append(np.linalg.norm(e - ident_a))
             d_b.append(np.linalg.norm(e - ident_b))
     nan = float("nan")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from doppel import media
-from doppel.faces import detect
+from doppel.faces import finder
 from doppel.swap import convert
 from doppel.swap.model import build, save_model
 
@@ -38,8 +38,8 @@ def floor_fps(clip: Path, frames: int, out: Path) -> float:
 
 def make_model(clip: Path, preset: str, folder: Path) -> Path:
     first = next(media.iter_frames(clip)).image
-    faces = detect.find_faces(first)
-    ident = detect.embedding(np.ascontiguousarray(first), faces[0].landmarks).tolist() if faces else None
+    faces = finder.find_faces(first)
+    ident = finder.embedding(np.ascontiguousarray(first), faces[0].landmarks).tolist() if faces else None
     model = build(preset).eval()
     save_model(folder, model, info={"coverage": 0.8, "size": model.cfg.size, "identity_a": ident})
     return folder

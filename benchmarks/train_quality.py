@@ -35,9 +35,9 @@ CLIPS = ("talking/retalking_face_1.mp4", "talking/retalking_face_2.mp4")
 
 def extract(video: Path, size: int = 64) -> list[tuple[FaceRecord, np.ndarray]]:
     """(record, crop) of the largest face in every frame of `video` where one is found."""
-    from doppel.faces import detect  # dlib: only needed when preparing the face sets
+    from doppel.faces import finder  # dlib: only needed when preparing the face sets
 
-    tracker, out = detect.FaceTracker(), []
+    tracker, out = finder.FaceTracker(), []
     for frame in media.iter_frames(video):
         faces = tracker(frame.image)
         if faces:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from doppel import media
-from doppel.faces import detect
+from doppel.faces import finder
 from doppel.faces.align import umeyama
 
 
@@ -22,12 +22,12 @@ def collect(data: Path, per_person: int) -> list[np.ndarray]:
     shapes = []
     for person in sorted((data / "faces" / "lfw").iterdir()):
         for f in media.image_files(person)[:per_person]:
-            faces = detect.find_faces(media.read_image(f))
+            faces = finder.find_faces(media.read_image(f))
             if len(faces) >= 1:
                 shapes.append(faces[0].landmarks)
     for clip in sorted((data / "talking").glob("*.mp4")):
         for fr in media.iter_frames(clip, step=5):
-            faces = detect.find_faces(fr.image)
+            faces = finder.find_faces(fr.image)
             if len(faces) == 1:
                 shapes.append(faces[0].landmarks)
     return shapes

@@ -7,7 +7,7 @@ import pytest
 from doppel import extract as ex
 from doppel import media
 from doppel.errors import DoppelError
-from doppel.faces import detect
+from doppel.faces import finder
 from doppel.faceset import FaceSet
 
 
@@ -39,7 +39,7 @@ def test_a_rotated_phone_clip_is_read_upright(tmp_path, clip_frames, rotation):
     want = clip_frames[0][:first.shape[0], :first.shape[1]]
     assert first.shape[:2] == want.shape[:2]
     assert np.abs(first.astype(int) - want).mean() < 6  # H.264 loss only
-    faces = detect.find_faces(first)
+    faces = finder.find_faces(first)
     assert faces and faces[0].turn == 0
 
 
@@ -57,7 +57,7 @@ def test_grey_rgba_and_16_bit_photos_give_their_face(tmp_path, photo, kind):
     assert cv2.imwrite(str(path), image)
     summary = ex.extract([path], tmp_path / "fs")
     assert summary.found == 1 and summary.frames_no_face == 0
-    assert FaceSet.open(tmp_path / "fs").meta["detect"] == detect.DetectConfig().record()
+    assert FaceSet.open(tmp_path / "fs").meta["detect"] == finder.DetectConfig().record()
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 7), (16, 16000)])

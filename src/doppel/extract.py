@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from . import media
 from .errors import DoppelError
-from .faces import align, detect, quality
+from .faces import align, finder, quality
 from .faces.quality import QualityConfig
 from .faceset import FaceRecord, FaceSet
 # the command line (extract_cli) and set-level filtering (faceset_filter) live apart; re-exported here
@@ -40,7 +40,7 @@ SAMPLE_SECONDS = 2.0  # without a reference, embed at most one face per this man
 class ExtractConfig:
     size: int = align.DEFAULT_SIZE  # side of the aligned crop in pixels
     coverage: float = align.DEFAULT_COVERAGE  # fraction of the crop the template face spans
-    detect: detect.DetectConfig = detect.DetectConfig()  # detector, downscale and re-detection interval
+    detect: finder.DetectConfig = finder.DetectConfig()  # detector, downscale and re-detection interval
     every: int = 1  # read every Nth frame of a video
     quality: QualityConfig = QualityConfig()  # thresholds of the filters
     reference: str | None = None  # photo of the one person to keep (None: everyone); the CLI then sets max_people=0
@@ -82,17 +82,17 @@ def check_inputs(inputs: list[str | os.PathLike]) -> list[media.VideoInfo]:
     return infos
 
 
-def _photo_faces(image: np.ndarray, cfg: detect.DetectConfig) -> list[detect.Face]:
+def _photo_faces(image: np.ndarray, cfg: finder.DetectConfig) -> list[finder.Face]:
     """Faces of a still photo: the face finder with a larger fast pass (and, when its deep pass is off,
     a retry with pyramid upsampling)."""
     cfg = replace(cfg, detect_size=max(cfg.detect_size, PHOTO_DETECT_SIZE))
-    faces = detect.find_faces(image, cfg)
+    faces = finder.find_faces(image, cfg)
     if not faces and cfg.min_face == 0:
-        faces = detect.find_faces(image, replace(cfg, upsample=cfg.upsample + 1))
+        faces = finder.find_faces(image, replace(cfg, upsample=cfg.upsample + 1))
     return faces
 
 
-def reference_embedding(path: str | os.PathLike, cfg: detect.DetectConfig) -> np.ndarray:
+def reference_embedding(path: str | os.PathLike, cfg: finder.DetectConfig) -> np.ndarray:
     """128-D embedding of the largest face in a reference photo."""
     image = media.read_image(path)
     faces = _photo_faces(image, cfg)
@@ -100,7 +100,7 @@ def reference_embedding(path: str | os.PathLike, cfg: detect.DetectConfig) -> np
         raise DoppelError(f"no face found in the reference photo: {path}")
     if len(faces) > 1:
         log.warning("reference photo %s shows %d faces; using the largest", path, len(faces))
-    return detect.embedding(image, faces[0].landmarks)
+    return finder.embedding(image, faces[0].landmarks)
 
 
 def _check_same_person(fs: FaceSet, reference: np.ndarray | None, max_distance: float) -> None:
@@ -126,7 +126,7 @@ def _remembered_reference(fs: FaceSet, reference: np.ndarray | None) -> np.ndarr
 
 # --- per frame ----------------------------------------------------------------
 
-def score_face(image: np.ndarray, face: detect.Face, crop: np.ndarray, matrix: np.ndarray,
+def score_face(image: np.ndarray, face: finder.Face, crop: np.ndarray, matrix: np.ndarray,
                people: int) -> dict[str, float]:
     """Every per-face quality score of one face; image (H, W, 3) uint8, crop (S, S, 3) uint8."""
     shape = quality.aligned_shape(face.landmarks, matrix, crop.shape[0])
@@ -135,7 +135,7 @@ def score_face(image: np.ndarray, face: detect.Face, crop: np.ndarray, matrix: n
     scores = {"people": people, "size": quality.face_size(face.landmarks),
               "sharpness": quality.sharpness(crop, shape), "brightness": brightness, "contrast": contrast,
               "tint": quality.tint(crop, shape), "yaw": yaw, "pitch": pitch,
-              "fit": quality.fit_error(face.landmarks, detect.landmarks5(image, face.box))}
+              "fit": quality.fit_error(face.landmarks, finder.landmarks5(image, face.box))}
     return {k: round(float(v), 4) for k, v in scores.items()}
 
 
@@ -151,7 +151,7 @@ class _Run:
 
     def video(self, info: media.VideoInfo) -> None:
         """Track faces through one video (or through the photos of a folder, one by one)."""
-        tracker = detect.FaceTracker(self.cfg.detect)
+        tracker = finder.FaceTracker(self.cfg.detect)
         self.track_embeddings, self.next_sample = [], 0.0
         self.sample_every = max(SAMPLE_SECONDS, info.duration / IDENTITY_FACES)
         total = -(-info.frame_count // self.cfg.every) if info.frame_count else None
@@ -164,7 +164,7 @@ class _Run:
         finally:
             frames.close()  # stops the decoding thread now, also on Ctrl-C
 
-    def frame(self, info: media.VideoInfo, frame: media.Frame, faces: list[detect.Face]) -> None:
+    def frame(self, info: media.VideoInfo, frame: media.Frame, faces: list[finder.Face]) -> None:
         """Align, score and file every face of one frame."""
         self.summary.frames += 1
         self.summary.found += len(faces)
@@ -176,7 +176,7 @@ class _Run:
             if fresh[i] is not None:
                 record.embedding = fresh[i]
             elif not record.reason and frame.time >= self.next_sample:
-                record.embedding = _rounded(detect.embedding(frame.image, face.landmarks))
+                record.embedding = _rounded(finder.embedding(frame.image, face.landmarks))
                 self.next_sample = frame.time + self.sample_every
             self.fs.add(record, crop)
             any_kept |= not record.reason
@@ -202,7 +202,7 @@ class _Run:
             return [None] * len(faces), [None] * len(faces)
         fresh: list[list[float] | None] = [None] * len(faces)
         if any(not f.tracked for f in faces) or len(faces) != len(self.track_embeddings):
-            self.track_embeddings = [detect.embedding(image, f.landmarks) for f in faces]
+            self.track_embeddings = [finder.embedding(image, f.landmarks) for f in faces]
             fresh = [_rounded(e) for e in self.track_embeddings]
         dist = [float(np.linalg.norm(e - self.reference)) for e in self.track_embeddings]
         return dist, fresh

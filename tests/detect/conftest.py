@@ -2,7 +2,7 @@
 import pytest
 
 from doppel import media
-from doppel.faces import detect
+from doppel.faces import finder
 
 from detect_helpers import blank_detectors
 
@@ -11,8 +11,8 @@ from detect_helpers import blank_detectors
 def clip_frames(data_dir):
     """Six consecutive frames of a real talking clip and the landmarks of its face in each."""
     frames = [f.image for f in media.read_frames(data_dir / "talking" / "retalking_face_1.mp4")[:6]]
-    box = detect.find_faces(frames[0])[0].box
-    return frames, [detect.landmarks68(f, box) for f in frames]
+    box = finder.find_faces(frames[0])[0].box
+    return frames, [finder.landmarks68(f, box) for f in frames]
 
 
 @pytest.fixture()

@@ -39,8 +39,8 @@ def blurred_paste(frames: list[np.ndarray]) -> list[np.ndarray]:
     feathered mask, the over-smooth pasted face of a cheap swap."""
     import cv2
     from doppel.detect import cues, sbi
-    from doppel.faces import detect
-    tracker, out = detect.FaceTracker(detect.DetectConfig()), []
+    from doppel.faces import finder
+    tracker, out = finder.FaceTracker(finder.DetectConfig()), []
     for f in frames:
         hull = cues.hull_mask(tracker(f)[0].landmarks, f.shape[:2]) > 0
         out.append(sbi.blend(f, cv2.GaussianBlur(f, (0, 0), 4), cv2.GaussianBlur(hull.astype(np.float32), (0, 0), 3)))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from doppel import media
-from doppel.faces import detect
+from doppel.faces import finder
 
 
 DAMAGED = 0.2  # share of mid-grey pixels over which a frame was decoded without its picture (others: < 0.01)
@@ -36,7 +36,7 @@ def test_sampled_corpus_talking_clips_have_a_face_in_every_frame(data_dir):
     assert {c.name[:4] for c in clips if c.parent.name == "mead"} == {"M030", "W009", "W011"}
     missed, ghosts, frames, bad = [], [], 0, 0  # bad: damaged frames
     for clip in clips:
-        tracker = detect.FaceTracker()
+        tracker = finder.FaceTracker()
         for frame in media.iter_frames(clip):
             frames += 1
             found = tracker(frame.image)

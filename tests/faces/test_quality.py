@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from doppel import media
-from doppel.faces import align, detect, quality
+from doppel.faces import align, finder, quality
 from doppel.faces.quality import QualityConfig
 
 
@@ -14,7 +14,7 @@ def real_face(data_dir):
     image = media.read_image(data_dir / "images" / "obama.jpg")
     # The fit these tolerances were set on (fast pass at 384 px). The 64 px sharpness moves by ~30%
     # with a 1% change of the landmarks (0.80 with the 640 px box, 1.16 with the 384 px one).
-    face = detect.find_faces(image, detect.DetectConfig(detect_size=384))[0]
+    face = finder.find_faces(image, finder.DetectConfig(detect_size=384))[0]
     m = align.align_matrix(face.landmarks, 64)
     return image, face, align.crop(image, m, 64), quality.aligned_shape(face.landmarks, m, 64)
 
@@ -69,7 +69,7 @@ def test_fit_error_measures_disagreement_in_inter_ocular_units(real_face):
 
 def test_five_point_model_agrees_on_a_real_face(real_face):
     image, face, _, _ = real_face
-    assert quality.fit_error(face.landmarks, detect.landmarks5(image, face.box)) < 0.08
+    assert quality.fit_error(face.landmarks, finder.landmarks5(image, face.box)) < 0.08
 
 
 @pytest.mark.parametrize("yaw,pitch", [(0, 0), (30, 0), (-40, 0), (0, 20), (25, -15)])
@@ -88,8 +88,8 @@ def test_pose_recovers_a_planted_head_rotation(yaw, pitch):
 def test_mirrored_face_has_opposite_yaw(real_face):
     image, _, _, _ = real_face
     flipped = np.ascontiguousarray(image[:, ::-1])
-    face = detect.find_faces(image)[0]
-    mface = detect.find_faces(flipped)[0]
+    face = finder.find_faces(image)[0]
+    mface = finder.find_faces(flipped)[0]
     yaw, _ = quality.head_pose(quality.aligned_shape(face.landmarks, align.align_matrix(face.landmarks), 64))
     myaw, _ = quality.head_pose(quality.aligned_shape(mface.landmarks, align.align_matrix(mface.landmarks), 64))
     assert abs(yaw) < 15 and abs(myaw) < 15  # an official portrait faces the camera

@@ -82,8 +82,8 @@ def _gap(shapes_or_landmarks) -> np.ndarray:
 
 
 def _measured_gap(path) -> np.ndarray:
-    from doppel.faces import detect
-    tracker = detect.FaceTracker()
+    from doppel.faces import finder
+    tracker = finder.FaceTracker()
     return _gap(np.stack([tracker(f.image)[0].landmarks for f in media.iter_frames(path)]))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from doppel import media
-from doppel.faces import align, detect
+from doppel.faces import align, finder
 from doppel.faceset import FaceRecord, FaceSet
 
 CLIPS = ("talking/retalking_face_1.mp4", "talking/retalking_face_2.mp4")
@@ -15,13 +15,13 @@ CLIPS = ("talking/retalking_face_1.mp4", "talking/retalking_face_2.mp4")
 def make_faceset(video: Path, out: Path, frames: int = 24, size: int = 64, step: int = 2) -> FaceSet:
     """Largest face of the first `frames` sampled frames of `video`, aligned into a new face set."""
     fs = FaceSet.create(out, size, align.DEFAULT_COVERAGE)
-    tracker = detect.FaceTracker()
+    tracker = finder.FaceTracker()
     for frame in media.iter_frames(video, step):
         faces = tracker(frame.image)
         if faces:
             f = faces[0]
             if "identity" not in fs.meta:  # what extract stores (a mean of several), here from one face
-                fs.meta["identity"] = detect.embedding(frame.image, f.landmarks).round(5).tolist()
+                fs.meta["identity"] = finder.embedding(frame.image, f.landmarks).round(5).tolist()
             m = align.align_matrix(f.landmarks, size)
             rec = FaceRecord(str(video), frame.index, frame.time, [float(v) for v in f.box],
                              f.landmarks.tolist(), m.tolist())

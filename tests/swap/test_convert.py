@@ -9,24 +9,24 @@ from safetensors.torch import load_file, save_file
 
 from doppel import cli, media, provenance
 from doppel.errors import DoppelError
-from doppel.faces import align, detect
+from doppel.faces import align, finder
 from doppel.faces import mask as masks
 from doppel.provenance import watermark
 from doppel.swap import convert
 from doppel.swap.model import SwapModel, build, save_model
 
 CLIP = "talking/retalking_face_5.mp4"
-WIDE = detect.DetectConfig(detect_size=720)  # the two-person photo is 720 px wide: detect at full size
+WIDE = finder.DetectConfig(detect_size=720)  # the two-person photo is 720 px wide: detect at full size
 
 
 def _crops(path, step=20, n=6):
     crops, embs = [], []
     for f in media.iter_frames(path, step):
-        faces = detect.find_faces(f.image)
+        faces = finder.find_faces(f.image)
         if faces:
             crops.append(align.crop(f.image, align.align_matrix(faces[0].landmarks, 64, 0.8), 64))
             if not embs:
-                embs.append(detect.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
+                embs.append(finder.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
         if len(crops) == n:
             break
     return crops, embs[0]
@@ -93,7 +93,7 @@ def test_video_keeps_size_rate_frames_audio_and_is_labelled(model_dir, data_dir,
     assert media.read_image(prev).shape[0] == convert.PREVIEW_HEIGHT * convert.SwapSettings().preview_frames
     # the face changed, the far background did not (beyond the invisible mark and codec noise)
     f_in, f_out = next(media.iter_frames(src)).image, next(media.iter_frames(out)).image
-    faces = detect.find_faces(f_in)
+    faces = finder.find_faces(f_in)
     f_in = watermark.embed(f_in, watermark.payload_of(lab))
     x0, y0, x1, y1 = faces[0].box.astype(int)
     face_diff = np.abs(f_in[y0:y1, x0:x1].astype(int) - f_out[y0:y1, x0:x1]).mean()
@@ -109,10 +109,10 @@ def two_people(data_dir, tmp_path_factory):
     photo = np.concatenate(ims, axis=1)
     path = tmp_path_factory.mktemp("photo") / "two.png"
     media.write_image(path, photo)
-    faces = detect.find_faces(photo, WIDE)
+    faces = finder.find_faces(photo, WIDE)
     assert len(faces) == 2
     obama = min(faces, key=lambda f: f.box[0])
-    return path, photo, obama, max(faces, key=lambda f: f.box[0]), detect.embedding(photo, obama.landmarks)
+    return path, photo, obama, max(faces, key=lambda f: f.box[0]), finder.embedding(photo, obama.landmarks)
 
 
 def test_photo_only_the_right_person_and_nothing_outside_the_mask(trained, two_people, tmp_path):
@@ -308,7 +308,7 @@ def test_identity_is_rechecked_until_the_track_matches(monkeypatch):
     calls = []
     ident = np.zeros(128, np.float32)
     far, near = np.ones(128, np.float32), np.full(128, 0.01, np.float32)
-    monkeypatch.setattr(detect, "embedding", lambda im, lm: calls.append(1) or (far if len(calls) == 1 else near))
+    monkeypatch.setattr(finder, "embedding", lambda im, lm: calls.append(1) or (far if len(calls) == 1 else near))
     t = convert.Track(0)
     for i in range(60):
         t.frames[i] = np.zeros((68, 2))

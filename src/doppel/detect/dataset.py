@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import media
-from ..faces import align, detect
+from ..faces import align, finder
 from . import cues, sbi
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def faces_from_images(paths: list[Path], group_of, side: int | None = None) -> l
     out = []
     for p in tqdm(paths, desc="photos", unit="img", leave=False):
         img = media.read_image(p)
-        found = detect.find_faces(img)
+        found = finder.find_faces(img)
         if found:
             out.append(_context(img, found[0].landmarks, group=group_of(p)))
             out[-1] = centre(out[-1], side) if side else out[-1]
@@ -68,11 +68,11 @@ def faces_from_video(path: Path, every: int, limit: int, with_prev: bool = True,
     out, prev = [], None
     for fr in media.iter_frames(path):
         if fr.index % every == 0 and prev is not None:
-            found = detect.find_faces(fr.image)
+            found = finder.find_faces(fr.image)
             if found:
                 lm = found[0].landmarks
                 if with_prev:
-                    out.append(_context(fr.image, lm, prev, detect.landmarks68(prev, found[0].box), group=path.stem))
+                    out.append(_context(fr.image, lm, prev, finder.landmarks68(prev, found[0].box), group=path.stem))
                 else:
                     out.append(_context(fr.image, lm, group=path.stem))
                 out[-1] = centre(out[-1], side) if side else out[-1]
@@ -178,8 +178,8 @@ def corpus_faces(paths: list[Path], side: int | None = None) -> list[RealFace]:
         img = media.read_image(p)
         h, w = img.shape[:2]
         box = np.array(PRIOR_BOX[p.parent.name]) * [w, h, w, h]
-        lm = detect.landmarks68(img, box)
-        lm = detect.landmarks68(img, detect.box_from_landmarks(lm))
+        lm = finder.landmarks68(img, box)
+        lm = finder.landmarks68(img, finder.box_from_landmarks(lm))
         size, centre_off = np.ptp(lm, 0), np.abs(lm.mean(0) - [w / 2, h / 2]) / [w, h]
         if size.min() < 0.2 * min(h, w) or centre_off.max() > 0.2:
             continue

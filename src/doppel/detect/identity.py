@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import media
 from ..errors import DoppelError
-from ..faces import detect
+from ..faces import finder
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ VIDEO_FACES = 12  # faces embedded per reference video, spread over its length
 EVERY_S = 1.0  # seconds of video between embedded frames of the scanned video
 
 
-def reference_embedding(paths: list[str | Path], cfg: detect.DetectConfig = detect.DetectConfig()) -> dict:
+def reference_embedding(paths: list[str | Path], cfg: finder.DetectConfig = finder.DetectConfig()) -> dict:
     """{"mean": (128,) float32, "faces": n, "files": [names]} of the largest face in each reference photo
     and in frames spread over each reference video; DoppelError when no reference face is found."""
     embs, names = [], []
@@ -45,7 +45,7 @@ def reference_embedding(paths: list[str | Path], cfg: detect.DetectConfig = dete
     return {"mean": np.mean(embs, axis=0).astype(np.float32), "faces": len(embs), "files": names}
 
 
-def _file_embeddings(path: Path, cfg: detect.DetectConfig) -> list[np.ndarray]:
+def _file_embeddings(path: Path, cfg: finder.DetectConfig) -> list[np.ndarray]:
     if not path.is_file():
         raise DoppelError(f"reference not found: {path}")
     info = media.probe(path)  # MediaError (a DoppelError) for anything that is not media
@@ -53,9 +53,9 @@ def _file_embeddings(path: Path, cfg: detect.DetectConfig) -> list[np.ndarray]:
     every = max(1, n // VIDEO_FACES)
     out = []
     for fr in media.iter_frames(path, every):
-        faces = detect.find_faces(fr.image, cfg)
+        faces = finder.find_faces(fr.image, cfg)
         if faces:
-            out.append(detect.embedding(fr.image, faces[0].landmarks))  # largest first
+            out.append(finder.embedding(fr.image, faces[0].landmarks))  # largest first
         if len(out) >= VIDEO_FACES:
             break
     return out
@@ -64,7 +64,7 @@ def _file_embeddings(path: Path, cfg: detect.DetectConfig) -> list[np.ndarray]:
 def distances(image: np.ndarray, faces: list[dict], landmarks: list[np.ndarray], reference: np.ndarray) -> None:
     """Adds "identity": distance to the reference to each face dict of one frame (in place)."""
     for face, lm in zip(faces, landmarks):
-        face["identity"] = round(float(np.linalg.norm(detect.embedding(image, lm) - reference)), 4)
+        face["identity"] = round(float(np.linalg.norm(finder.embedding(image, lm) - reference)), 4)
 
 
 def summarise(frames: list[dict], ref: dict) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import media, provenance
-from ..faces import detect
+from ..faces import finder
 from . import cues, identity, models
 from .config import ScanConfig  # noqa: F401 (re-exported)
 
@@ -77,7 +77,7 @@ def _analyse_frame(det, tracker, fr, prev, cfg, reference: np.ndarray | None = N
     faces = tracker(fr.image)[: cfg.max_faces]
     out, pending = [], []
     for i, face in enumerate(faces):
-        prev_lm = detect.landmarks68(prev, face.box) if prev is not None else None
+        prev_lm = finder.landmarks68(prev, face.box) if prev is not None else None
         feats, crop = face_features(det, fr.image, face.landmarks, prev, prev_lm)
         out.append({"face": i, "box": [round(float(v), 1) for v in face.box], "tracked": face.tracked,
                     "scores": None, "cues": None})
@@ -114,7 +114,7 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
     """
     t0 = time.monotonic()
     info = media.probe(path)
-    tracker = detect.FaceTracker(cfg.detect)
+    tracker = finder.FaceTracker(cfg.detect)
     # the watermark is read from this scan's own decode (not a second pass over the file)
     marks = None if info.is_image and not Path(path).is_dir() else provenance.MarkReader(info)
     frames, crops, pending, prev, decoded = [], [], [], None, 0

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from .. import media, provenance
 from ..errors import DoppelError
-from ..faces import detect
+from ..faces import finder
 from . import augment, card, cnn_fit, dataset, models, scan
 from .config import CALIB_CLIPS, FUSION_CLIPS, TrainConfig  # noqa: F401 (re-exported)
 
@@ -246,11 +246,11 @@ def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc:
     def add(pair: list, landmarks: np.ndarray, y: int, group: str, kind: str) -> None:
         # a frame and its previous frame degraded alike (the same processing for both classes), landmarks
         # refitted on both in one detector-like box around the face's, as a scan finds them
-        box = detect.box_from_landmarks(landmarks)
+        box = finder.box_from_landmarks(landmarks)
         img, *prev = augment.degrade([p for p in pair if p is not None], rng)  # a photo has no previous frame
         prev = prev[0] if prev else None
-        prev_lm = detect.landmarks68(prev, box) if prev is not None else None
-        feats, _ = scan.face_scores(det, img, detect.landmarks68(img, box), prev, prev_lm)
+        prev_lm = finder.landmarks68(prev, box) if prev is not None else None
+        feats, _ = scan.face_scores(det, img, finder.landmarks68(img, box), prev, prev_lm)
         rows.append(scan.feature_row(feats)[0])
         labels.append(y)
         groups.append(group)

@@ -1,1 +1,1 @@
-"""Face detection, landmarks, alignment, masks and blending."""
+"""Finding faces (finder), landmarks, alignment, masks and blending."""

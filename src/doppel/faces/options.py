@@ -1,6 +1,6 @@
 """The face finder's settings and flags, the names of the mask shapes and colour transfers, the aligned
 crop sizes and the quality thresholds: light to import (no OpenCV or dlib), so every command's `--help`
-and argument parsing stay fast. `faces.detect`, `faces.mask`, `faces.blend`, `faces.align` and
+and argument parsing stay fast. `faces.finder`, `faces.mask`, `faces.blend`, `faces.align` and
 `faces.quality` re-export these names."""
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import audio, media
 from ..errors import DoppelError
-from ..faces import detect
+from ..faces import finder
 from . import footage
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def default_dir() -> Path:
     return Path(base) / "doppel" / "lipsync"
 
 
-def key(path: Path, cfg: detect.DetectConfig) -> str:
+def key(path: Path, cfg: finder.DetectConfig) -> str:
     """Hash of the file's identity and the settings that decide its landmarks."""
     st = path.stat()
     text = f"{CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{cfg!r}"
@@ -53,7 +53,7 @@ def key(path: Path, cfg: detect.DetectConfig) -> str:
 
 
 def load(path: str | os.PathLike, folder: str | os.PathLike | None = None,
-         cfg: detect.DetectConfig = detect.DetectConfig()) -> ClipData:
+         cfg: finder.DetectConfig = finder.DetectConfig()) -> ClipData:
     """Features and landmarks of one clip, from the cache when present (folder None: no disk cache)."""
     p = Path(path)
     if not p.is_file():
@@ -73,7 +73,7 @@ def load(path: str | os.PathLike, folder: str | os.PathLike | None = None,
     return data
 
 
-def compute(p: Path, cfg: detect.DetectConfig) -> ClipData:
+def compute(p: Path, cfg: finder.DetectConfig) -> ClipData:
     feats = audio.features(p)
     foot = footage.load(p, cfg=cfg)
     return ClipData(p.name, feats, foot.fps, foot.times, foot.landmarks.astype(np.float32), foot.found)

@@ -1,6 +1,6 @@
 """A speaker's video read once: times and 68 landmarks per frame (frames only on request).
 
-Landmarks come from faces.detect.FaceTracker (the largest face in each frame);
+Landmarks come from faces.finder.FaceTracker (the largest face in each frame);
 results are cached per file within a run so training, synthesis and
 evaluation do not track the same video twice. Synthesis does not keep the
 frames (a minute of 1080p is 9 GB): it reads them again through FrameReader,
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .. import media
 from ..errors import DoppelError
-from ..faces import detect
+from ..faces import finder
 
 log = logging.getLogger(__name__)
 MIN_FOUND = 0.5  # a video whose face is found in fewer frames than this is refused
@@ -44,7 +44,7 @@ class Footage:
 
 
 def load(path: str | os.PathLike, keep_frames: bool = False,
-         cfg: detect.DetectConfig = detect.DetectConfig()) -> Footage:
+         cfg: finder.DetectConfig = finder.DetectConfig()) -> Footage:
     """Track the face through a video; raise DoppelError when it shows no usable face."""
     p = Path(path)
     key = (str(p.resolve()), p.stat().st_mtime if p.exists() else 0, cfg)
@@ -59,8 +59,8 @@ def load(path: str | os.PathLike, keep_frames: bool = False,
     return foot
 
 
-def _track(p: Path, info: media.VideoInfo, keep_frames: bool, cfg: detect.DetectConfig) -> Footage:
-    tracker = detect.FaceTracker(cfg)
+def _track(p: Path, info: media.VideoInfo, keep_frames: bool, cfg: finder.DetectConfig) -> Footage:
+    tracker = finder.FaceTracker(cfg)
     # Per-frame results go into arrays sized from the header (grown if it undercounts), not lists of
     # small arrays: small blocks kept between the 6 MB frame buffers pin malloc's heap (see prepare).
     n = info.frame_count

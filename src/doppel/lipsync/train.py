@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .. import audio
 from ..errors import DoppelError
-from ..faces import detect
+from ..faces import finder
 from . import cache, metrics, model, shapes
 from .config import TrainConfig  # noqa: F401 (re-exported)
 
@@ -43,7 +43,7 @@ class Clip:
 
 
 def load_clip(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-              finder: detect.DetectConfig = detect.DetectConfig()) -> Clip:
+              finder: finder.DetectConfig = finder.DetectConfig()) -> Clip:
     """Features and speaker-centred mouth shapes of one video, both at 100 Hz."""
     return to_clip(cache.load(path, cache_dir, finder))
 
@@ -57,7 +57,7 @@ def to_clip(data: cache.ClipData) -> Clip:
 
 
 def load_clips(videos: list[str], cache_dir: str | os.PathLike | None,
-               finder: detect.DetectConfig = detect.DetectConfig()) -> list[Clip]:
+               finder: finder.DetectConfig = finder.DetectConfig()) -> list[Clip]:
     """Clips of many videos with one progress bar; a clip without a usable face is skipped with a warning."""
     clips = []
     for v in tqdm(videos, desc="lipsync clips", unit="clip", disable=len(videos) < 3):

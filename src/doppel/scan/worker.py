@@ -63,10 +63,10 @@ def _warm_up() -> None:
     """Load dlib's face models now (they load lazily), so a file's time, and its timeout, is its own."""
     import numpy as np
 
-    from ..faces import detect
+    from ..faces import finder
     blank = np.zeros((64, 64, 3), np.uint8)
-    detect.find_faces(blank)
-    detect.landmarks68(blank, np.array([8.0, 8.0, 56.0, 56.0]))
+    finder.find_faces(blank)
+    finder.landmarks68(blank, np.array([8.0, 8.0, 56.0, 56.0]))
 
 
 def analyse(path: str, det, step: int) -> dict:

@@ -1,7 +1,7 @@
 """Stage `swap`: redraw person A's face as person B in a video or photo.
 
 Two passes over the input:
-1. landmarks: faces are tracked frame by frame (faces.detect.FaceTracker) and
+1. landmarks: faces are tracked frame by frame (faces.finder.FaceTracker) and
    linked into tracks; each track's dlib embedding is computed once (again at
    its 10th and 40th frame while it does not match) and
    compared with the model's mean face of A, so only A is swapped.
@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .. import filetypes, media, provenance
 from ..errors import DoppelError
-from ..faces import align, blend, detect
+from ..faces import align, blend, finder
 from ..faces import mask as masks
 from ..torchutil import torch_threads
 from .convert_cli import add_arguments, run, settings_from_args  # noqa: F401 (re-exported: the CLI is light)
@@ -74,7 +74,7 @@ class Track:
     def add(self, index: int, landmarks: np.ndarray) -> None:
         """Append the face of frame `index` (frames come in order)."""
         self.frames[index] = landmarks
-        self.boxes[index] = detect.landmarks_box(landmarks)
+        self.boxes[index] = finder.landmarks_box(landmarks)
         self.last = index
 
 
@@ -155,13 +155,13 @@ class FrameSource:
             self.cache = cache
 
 
-def _link(faces: list[detect.Face], tracks: list[Track], index: int, max_gap: int) -> list[tuple[detect.Face, Track | None]]:
+def _link(faces: list[finder.Face], tracks: list[Track], index: int, max_gap: int) -> list[tuple[finder.Face, Track | None]]:
     """Pair each face with the live track whose last box it overlaps most (greedy), or None."""
     live = [t for t in tracks if index - t.last <= max_gap + 1]
     pairs, used = [], set()
     for face in faces:
-        box = detect.landmarks_box(face.landmarks)
-        scored = [(detect.iou(box, t.boxes[t.last]), t) for t in live if t.id not in used]
+        box = finder.landmarks_box(face.landmarks)
+        scored = [(finder.iou(box, t.boxes[t.last]), t) for t in live if t.id not in used]
         best = max(scored, key=lambda s: s[0], default=(0.0, None))
         track = best[1] if best[0] >= TRACK_IOU else None
         if track is not None:
@@ -179,14 +179,14 @@ def check_identity(track: Track, image: np.ndarray, landmarks: np.ndarray, ident
     """
     if identity is None or track.distance <= threshold or len(track.frames) not in CHECK_AT:
         return
-    d = float(np.linalg.norm(detect.embedding(image, landmarks) - identity))
+    d = float(np.linalg.norm(finder.embedding(image, landmarks) - identity))
     track.distance = min(track.distance, d)
 
 
 def track_faces(frames: Iterable[media.Frame], settings: SwapSettings,
                 identity: np.ndarray | None) -> tuple[list[Track], int]:
     """Pass 1: every face's landmarks, linked into tracks and checked against A; (tracks, frame count)."""
-    tracker = detect.FaceTracker(settings.detect)
+    tracker = finder.FaceTracker(settings.detect)
     tracks: list[Track] = []
     count = 0
     for frame in tqdm(frames, desc="landmarks", unit="frame", leave=False):

@@ -75,13 +75,13 @@ def _detect_one(f: Path, name: str, det, cfg, out: Path, ref: dict | None = None
 def run_extract(p: dict, out: Path) -> dict:
     """Extract faces into the named face set, then draw its contact sheet."""
     from .. import extract, media
-    from ..faces import detect
+    from ..faces import finder
     from ..faceset import FaceSet
     from ..faceset_cli import contact_sheet, info_table, sheet_groups
     ref = p.get("reference")
     qcfg = extract.quality_config(argparse.Namespace(), extract.stored_quality(p["faceset"]), ref is not None)
     cfg = extract.ExtractConfig(every=int(p.get("every", 1)), quality=qcfg, reference=ref,
-                                detect=detect.DetectConfig(detector=p.get("detector", "hog")))
+                                detect=finder.DetectConfig(detector=p.get("detector", "hog")))
     summary = extract.extract(p["files"], p["faceset"], cfg)
     fs = FaceSet.open(p["faceset"])
     media.write_image(out / "sheet.png", contact_sheet(sheet_groups(fs, SHEET_KEPT, SHEET_PER_REASON)))
