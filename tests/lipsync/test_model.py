@@ -53,7 +53,7 @@ def test_prediction_is_aligned_despite_the_delay():
 def test_bad_model_files_are_refused(tmp_path):
     bad = tmp_path / "x.lip"
     bad.write_bytes(b"garbage")
-    with pytest.raises(DoppelError, match="not a doppel lip-sync model"):
+    with pytest.raises(DoppelError, match="not a readable doppel lip-sync model"):
         model.load(bad)
     with pytest.raises(DoppelError, match="no such"):
         model.load(tmp_path / "missing.lip")

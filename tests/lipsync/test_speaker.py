@@ -41,7 +41,7 @@ def test_cache_is_read_back_without_tracking_and_keyed_on_the_file(grid, clip_ca
     assert again.fps == 25 and len(again.landmarks) == 75 and again.found.mean() > 0.9
     copy = tmp_path / "bbaf2n.mpg"
     copy.write_bytes((grid / TRAIN[0]).read_bytes())
-    assert cache.key(copy, footage.detect.DetectConfig()) != cache.key(grid / TRAIN[0], footage.detect.DetectConfig())
+    assert cache.key(copy, footage.finder.DetectConfig()) != cache.key(grid / TRAIN[0], footage.finder.DetectConfig())
 
 
 def test_split_named_and_automatic():

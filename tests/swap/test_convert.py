@@ -161,7 +161,7 @@ def test_bad_inputs_fail_in_one_line_without_output(trained, model_dir, two_peop
     fake.mkdir()
     (fake / "model.safetensors").write_text("not a model")
     assert _cli(photo, "-m", fake, "-o", out) == 2
-    assert "not a doppel model" in capsys.readouterr().err
+    assert "not a readable doppel swap model" in capsys.readouterr().err
     # a model whose info says 128 px crops but whose config is 64
     assert _cli(photo, "-m", _save(tmp_path / "m128", trained[0], size=128), "-o", out) == 2
     assert "crop size mismatch" in capsys.readouterr().err

@@ -134,7 +134,7 @@ def gan_runs(facesets, tmp_path_factory):
     with pytest.raises(KeyboardInterrupt):
         train.train(*facesets, broken, train.TrainConfig(**cfg))
     mp.undo()
-    assert read_header(broken)[1]["step"] == 2
+    assert read_header(broken).info["step"] == 2
     resumed = train.train(*facesets, broken, train.TrainConfig(**cfg, resume=True))
     return whole, broken, resumed, cfg
 
@@ -159,7 +159,7 @@ def test_gan_losses_are_finite_and_previews_show_mask(gan_runs):
         for k in ("loss_a", "loss_b", "loss_d_a", "loss_d_b", "edge_a", "mask_b", "pl_a"):
             assert math.isfinite(l[k]), (k, l)
     assert lines[0]["pl_a"] == 0 and lines[-1]["pl_a"] > 0  # the schedule turns feature matching on
-    cfg, _ = read_header(whole)
+    cfg = read_header(whole).config
     assert cfg.mask
     img = media.read_image(whole / "previews" / "step_000004.png")
     assert img.shape == (14 * 64, 6 * 64, 3)  # per person: input + (colour, mask, composite) x 2 decoders

@@ -40,11 +40,11 @@ def test_sigkill_mid_training_loses_nothing_and_resume_is_exact(facesets, tmp_pa
     p.stderr.close()
     assert p.returncode == -signal.SIGKILL, "training ended before the kill: raise STEPS"
     model, state = load_file(str(out / "model.safetensors")), load_file(str(out / "train_state.safetensors"))
-    step = read_header(out)[1]["step"]
+    step = read_header(out).info["step"]
     assert 0 < step < STEPS and model and state  # a whole checkpoint of some step before the end
     r = subprocess.run(_argv(facesets, out) + ["--resume"], env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert read_header(out)[1]["step"] == STEPS
+    assert read_header(out).info["step"] == STEPS
     whole = tmp_path / "whole"
     r = subprocess.run(_argv(facesets, whole), env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

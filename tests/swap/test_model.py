@@ -41,9 +41,10 @@ def test_model_file_round_trip(tmp_path):
     torch.manual_seed(1)
     model = SwapModel(PRESETS["lite"])
     save_model(tmp_path, model, {"step": 7})
-    cfg, info = read_header(tmp_path)
-    back, info2 = load_model(tmp_path)
-    assert cfg == model.cfg and info == info2 == {"step": 7}
+    header = read_header(tmp_path)
+    back, header2 = load_model(tmp_path)
+    assert header == header2 and header.config == model.cfg and header.info == {"step": 7}
+    assert header.format == "doppel-swap/1"
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x, "b")[0], back(x, "b")[0])

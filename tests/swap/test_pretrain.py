@@ -109,7 +109,7 @@ def test_train_starts_from_the_prior(prior, facesets, tmp_path):
     rc = cli.main(["train", str(facesets[0]), str(facesets[1]), "-o", str(tmp_path / "m"), "--steps", "1",
                    "--batch", "2", "--workers", "0", "--init", str(out / pretrain.PRIOR_FILE)])
     assert rc == 0
-    _, info = load_model(tmp_path / "m")
+    info = load_model(tmp_path / "m")[1].info
     assert info["init"] == "prior" and info["init_requested"] == str(out / pretrain.PRIOR_FILE)
     assert info["prior_file"] == str(out / pretrain.PRIOR_FILE) and info["prior_format"] == pretrain.PRIOR_FORMAT
     assert info["prior_step"] == 12
@@ -125,24 +125,24 @@ def test_the_header_records_the_start_actually_used(facesets, tmp_path):
     shipped = pretrain.shipped_prior("lite")
     assert shipped is not None and pretrain.read_prior(shipped)[0].preset == "lite"  # the package ships one
     assert _train_cli(facesets, tmp_path / "lite") == 0  # default: the shipped prior
-    info = read_header(tmp_path / "lite")[1]
+    info = read_header(tmp_path / "lite").info
     assert info["init"] == "prior" and info["init_requested"] == "prior"
     assert info["prior_file"] == f"shipped:{shipped.name}" and info["prior_format"] == pretrain.PRIOR_FORMAT
     assert info["prior_step"] == pretrain.read_prior(shipped)[1]["step"]
     assert info["prior_sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()[:16]
     # a resumed run keeps the record of how the weights started
     assert _train_cli(facesets, tmp_path / "lite", "--steps", "2", "--resume") == 0
-    again = read_header(tmp_path / "lite")[1]
+    again = read_header(tmp_path / "lite").info
     assert again["step"] == 2 and {k: again[k] for k in info if k.startswith(("init", "prior"))} == \
         {k: v for k, v in info.items() if k.startswith(("init", "prior"))}
     # no prior ships for `original`: asked for the prior, it trains from scratch, and the header says so
     assert pretrain.shipped_prior("original") is None
     assert _train_cli(facesets, tmp_path / "orig", "--preset", "original") == 0
-    info = read_header(tmp_path / "orig")[1]
+    info = read_header(tmp_path / "orig").info
     assert info["init"] == "scratch" and info["init_requested"] == "prior"
     assert not any(k.startswith("prior_") for k in info)
     assert _train_cli(facesets, tmp_path / "scratch", "--init", "scratch") == 0
-    assert read_header(tmp_path / "scratch")[1]["init"] == "scratch"
+    assert read_header(tmp_path / "scratch").info["init"] == "scratch"
 
 
 def test_fp16_export_keeps_the_reconstruction(prior, tmp_path):
@@ -180,7 +180,7 @@ def test_corrupt_or_foreign_prior_gives_a_one_line_error(prior, facesets, tmp_pa
     capsys.readouterr()
     rc = _train_cli(facesets, tmp_path / "m", "--init", broken)
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "not a readable face prior" in err[0], err
+    assert rc == 2 and len(err) == 1 and "not a readable doppel face prior" in err[0], err
     assert not (tmp_path / "m").exists()  # the docs promise nothing is written: no MODEL/previews/ either
 
 

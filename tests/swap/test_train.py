@@ -14,6 +14,7 @@ from doppel import cli, provenance
 from doppel.faces import align
 from doppel.faceset import FaceSet
 from doppel.swap import train
+from doppel import checkpoint
 from doppel.swap.model import read_header
 
 from .conftest import CLIPS, make_faceset
@@ -37,7 +38,8 @@ def test_loss_falls_and_outputs_are_written(facesets, tmp_path):
     assert [l["step"] for l in lines] == list(range(1, 25))
     rates = [l["faces_per_s"] for l in lines]  # a smoothed rate per step: it must agree with the summary's
     assert all(r > 0 for r in rates) and 0.2 < rates[-1] / s["faces_per_s"] < 5
-    cfg_m, info = read_header(out)
+    header = read_header(out)
+    cfg_m, info = header.config, header.info
     fa = FaceSet.open(facesets[0])
     assert cfg_m.preset == "lite" and info["step"] == 24 and info["size"] == 64
     assert info["coverage"] == fa.coverage and info["faceset_a"] == str(fa.root)
@@ -69,7 +71,7 @@ def test_kill_and_resume_equals_uninterrupted(facesets, tmp_path, monkeypatch):
         _interrupt_at(m, 4)
         with pytest.raises(KeyboardInterrupt):
             train.train(*facesets, broken, train.TrainConfig(steps=6, seed=3, **FAST))
-    assert read_header(broken)[1]["step"] == 4  # the Ctrl-C checkpoint
+    assert read_header(broken).info["step"] == 4  # the Ctrl-C checkpoint
     s = train.train(*facesets, broken, train.TrainConfig(steps=6, seed=3, resume=True, **FAST))
     assert s["step"] == 6 and s["steps_run"] == 2
     for name in ("model.safetensors", "train_state.safetensors"):
@@ -86,7 +88,7 @@ def test_failed_save_keeps_last_checkpoint(facesets, tmp_path, monkeypatch):
 
     def broken_save(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr(train, "save_file", broken_save)
+    monkeypatch.setattr(checkpoint, "save_file", broken_save)  # every model and state file is written through it
     with pytest.raises(OSError):
         train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
     assert {p.name: p.read_bytes() for p in out.glob("*.safetensors")} == before
@@ -106,9 +108,9 @@ def test_save_torn_between_renames_still_resumes(facesets, tmp_path, monkeypatch
         m.setattr(os, "replace", crash_on_model)
         with pytest.raises(OSError):
             train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
-    assert read_header(out)[1]["step"] == 2  # the new train state (step 3) is in place, the model is not
+    assert read_header(out).info["step"] == 2  # the new train state (step 3) is in place, the model is not
     s = train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
-    assert s["steps_run"] == 1 and read_header(out)[1]["step"] == 3
+    assert s["steps_run"] == 1 and read_header(out).info["step"] == 3
 
 
 def _cli(*args):
@@ -152,7 +154,7 @@ def test_torchrun_ranks_stay_identical(facesets, tmp_path):
     init = train.build("lite").state_dict()
     assert all(torch.equal(r0[k], r1[k]) and torch.equal(r0[k], saved[k]) for k in r0)
     assert any(not torch.equal(r0[k], init[k]) for k in r0)  # they did train
-    assert read_header(tmp_path / "m")[1]["step"] == 3
+    assert read_header(tmp_path / "m").info["step"] == 3
     log = (tmp_path / "m" / "log.jsonl").read_text().splitlines()
     assert len(log) == 1 and json.loads(log[0])["step"] == 3  # rank 0 alone logs; the last step is logged
     assert not (tmp_path / "ranks" / "rank2.safetensors").exists()

@@ -15,10 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .. import media
+from .. import checkpoint, media
 from ..errors import DoppelError
 from ..faces import align
 from .config import RESNET, WEIGHTS_DIR, CNNConfig  # noqa: F401 (re-exported)
@@ -231,10 +230,8 @@ class Detectors:
         folder = Path(folder)
         # fp16 on disk (half the size; rounding fp32 weights to fp16 moved 200 faces' logits by at most 0.005, their
         # spread being 2.5), float32 in memory
-        half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in self.cnn.state_dict().items()}
-        with media.atomic_path(folder / CNN_FILE) as tmp:
-            save_file(half, str(tmp),
-                      metadata={"format": FORMAT, "config": json.dumps(asdict(self.cnn.cfg))})
+        half = {k: v.half() if v.is_floating_point() else v for k, v in self.cnn.state_dict().items()}
+        checkpoint.write(folder / CNN_FILE, FORMAT, half, self.cnn.cfg, {"version": self.version})
         doc = {"format": FORMAT, "cnn": asdict(self.cnn.cfg), "fourier": asdict(self.fourier),
                "fusion": asdict(self.fusion), "platt": asdict(self.platt), "meta": self.meta}
         with media.atomic_path(folder / MODELS_FILE) as tmp:
@@ -245,9 +242,12 @@ class Detectors:
         folder = Path(folder)
         try:
             doc = json.loads((folder / MODELS_FILE).read_text())
-            cnn = FaceCNN(CNNConfig.from_dict(doc["cnn"]))
-            cnn.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                 for k, v in load_file(str(folder / CNN_FILE)).items()})
+            checkpoint.check_format(doc.get("format", ""), FORMAT, folder / MODELS_FILE, "doppel detector")
+            tensors, header = checkpoint.load(folder / CNN_FILE, FORMAT, what="doppel detector CNN")
+            cnn = FaceCNN(CNNConfig.from_dict(header.config))
+            cnn.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+        except DoppelError as e:
+            raise DoppelError(f"{e}; run 'doppel detect train'") from None
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             raise DoppelError(f"no usable detector weights in {folder} ({e}); run 'doppel detect train'") from None
         cnn.eval()

@@ -9,24 +9,21 @@ states; configs and counters live in its JSON metadata.
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from .. import media
+from .. import checkpoint
 from ..errors import DoppelError
 from ..torchutil import torch_threads as _torch_threads
 from .config import LipConfig  # noqa: F401 (re-exported)
 from .shapes import MouthPCA
 
-FORMAT = "doppel-lipsync/1"
+FORMAT = "doppel-lipsync/2"  # 2: the training record in "info" (1 kept it in "train")
 BUNDLED = Path(__file__).parent / "weights"  # models shipped in the package, named by stem (-m grid_s1)
 THREADS = 1  # torch CPU threads for the LSTM: its small sequential matmuls stall for seconds in
 # OpenMP barriers when the cores are shared (measured here: 15 ms a step on 1 thread, 4-12 s on 2)
@@ -74,52 +71,42 @@ class Checkpoint:
 
 
 def save(path: str | os.PathLike, ck: Checkpoint, keep_rng: bool = True) -> None:
-    """Write a checkpoint atomically (a crash leaves the previous file intact)."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in ck.model.state_dict().items()}
+    """Write a checkpoint atomically (a crash leaves the previous file intact), in doppel.checkpoint's layout:
+    config LipConfig, info the training record (ck.meta), sections step, pca_scale, param_groups, texture."""
+    tensors = {f"model.{k}": v for k, v in ck.model.state_dict().items()}
     tensors["pca.mean"] = torch.from_numpy(ck.pca.mean.copy())
     tensors["pca.components"] = torch.from_numpy(ck.pca.components.copy())
     groups = None
     if ck.optimizer_state is not None:
         for i, st in ck.optimizer_state["state"].items():
             for k, v in st.items():
-                tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+                tensors[f"opt.{i}.{k}"] = torch.as_tensor(v)
         groups = ck.optimizer_state["param_groups"]
     if keep_rng:
         tensors["rng.torch"] = torch.get_rng_state()
+    sections = {"step": ck.step, "pca_scale": ck.pca.scale, "param_groups": groups}
     if ck.texture is not None:
-        tensors.update({f"tex.{k}": v.detach().cpu().contiguous() for k, v in ck.texture["state"].items()})
-    meta = {"format": FORMAT, "config": json.dumps(asdict(ck.model.cfg)), "step": str(ck.step),
-            "pca_scale": repr(ck.pca.scale), "param_groups": json.dumps(groups),
-            "train": json.dumps({k: v for k, v in (ck.meta or {}).items() if not k.startswith("_")})}
-    if ck.texture is not None:
-        meta["texture"] = json.dumps(ck.texture["info"])
-    with media.atomic_path(path, suffix=".tmp") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        tensors.update({f"tex.{k}": v for k, v in ck.texture["state"].items()})
+        sections["texture"] = ck.texture["info"]
+    info = {k: v for k, v in (ck.meta or {}).items() if not k.startswith("_")}
+    checkpoint.write(path, FORMAT, tensors, ck.model.cfg, info, **sections)
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
     """Rebuild model, PCA and training state from a checkpoint file alone."""
-    p = resolve(path)
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for non-safetensors files
-        raise DoppelError(f"not a doppel lip-sync model: {p} ({e.__class__.__name__})") from None
-    if meta.get("format") != FORMAT:
-        raise DoppelError(f"not a doppel lip-sync model: {p} (format {meta.get('format')!r})")
-    model = LipLSTM(LipConfig(**json.loads(meta["config"])))
+    tensors, h = checkpoint.load(resolve(path), FORMAT, LipConfig, what="doppel lip-sync model")
+    model = LipLSTM(h.config)
     model.load_state_dict({k[6:]: v.float() for k, v in tensors.items() if k.startswith("model.")})
-    pca = MouthPCA(tensors["pca.mean"].numpy(), tensors["pca.components"].numpy(), float(meta["pca_scale"]))
-    opt = _optimizer_state(tensors, json.loads(meta.get("param_groups", "null")))
-    train = json.loads(meta.get("train", "{}"))
+    pca = MouthPCA(tensors["pca.mean"].numpy(), tensors["pca.components"].numpy(), float(h.sections["pca_scale"]))
+    opt = _optimizer_state(tensors, h.sections.get("param_groups"))
+    train = dict(h.info or h.sections.get("train") or {})  # "train": where version 1 kept the record
     if "rng.torch" in tensors:
         train["_torch_rng"] = tensors["rng.torch"]
     tex = None
-    if "texture" in meta:
+    if "texture" in h.sections:
         tex = {"state": {k[4:]: v.float() for k, v in tensors.items() if k.startswith("tex.")},
-               "info": json.loads(meta["texture"])}
-    return Checkpoint(model, pca, int(meta.get("step", 0)), train, opt, tex)
+               "info": h.sections["texture"]}
+    return Checkpoint(model, pca, int(h.sections.get("step", 0)), train, opt, tex)
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -36,7 +36,7 @@ from ..faces import mask as masks
 from ..torchutil import torch_threads
 from .convert_cli import add_arguments, run, settings_from_args  # noqa: F401 (re-exported: the CLI is light)
 from .convert_config import SwapSettings  # noqa: F401 (re-exported)
-from .model import PEOPLE, SwapModel, load_model, read_header
+from .model import PEOPLE, ModelFacts, SwapModel, load_model
 
 log = logging.getLogger(__name__)
 
@@ -87,36 +87,21 @@ class Placement:
 
 # --- model --------------------------------------------------------------------
 
-def open_model(path: str | os.PathLike, to: str) -> tuple[SwapModel, dict]:
-    """Load a swap model and check it is usable for conversion; DoppelError if not."""
-    try:
-        cfg, info = read_header(path)
-    except (KeyError, ValueError, TypeError) as e:  # a doppel header with a broken config
-        raise DoppelError(f"model config is unreadable: {path} ({e.__class__.__name__}: {e})") from None
+def open_model(path: str | os.PathLike, to: str) -> tuple[SwapModel, ModelFacts]:
+    """Load a swap model (its header read once) and check it is usable for conversion; DoppelError if not."""
     if to not in PEOPLE:
         raise DoppelError(f"--to must be one of {', '.join(PEOPLE)}, got {to!r}")
-    if info.get("size") not in (None, cfg.size):
-        raise DoppelError(f"model crop size mismatch: its config says {cfg.size}, its data {info['size']}")
     try:
-        model, info = load_model(path)
+        model, header = load_model(path)
     except (RuntimeError, ValueError, KeyError, OSError) as e:
         raise DoppelError(f"model weights do not match its config: {path} ({str(e).splitlines()[0][:120]})") from None
+    facts = ModelFacts.of(header, path)
+    size = header.config.size
     with torch.no_grad():
-        rgb, _ = model.convert(torch.zeros(1, 3, cfg.size, cfg.size), to)
-    if rgb.shape != (1, 3, cfg.size, cfg.size):
-        raise DoppelError(f"model crop size mismatch: draws {tuple(rgb.shape[2:])} for {cfg.size} inputs")
-    return model, info
-
-
-def identity_of(info: dict) -> np.ndarray | None:
-    """The model's mean embedding of A as (128,) float32, or None when absent."""
-    ident = info.get("identity_a")
-    if ident is None:
-        return None
-    vec = np.asarray(ident, np.float32).reshape(-1)
-    if vec.shape != (128,):
-        raise DoppelError(f"model identity_a must be a 128-D embedding, got {vec.shape}")
-    return vec
+        rgb, _ = model.convert(torch.zeros(1, 3, size, size), to)
+    if rgb.shape != (1, 3, size, size):
+        raise DoppelError(f"model crop size mismatch: draws {tuple(rgb.shape[2:])} for {size} inputs")
+    return model, facts
 
 
 # --- pass 1: landmarks and tracks ---------------------------------------------
@@ -423,18 +408,18 @@ def check_paths(input: Path, output: Path, preview: str | None) -> bool:
 # --- the stage ----------------------------------------------------------------
 
 def _prepare(input: Path, model_path: str | os.PathLike, output: Path,
-             settings: SwapSettings) -> tuple[bool, SwapModel, dict, np.ndarray | None]:
-    """Every check that can fail before a frame is read: (is photo, model, model info, A's identity)."""
+             settings: SwapSettings) -> tuple[bool, SwapModel, ModelFacts, np.ndarray | None]:
+    """Every check that can fail before a frame is read: (is photo, model, its facts, A's identity)."""
     photo = check_paths(input, output, settings.preview)
     if settings.color not in blend.COLOR:
         raise DoppelError(f"unknown colour transfer {settings.color!r}; choose from {', '.join(blend.COLOR)}")
-    model, info = open_model(model_path, settings.to)
+    model, facts = open_model(model_path, settings.to)
     if settings.mask.shape == "learned" and not model.cfg.mask:
         raise DoppelError("--mask learned needs a model that draws a mask (train one with --gan); this one draws none")
-    identity = identity_of(info)
+    identity = None if facts.identity_a is None else np.asarray(facts.identity_a, np.float32)
     if identity is None:
         log.warning("model has no identity_a: swapping the largest face in each frame")
-    return photo, model, info, identity
+    return photo, model, facts, identity
 
 
 def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | os.PathLike,
@@ -442,14 +427,14 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     """Draw B's face over A's in a video or photo; writes `output` (labelled) and returns a summary."""
     start = time.perf_counter()
     input, output = Path(input), Path(output)
-    photo, model, info, identity = _prepare(input, model_path, output, settings)
+    photo, model, facts, identity = _prepare(input, model_path, output, settings)
     source = FrameSource(str(input), settings.max_frames, settings.cache_mb << 20)
     tracks, count = track_faces(source, settings, identity)
     targets, skipped = select_targets(tracks, identity, settings.match_distance)
     placements, rejected = plan(targets, settings)
     if not placements:
         raise DoppelError(f"no face of A found in {input} ({len(tracks)} face tracks, none near A)")
-    renderer = Renderer(model, float(info.get("coverage") or align.DEFAULT_COVERAGE), settings)
+    renderer = Renderer(model, facts.coverage, settings)
     details = dict(model=Path(model_path).name, to=settings.to, source=input.name,
                    mask=settings.mask.shape, color=settings.color)
     shown = _preview_picks(sorted(placements), settings.preview_frames) if settings.preview else set()

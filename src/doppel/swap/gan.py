@@ -21,7 +21,6 @@ Tensors are float32 (N, C, S, S) in [0, 1] as everywhere in swap/.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import cv2
@@ -253,17 +252,17 @@ class GanTrainer:
         self.last.update(loss_d_a=la.item(), loss_d_b=lb.item())
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """(tensors, metadata) for the train state file: critic weights and optimizer."""
+        """(tensors, header sections) for the train state file: critic weights and optimizer."""
         opt_t, groups = checkpoint.optimizer_tensors(self.opt)
         tensors = {f"{STATE_PREFIX}d.{k}": v.detach().cpu().contiguous() for k, v in self.critics.state_dict().items()}
         tensors.update({STATE_PREFIX + k: v for k, v in opt_t.items()})
-        return tensors, {"gan": json.dumps({"param_groups": groups, "d_channels": list(self.cfg.d_channels)})}
+        return tensors, {"gan": {"param_groups": groups, "d_channels": list(self.cfg.d_channels)}}
 
-    def load(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """Restore from a train state's tensors and metadata (as written by `state`)."""
-        if "gan" not in meta:
+    def load(self, tensors: dict[str, torch.Tensor], sections: dict) -> None:
+        """Restore from a train state's tensors and header sections (as written by `state`)."""
+        if "gan" not in sections:
             raise DoppelError("the train state holds no discriminator (a plain run); cannot resume it as a GAN run")
-        info = json.loads(meta["gan"])
+        info = sections["gan"]
         if tuple(info["d_channels"]) != self.cfg.d_channels:
             raise DoppelError(f"the train state's discriminator has channels {info['d_channels']}, "
                               f"not {list(self.cfg.d_channels)}")

@@ -3,21 +3,21 @@
 Tensors are float32 (N, 3, S, S) RGB in [0, 1]; a decoder with `mask=True`
 (the GAN variant, swap/gan.py) draws its colour through tanh (rescaled to
 [0, 1]) and also returns a (N, 1, S, S) alpha mask through a sigmoid. A model file is a single
-safetensors file whose metadata holds the config and facts about the training
-data, so `load_model` rebuilds the model from the file alone (no pickle).
+safetensors file in doppel.checkpoint's layout: weights, the SwapConfig and
+what training recorded (`info`; `ModelFacts` is the part `doppel swap` relies
+on), so `load_model` rebuilds the model from the file alone (no pickle).
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file, safe_open
 from torch import nn
 
-from .. import media
+from .. import checkpoint
 from ..errors import DoppelError
 from .config import PEOPLE, PRESETS, SwapConfig  # noqa: F401 (re-exported)
 
@@ -97,41 +97,51 @@ def build(preset: str = "lite", **overrides) -> SwapModel:
 
 
 def model_path(path: str | os.PathLike) -> Path:
-    """A model is a folder holding model.safetensors, or that file itself."""
+    """A model is a folder holding model.safetensors, or a file itself (then read, and refused if another kind)."""
     p = Path(path)
-    return p / MODEL_FILE if p.is_dir() or p.suffix != ".safetensors" else p
+    return p if not p.is_dir() and (p.is_file() or p.suffix == ".safetensors") else p / MODEL_FILE
 
 
 def save_model(path: str | os.PathLike, model: SwapModel, info: dict | None = None) -> Path:
-    """Write weights + config + info (JSON-able dict) to one safetensors file, atomically."""
-    dest = model_path(path)
-    meta = {"format": FORMAT, "config": json.dumps(asdict(model.cfg)), "info": json.dumps(info or {})}
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with media.atomic_path(dest) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    return dest
+    """Write weights + config + info (JSON-able dict, what training recorded) to one file, atomically."""
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    return checkpoint.write(model_path(path), FORMAT, state, model.cfg, info)
 
 
-def read_header(path: str | os.PathLike) -> tuple[SwapConfig, dict]:
-    """Config and info of a model file without loading its weights."""
-    src = model_path(path)
-    if not src.is_file():
-        raise DoppelError(f"no swap model at {path} (expected {MODEL_FILE})")
-    try:
-        with safe_open(str(src), "pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:  # safetensors raises its own error types for non-safetensors files
-        raise DoppelError(f"not a doppel model: {src} ({e.__class__.__name__})") from None
-    if meta.get("format") != FORMAT:
-        raise DoppelError(f"not a doppel swap model: {src}")
-    cfg = json.loads(meta["config"])
-    cfg["enc_channels"], cfg["dec_channels"] = tuple(cfg["enc_channels"]), tuple(cfg["dec_channels"])
-    return SwapConfig(**cfg), json.loads(meta.get("info", "{}"))
+def read_header(path: str | os.PathLike) -> checkpoint.Header:
+    """The file's header (config as a SwapConfig, info) without loading its weights."""
+    return checkpoint.read(model_path(path), FORMAT, SwapConfig, what="doppel swap model")
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[SwapModel, dict]:
-    """Rebuild a model from its file; returns (model in eval mode, info dict)."""
-    cfg, info = read_header(path)
-    model = SwapModel(cfg)
-    model.load_state_dict(load_file(str(model_path(path)), device=device))
-    return model.to(device).eval(), info
+def load_model(path: str | os.PathLike, device: str = "cpu") -> tuple[SwapModel, checkpoint.Header]:
+    """Rebuild a model from its file (the header read once); returns (model in eval mode, header)."""
+    state, header = checkpoint.load(model_path(path), FORMAT, SwapConfig, "doppel swap model", device)
+    model = SwapModel(header.config)
+    model.load_state_dict(state)
+    return model.to(device).eval(), header
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What training recorded about the faces a model learnt from, and `doppel swap` relies on."""
+    coverage: float  # share of the crop the faces' landmark box covered (how to cut a face for the model)
+    identity_a: tuple[float, ...] | None  # A's mean face embedding (128-D): which face in a video is A
+    step: int | None  # training steps taken
+
+    @classmethod
+    def of(cls, header: checkpoint.Header, path: str | os.PathLike = "") -> "ModelFacts":
+        """The facts in a model's header; DoppelError in one line when they are missing or inconsistent."""
+        info = header.info
+        if "coverage" not in info:
+            raise DoppelError(f"{path}: the model does not record the face coverage it was trained on "
+                              "(not written by `doppel train`)")
+        if info.get("size") not in (None, header.config.size):
+            raise DoppelError(f"model crop size mismatch: its config says {header.config.size}, its data {info['size']}")
+        ident = info.get("identity_a")
+        if ident is not None:
+            vec = np.asarray(ident, np.float32).reshape(-1)
+            if vec.shape != (128,):
+                raise DoppelError(f"model identity_a must be a 128-D embedding, got {vec.shape}")
+            ident = tuple(float(v) for v in vec)
+        step = info.get("step")
+        return cls(float(info["coverage"]), ident, None if step is None else int(step))

@@ -24,13 +24,14 @@ import os
 import re
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 PRIOR_FILE = "prior.safetensors"
 PRIOR_FORMAT = "doppel-prior/1"
+STATE_FORMAT = "doppel-prior-state/1"
 STATE_FILE = "train_state.safetensors"
 WEIGHTS_DIR = Path(__file__).with_name("weights")  # shipped priors: prior_<preset>.safetensors
 VAL_FACES = 256  # held-out faces scored at each validation
@@ -168,18 +169,11 @@ class PriorBatches:
 
 def save_prior(path: Path, model, info: dict) -> Path:
     """encoder.* + decoder.* (the generic decoder, stored as decoder "a") with config and info, atomically."""
-    from safetensors.torch import save_file
+    from .. import checkpoint
 
-    from .. import media
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.encoder.state_dict().items()}
-    tensors = {f"encoder.{k}": v for k, v in state.items()}
-    tensors.update({f"decoder.{k}": v.detach().cpu().contiguous()
-                    for k, v in model.decoders["a"].state_dict().items()})
-    meta = {"format": PRIOR_FORMAT, "config": json.dumps(asdict(model.cfg)), "info": json.dumps(info)}
-    with media.atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    return path
+    tensors = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
+    tensors.update({f"decoder.{k}": v for k, v in model.decoders["a"].state_dict().items()})
+    return checkpoint.write(path, PRIOR_FORMAT, tensors, model.cfg, info)
 
 
 def prior_path(spec: str | os.PathLike) -> Path:
@@ -203,26 +197,15 @@ def shipped_prior(preset: str) -> Path | None:
 
 def read_prior(path: str | os.PathLike):
     """(SwapConfig, info, tensors) of a prior file; DoppelError for anything else."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
+    from .. import checkpoint
     from ..errors import DoppelError
     from .model import SwapConfig
 
     src = prior_path(path)
     if not src.is_file():
         raise DoppelError(f"no face prior at {path} (expected {PRIOR_FILE})")
-    try:
-        with safe_open(str(src), "pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(src))
-    except Exception as e:  # safetensors raises its own types for damaged or foreign files
-        raise DoppelError(f"not a readable face prior: {src} ({e.__class__.__name__}: {e})") from None
-    if meta.get("format") != PRIOR_FORMAT:
-        raise DoppelError(f"not a doppel face prior: {src} (format {meta.get('format')!r}, want {PRIOR_FORMAT})")
-    cfg = json.loads(meta["config"])
-    cfg["enc_channels"], cfg["dec_channels"] = tuple(cfg["enc_channels"]), tuple(cfg["dec_channels"])
-    return SwapConfig(**cfg), json.loads(meta.get("info", "{}")), tensors
+    tensors, header = checkpoint.load(src, PRIOR_FORMAT, SwapConfig, what="doppel face prior")
+    return header.config, header.info, tensors
 
 
 def init_from_prior(model, path: str | os.PathLike) -> dict:
@@ -285,9 +268,6 @@ def pretrain(facesets: list[str | os.PathLike], output: str | os.PathLike,
 
 
 def _resume(out: Path, model, opt) -> int:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     from .. import checkpoint
     from ..errors import DoppelError
 
@@ -296,15 +276,13 @@ def _resume(out: Path, model, opt) -> int:
     cfg, info, tensors = read_prior(out / PRIOR_FILE)
     if cfg != model.cfg:
         raise DoppelError(f"{out} holds a {cfg.preset} prior; cannot resume it as {model.cfg.preset}")
-    with safe_open(str(out / STATE_FILE), "pt") as f:
-        meta = f.metadata() or {}
-    if int(meta.get("step", -1)) != int(info.get("step", -2)):
+    state, header = checkpoint.load(out / STATE_FILE, STATE_FORMAT, what="face prior train state")
+    if int(header.sections.get("step", -1)) != int(info.get("step", -2)):
         raise DoppelError(f"train state in {out} is not at the prior's step; cannot resume exactly")
     model.encoder.load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("encoder.")})
     model.decoders["a"].load_state_dict({k[8:]: v for k, v in tensors.items() if k.startswith("decoder.")})
-    state = load_file(str(out / STATE_FILE))
-    checkpoint.load_optimizer(opt, state, json.loads(meta["param_groups"]))
-    checkpoint.set_rng_state(state, json.loads(meta["rng"]))
+    checkpoint.load_optimizer(opt, state, header.sections["param_groups"])
+    checkpoint.set_rng_state(state, header.sections["rng"])
     return int(info["step"])
 
 
@@ -403,8 +381,6 @@ class _PriorRun:
         return ssim
 
     def checkpoint(self, step: int) -> None:
-        from safetensors.torch import save_file
-
         from .. import checkpoint
 
         info = {**self.facts, "step": step, "seed": self.cfg.seed, "batch": self.cfg.batch, "lr": self.cfg.lr,
@@ -414,9 +390,7 @@ class _PriorRun:
         try:
             opt_t, groups = checkpoint.optimizer_tensors(self.opt)
             rng_t, rng_meta = checkpoint.rng_state()
-            save_file({**opt_t, **rng_t}, str(tmp_s), metadata={
-                "format": "doppel-prior-state/1", "step": str(step), "param_groups": json.dumps(groups),
-                "rng": json.dumps(rng_meta)})
+            checkpoint.write(tmp_s, STATE_FORMAT, {**opt_t, **rng_t}, step=step, param_groups=groups, rng=rng_meta)
             save_prior(self.out / PRIOR_FILE, self.model, info)  # the prior first: resume checks the steps match
             os.replace(tmp_s, self.out / STATE_FILE)
         finally:
@@ -433,17 +407,11 @@ class _PriorRun:
 
 def export(src: str | os.PathLike, dest: str | os.PathLike, half: bool = True) -> Path:
     """Copy a prior's weights (fp16 when `half`) and header, without the train state."""
-    from safetensors.torch import save_file
-
-    from .. import media
+    from .. import checkpoint
 
     cfg, info, tensors = read_prior(src)
-    out = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
-    meta = {"format": PRIOR_FORMAT, "config": json.dumps(asdict(cfg)), "info": json.dumps({**info, "fp16": half})}
-    dest = Path(dest)
-    with media.atomic_path(dest) as tmp:
-        save_file(out, str(tmp), metadata=meta)
-    return dest
+    out = {k: v.half() if half and v.is_floating_point() else v for k, v in tensors.items()}
+    return checkpoint.write(dest, PRIOR_FORMAT, out, cfg, {**info, "fp16": half})
 
 
 # ---------------------------------------------------------------- CLI

@@ -18,14 +18,12 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
@@ -34,7 +32,7 @@ from ..errors import DoppelError
 from ..faceset import FaceSet
 from . import augment, gan, losses
 from .config import DEFAULT_STEPS, GanConfig, TrainConfig  # noqa: F401 (re-exported)
-from .model import MODEL_FILE, PRESETS, SwapModel, build, read_header, save_model
+from .model import FORMAT, MODEL_FILE, PRESETS, SwapModel, build, read_header, save_model
 from .train_cli import add_arguments, run  # noqa: F401 (re-exported: the CLI lives in the light train_cli)
 
 log = logging.getLogger(__name__)
@@ -110,10 +108,9 @@ def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, ste
         save_model(tmp_m, model, {**info, "step": step})
         opt_t, groups = checkpoint.optimizer_tensors(opt)
         rng_t, rng_meta = checkpoint.rng_state()
-        meta = {"format": STATE_FORMAT, "step": str(step), "param_groups": json.dumps(groups),
-                "rng": json.dumps(rng_meta), "config": json.dumps(asdict(model.cfg))}
         extra_t, extra_m = extra or ({}, {})
-        save_file({**opt_t, **rng_t, **extra_t}, str(tmp_s), metadata={**meta, **extra_m})
+        checkpoint.write(tmp_s, STATE_FORMAT, {**opt_t, **rng_t, **extra_t}, model.cfg, step=step,
+                         param_groups=groups, rng=rng_meta, **extra_m)
         if (out / STATE_FILE).exists():  # kept until the new model is in place: a crash between renames
             os.replace(out / STATE_FILE, out / STATE_PREV)  # leaves a state whose step matches the model
         os.replace(tmp_s, out / STATE_FILE)
@@ -124,41 +121,38 @@ def save_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, ste
     log.info("checkpoint at step %d in %s", step, out)
 
 
-def _state_meta(path: Path) -> dict:
-    """Metadata of a train-state file, {} when it is missing or not one."""
-    if not path.is_file():
-        return {}
+def _state_header(path: Path) -> checkpoint.Header | None:
+    """Header of a train-state file, None when it is missing or not one."""
     try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-    except Exception:  # safetensors raises its own error types for a damaged file
-        return {}
-    return meta if meta.get("format") == STATE_FORMAT else {}
+        return checkpoint.read(path, STATE_FORMAT)
+    except DoppelError:
+        return None
 
 
 def load_checkpoint(out: Path, model: SwapModel, opt: torch.optim.Optimizer, critics=None) -> int:
     """Restore weights, optimizer and RNG states from `out`; returns the step. `critics`: a gan.GanTrainer."""
     if not (out / MODEL_FILE).is_file():
         raise DoppelError(f"nothing to resume in {out} (no {MODEL_FILE})")
-    cfg, info = read_header(out / MODEL_FILE)
+    header = read_header(out / MODEL_FILE)
+    cfg = header.config
     if cfg.mask != model.cfg.mask:
         raise DoppelError(f"{out} holds a {'GAN' if cfg.mask else 'plain'} model; resume it "
                           f"{'with' if cfg.mask else 'without'} --gan")
     if cfg != model.cfg:
         raise DoppelError(f"{out} holds a {cfg.preset} model of {cfg.size} px; cannot resume it as "
                           f"{model.cfg.preset} at {model.cfg.size} px")
-    step = int(info.get("step", -1))
-    found = [(p, m) for p in (out / STATE_FILE, out / STATE_PREV)
-             if (m := _state_meta(p)) and int(m["step"]) == step]
+    step = int(header.info.get("step", -1))
+    found = [(p, h) for p in (out / STATE_FILE, out / STATE_PREV)
+             if (h := _state_header(p)) and int(h.sections["step"]) == step]
     if not found:
         raise DoppelError(f"no train state in {out} matches the model's step {step}; cannot resume exactly")
-    path, meta = found[0]
-    model.load_state_dict(load_file(str(out / MODEL_FILE)))
-    tensors = load_file(str(path))
-    checkpoint.load_optimizer(opt, tensors, json.loads(meta["param_groups"]))
-    checkpoint.set_rng_state(tensors, json.loads(meta["rng"]))
+    path, state = found[0]
+    model.load_state_dict(checkpoint.load(out / MODEL_FILE, FORMAT)[0])
+    tensors = checkpoint.load(path, STATE_FORMAT)[0]
+    checkpoint.load_optimizer(opt, tensors, state.sections["param_groups"])
+    checkpoint.set_rng_state(tensors, state.sections["rng"])
     if critics is not None:
-        critics.load(tensors, meta)
+        critics.load(tensors, state.sections)
     return step
 
 
@@ -289,7 +283,7 @@ def _setup(fa: FaceSet, out: Path, cfg: TrainConfig, device: torch.device, criti
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     if cfg.resume:
         step = load_checkpoint(out, model, opt, critics)
-        old = read_header(out / MODEL_FILE)[1]  # a resumed run keeps the record of how the model started
+        old = read_header(out / MODEL_FILE).info  # a resumed run keeps the record of how the model started
         return model, opt, step, {k: v for k, v in old.items() if k == "init" or k.startswith(INIT_PREFIXES)}
     if (out / MODEL_FILE).exists():
         raise DoppelError(f"{out} already holds a model; pass --resume to continue it, or choose another folder")
