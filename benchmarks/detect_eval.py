@@ -63,7 +63,7 @@ def columns(det: models.Detectors) -> tuple[list[str], list[str]]:
 
 def frame_table(result: scan.ScanResult, names: list[str]) -> np.ndarray:
     """(frames, len(names)) values of the most suspicious face."""
-    rows = [[{**f["cues"], **f["scores"]}.get(k) for k in names] for _, f in scan.top_faces(result.data["frames"])]
+    rows = [[f.features().get(k) for k in names] for _, f in scan.top_faces(result.frames)]
     return np.array(rows, np.float64).reshape(-1, len(names))  # None -> NaN
 
 
@@ -104,10 +104,10 @@ def main() -> None:
             print(f"skipped {path}: {e}")
             continue
         t = frame_table(r, names)
-        v = dict(r.data["verdict"])
+        v = r.verdict.to_json()
         if v.get("forced_by"):  # judge doppel's own (labelled) output by the models, not by its label
             v.update(label=v["model_label"], probability=v["model_probability"])
-        tag = " (doppel label ignored)" if r.data["verdict"].get("forced_by") else ""
+        tag = " (doppel label ignored)" if r.verdict.forced_by else ""
         print(f"{path.name}: label {y}, verdict {v['label']} p={v['probability']}{tag}, {len(t)} frames with faces")
         tables.append(t)
         labels.append(y)

@@ -25,8 +25,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def median_distance(path: Path, ref: dict, det, step: int) -> float:
-    d = scan.scan(path, det, scan.ScanConfig(step=step, keep_crops=0), progress=False, reference=ref).data
-    return d["identity"]["median"] if d["identity"]["median"] is not None else np.nan
+    r = scan.scan(path, det, scan.ScanConfig(step=step, keep_crops=0), progress=False, reference=ref)
+    return r.identity["median"] if r.identity["median"] is not None else np.nan
 
 
 def main() -> None:

@@ -125,7 +125,7 @@ def av_section(ck_path, test_names, cache_dir, other: Path, tmp: Path) -> None:
     op = shapes.mouth_opening(shapes.mouth_shapes(foot.landmarks))
     ld = metrics.frame_loudness(media.read_audio(out, audio.SAMPLE_RATE), audio.SAMPLE_RATE, foot.fps, len(op))
     lag, c = metrics.av_offset([op], [ld])
-    want = shapes.mouth_opening(shapes.unflat(r["mouths"]))
+    want = shapes.mouth_opening(shapes.unflat(r.mouths))
     n = min(len(want), len(op))
     plag, pc = metrics.av_offset([op[:n]], [want[:n]])
     print(f"{other.name} driven by {len(x) / audio.SAMPLE_RATE:.0f} s of held-out GRID speech: {lag:+d} raw, "
@@ -170,9 +170,9 @@ def texture_section(ck_path, ck: model.Checkpoint, test_names: list[str], tmp: P
                 if speech == video:
                     chin.append(metrics.chin_follow(lms))
                     real_chin.append(metrics.chin_follow(foot.landmarks))
-                    secs, took = secs + r["seconds"], took + r["compute_s"]
-                    src = r["source_frames"][:len(made)]
-                    px = np.stack([texmod.shape_to_crop(v, 128) for v in r["mouths"][:len(made)]])
+                    secs, took = secs + r.seconds, took + r.compute_s
+                    src = r.source_frames[:len(made)]
+                    px = np.stack([texmod.shape_to_crop(v, 128) for v in r.mouths[:len(made)]])
                     stats.append(metrics.texture_stats(crops_of(made, tgt.matrices[src], 128), px))
                     if real_stats is None or len(real_stats) < len(test_names):
                         real_px = np.stack([texmod.shape_to_crop(v, 128) for v in tgt.shapes])

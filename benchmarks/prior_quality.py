@@ -104,8 +104,8 @@ def train_and_eval(root: Path, init: str, minutes: float, batch: int, lr: float)
                             save_every=100000, init=init)
     s = train.train(root / "faces_a", root / "faces_b", folder, cfg)
     model, _ = load_model(folder)
-    r = {"init": init, "minutes": minutes, "steps": s["steps_run"], "seconds": s["seconds"],
-         "faces_per_s": round(s["faces_per_s"], 1)}
+    r = {"init": init, "minutes": minutes, "steps": s.steps_run, "seconds": s.seconds,
+         "faces_per_s": round(s.faces_per_s, 1)}
     for who in "ab":
         got, base = tq.evaluate(model, who, np.load(root / f"held_{who}.npy"), root / f"faces_{who}")
         r[f"ssim_{who}"], r[f"mean_face_ssim_{who}"] = round(got, 4), round(base, 4)

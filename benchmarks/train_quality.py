@@ -108,8 +108,8 @@ def main(argv=None) -> None:
                                 workers=args.workers, preview_every=0, save_every=1000, device=args.device,
                                 init=args.init)
         s = train.train(root / "faces_a", root / "faces_b", root / "model", cfg)
-        print(f"trained {s['steps_run']} steps in {s['seconds']:.0f} s ({s['faces_per_s']:.1f} faces/s); "
-              f"last loss A {s['loss_a']:.4f}, B {s['loss_b']:.4f}")
+        print(f"trained {s.steps_run} steps in {s.seconds:.0f} s ({s.faces_per_s:.1f} faces/s); "
+              f"last loss A {s.loss_a:.4f}, B {s.loss_b:.4f}")
         model, _ = load_model(root / "model")  # evaluated on the CPU wherever it trained
         print(f"{'person':8s} {'SSIM rebuilt':>13s} {'SSIM mean face':>15s} {'ratio':>6s}")
         for who in "ab":

@@ -244,7 +244,7 @@ def detector(args) -> None:
             with media.VideoWriter(path, fps, crf=crf) as w:
                 for f in fr:
                     w.write(f)
-            probs.append(scan.scan(path, det, cfg, progress=False).data["verdict"]["model_probability"])
+            probs.append(scan.scan(path, det, cfg, progress=False).verdict.model_probability)
             path.unlink()
         moved.append(abs(probs[1] - probs[0]))
         codec.append(abs(probs[2] - probs[0]))

@@ -1,4 +1,7 @@
 """Phone video is read upright (display matrix); odd image files give a face or a clean "no face"."""
+import dataclasses
+import json
+
 import av
 import cv2
 import numpy as np
@@ -57,6 +60,10 @@ def test_grey_rgba_and_16_bit_photos_give_their_face(tmp_path, photo, kind):
     assert cv2.imwrite(str(path), image)
     summary = ex.extract([path], tmp_path / "fs")
     assert summary.found == 1 and summary.frames_no_face == 0
+    doc = json.loads(json.dumps(summary.to_json()))  # the stage's result, as the web app shows it
+    assert (doc["found"], doc["kept"], doc["frames"]) == (1, 1, 1) and set(doc["dropped"]) >= {"duplicate"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        summary.kept = 0
     assert FaceSet.open(tmp_path / "fs").meta["detect"] == finder.DetectConfig().record()
 
 

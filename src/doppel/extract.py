@@ -24,7 +24,7 @@ from .faces import align, finder, quality
 from .faces.quality import QualityConfig
 from .faceset import FaceRecord, FaceSet
 # the command line (extract_cli) and set-level filtering (faceset_filter) live apart; re-exported here
-from .extract_cli import (FLAG_NAMES, add_arguments, add_quality_arguments, field_comments,  # noqa: F401
+from .extract_cli import (FLAG_NAMES, add_arguments, add_quality_arguments,  # noqa: F401
                           quality_config, stored_quality)
 from .faceset_filter import IDENTITY_FACES, apply_filters, identity, refilter, spread  # noqa: F401
 from .faceset_filter import rounded as _rounded
@@ -47,13 +47,24 @@ class ExtractConfig:
 
 
 @dataclass
+class _Counts:
+    """What one run counts as it goes (the frozen Summary is made from it at the end)."""
+    frames: int = 0
+    found: int = 0
+    frames_kept: int = 0
+    frames_no_face: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
 class Summary:
+    """What `extract` did; `to_json()` is what the CLI's --json and the web app show."""
     frames: int = 0  # frames read
     found: int = 0  # faces found
     kept: int = 0  # faces kept in the whole set after the set-level filters
     frames_kept: int = 0  # frames of this run with at least one face passing the per-face filters
     frames_no_face: int = 0  # frames of this run in which the face finder found no face at all
-    dropped: Counter = field(default_factory=Counter)  # this run's drops by reason (set-level: whole set)
+    dropped: dict = field(default_factory=dict)  # drops by reason: per-face ones of this run, set-level of the whole set
     seconds: float = 0.0  # wall time of the run
 
     def table(self) -> str:
@@ -65,6 +76,9 @@ class Summary:
         rows.append(("frames/s", f"{self.frames / max(self.seconds, 1e-9):.1f}"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v:>8}" for k, v in rows)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "dropped": dict(sorted(self.dropped.items())), "seconds": round(self.seconds, 3)}
 
 
 # --- checking inputs --------------------------------------------------------
@@ -144,7 +158,7 @@ class _Run:
 
     def __init__(self, fs: FaceSet, cfg: ExtractConfig, reference: np.ndarray | None):
         self.fs, self.cfg, self.reference = fs, cfg, reference
-        self.summary = Summary()
+        self.counts = _Counts()
         self.track_embeddings: list[np.ndarray] = []
         self.next_sample = 0.0
         self.sample_every = SAMPLE_SECONDS
@@ -166,9 +180,9 @@ class _Run:
 
     def frame(self, info: media.VideoInfo, frame: media.Frame, faces: list[finder.Face]) -> None:
         """Align, score and file every face of one frame."""
-        self.summary.frames += 1
-        self.summary.found += len(faces)
-        self.summary.frames_no_face += not faces
+        self.counts.frames += 1
+        self.counts.found += len(faces)
+        self.counts.frames_no_face += not faces
         distances, fresh = self._identities(frame.image, faces)
         any_kept = False
         for i, face in enumerate(faces):
@@ -181,8 +195,8 @@ class _Run:
             self.fs.add(record, crop)
             any_kept |= not record.reason
             if record.reason:
-                self.summary.dropped[record.reason] += 1
-        self.summary.frames_kept += any_kept
+                self.counts.dropped[record.reason] += 1
+        self.counts.frames_kept += any_kept
 
     def _record(self, info, frame, face, people, distance) -> tuple[FaceRecord, np.ndarray]:
         matrix = align.align_matrix(face.landmarks, self.fs.size, self.fs.coverage)
@@ -234,29 +248,31 @@ def extract(inputs: list[str | os.PathLike], output: str | os.PathLike,
     try:
         for info in infos:
             run.video(info)
-        if run.summary.found == 0:
+        if run.counts.found == 0:
             raise DoppelError(f"no face found in {', '.join(Path(i.path).name for i in infos)} "
-                              f"({run.summary.frames} frames read; try a smaller --min-face or --detector cnn)")
+                              f"({run.counts.frames} frames read; try a smaller --min-face or --detector cnn)")
     except KeyboardInterrupt:
         _interrupted(fs, cfg, before, existed)
         raise
     except BaseException:
         _discard(fs, before, existed)
         raise
-    _finish(fs, cfg, run.summary)
-    run.summary.seconds = time.perf_counter() - start
-    return run.summary
+    dropped = _finish(fs, cfg, run.counts)
+    c = run.counts
+    return Summary(c.frames, c.found, len(fs.faces), c.frames_kept, c.frames_no_face, dropped,
+                   time.perf_counter() - start)
 
 
-def _finish(fs: FaceSet, cfg: ExtractConfig, summary: Summary) -> None:
-    """Set-level filters over the whole set, meta["identity"] and the final save."""
-    counts = apply_filters(fs, cfg.quality)
+def _finish(fs: FaceSet, cfg: ExtractConfig, counts: _Counts) -> dict:
+    """Set-level filters over the whole set, meta["identity"] and the final save; returns the drops by reason."""
+    set_counts = apply_filters(fs, cfg.quality)
+    dropped = dict(counts.dropped)
     for reason in quality.SET_REASONS:
-        summary.dropped[reason] = counts.get(reason, 0)
-    summary.kept = len(fs.faces)
+        dropped[reason] = set_counts.get(reason, 0)
     if not fs.faces:
         log.warning("no face kept in %s; see `doppel faceset sheet` and loosen thresholds with "
                     "`doppel faceset refilter`", fs.root)
+    return dropped
 
 
 def _interrupted(fs: FaceSet, cfg: ExtractConfig, before: tuple[int, int], existed: bool) -> None:

@@ -6,7 +6,6 @@ extract --help` starts fast. doppel.extract re-exports these names.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -18,24 +17,13 @@ from .faces.options import (DEFAULT_COVERAGE, DEFAULT_SIZE, SIZES, QualityConfig
 FLAG_NAMES = {"max_identity": "--reference-distance"}  # QualityConfig field -> flag, when not --field-name
 
 
-def field_comments(cls) -> dict[str, str]:
-    """The one-line comment of each field of a config dataclass, for --help."""
-    out = {}
-    for line in inspect.getsource(cls).splitlines():
-        name, _, comment = line.partition("#")
-        if ":" in name and comment:
-            out[name.split(":")[0].strip()] = comment.strip()
-    return out
-
-
 def add_quality_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per QualityConfig field; absent flags keep the face set's stored value or the default."""
     group = parser.add_argument_group("quality filters (thresholds)")
-    helps = field_comments(QualityConfig)
     for f in fields(QualityConfig):
         flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
         group.add_argument(flag, dest=f.name, type=type(f.default), default=argparse.SUPPRESS,
-                           metavar="N", help=f"{helps.get(f.name, '')} [default {f.default}]")
+                           metavar="N", help=f"{f.metadata.get('help', '')} [default {f.default}]")
 
 
 def quality_config(args: argparse.Namespace, stored: dict, reference: bool = False) -> QualityConfig:

@@ -22,26 +22,27 @@ def grid_ref(data_dir):
 def test_same_speaker_is_near_and_another_person_is_far(grid_ref, data_dir):
     assert grid_ref["faces"] == identity.VIDEO_FACES and grid_ref["mean"].shape == (128,)
     det = blank_detectors()
-    same = scan.scan(data_dir / "corpus" / "grid_s1" / "bbal6n.mpg", det, FAST, False, grid_ref).data
-    other = scan.scan(data_dir / "talking" / "retalking_face_1.mp4", det, FAST, False, grid_ref).data
-    assert same["identity"]["median"] < 0.45 and same["identity"]["share_over"] == 0
-    assert other["identity"]["median"] > 0.7 and other["identity"]["share_over"] == 1
+    same = scan.scan(data_dir / "corpus" / "grid_s1" / "bbal6n.mpg", det, FAST, False, grid_ref)
+    other = scan.scan(data_dir / "talking" / "retalking_face_1.mp4", det, FAST, False, grid_ref)
+    assert same.identity["median"] < 0.45 and same.identity["share_over"] == 0
+    assert other.identity["median"] > 0.7 and other.identity["share_over"] == 1
     # about one embedded frame a second, each with the distance of every face found there
-    assert len(same["identity"]["series"]) == pytest.approx(same["video"]["duration"], abs=1.5)
-    assert "NOT the same person" in other["verdict"]["reasons"][-1]
-    assert "same person" in same["verdict"]["reasons"][-1] and "NOT" not in same["verdict"]["reasons"][-1]
+    assert len(same.identity["series"]) == pytest.approx(same.video["duration"], abs=1.5)
+    assert "NOT the same person" in other.verdict.reasons[-1]
+    assert "same person" in same.verdict.reasons[-1] and "NOT" not in same.verdict.reasons[-1]
     # the verdict's probability does not move: the distance is reported beside it
-    plain = scan.scan(data_dir / "talking" / "retalking_face_1.mp4", det, FAST, False).data
-    assert plain["verdict"]["probability"] == other["verdict"]["probability"] and "identity" not in plain
+    plain = scan.scan(data_dir / "talking" / "retalking_face_1.mp4", det, FAST, False)
+    assert plain.verdict.probability == other.verdict.probability and plain.identity is None
+    assert "identity" not in plain.to_json() and "identity" in other.to_json()
 
 
 def test_photo_reference_and_report(data_dir, tmp_path):
     ref = identity.reference_embedding([data_dir / "images" / "obama.jpg"])
     res = scan.scan(data_dir / "images" / "biden.jpg", blank_detectors(), FAST, False, ref)
-    assert res.data["identity"]["median"] > 0.6
+    assert res.identity["median"] > 0.6
     page = report.write_html(res, tmp_path / "r.html").read_text()
     assert "<h2>Identity</h2>" in page and "NOT the same person" in page and "obama.jpg" in page
-    assert "Identity: the face is" in report.summary(res.data) and "NOT the same person" in report.summary(res.data)
+    assert "Identity: the face is" in report.summary(res) and "NOT the same person" in report.summary(res)
 
 
 def test_cli_reference_and_its_bad_input(data_dir, tmp_path, capsys):

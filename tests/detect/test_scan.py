@@ -1,4 +1,5 @@
 """Scanning and reporting: verdict bands, labels, no-face videos, bad input, report files."""
+import dataclasses
 import html
 import json
 import shutil
@@ -64,21 +65,21 @@ def test_shipped_detector_calls_the_real_clip_real_and_the_pasted_face_fake(ship
     # measured 2026-12-06 with detect-180028f35b (ResNet CNN): real p = 0.57 (UNCERTAIN: 24 re-encoded frames of a
     # calibration clip; 25 of 26 unseen real test clips' pseudo-clips are REAL, none FAKE), pasted p = 0.95 (FAKE),
     # CNN +2.6 and blur +1.2 logit. detect-f44dda15a5 gave 0.22 / 0.90 with blur first.
-    real, fake = (shipped_scans[k].data["verdict"] for k in ("real", "fake"))
-    assert real["label"] != "FAKE" and fake["label"] == "FAKE"
-    assert fake["probability"] - real["probability"] > 0.3
-    assert {r.split(":")[0] for r in fake["reasons"][:2]} <= {"cnn", "blur"}  # the planted artefact is what is named
-    real_frames = scan.frame_scores(shipped_scans["real"].data["frames"])
-    fake_frames = scan.frame_scores(shipped_scans["fake"].data["frames"])
+    real, fake = (shipped_scans[k].verdict for k in ("real", "fake"))
+    assert real.label != "FAKE" and fake.label == "FAKE"
+    assert fake.probability - real.probability > 0.3
+    assert {r.split(":")[0] for r in fake.reasons[:2]} <= {"cnn", "blur"}  # the planted artefact is what is named
+    real_frames = scan.frame_scores(shipped_scans["real"].frames)
+    fake_frames = scan.frame_scores(shipped_scans["fake"].frames)
     assert len(real_frames) == len(fake_frames) == 8 and (fake_frames > real_frames).all()
 
 
 def test_components_add_up_to_the_video_score(shipped_scans, tmp_path):
     for r in shipped_scans.values():
-        v = r.data["verdict"]
-        names = [c["name"] for c in v["components"]]
+        v = r.verdict
+        names = [c.name for c in v.components]
         assert names[-1] == "constant" and sorted(names[:-1]) == sorted(models.Detectors.load().fusion.names)
-        assert sum(c["contribution"] for c in v["components"]) == pytest.approx(v["score"], abs=0.01)
+        assert sum(c.contribution for c in v.components) == pytest.approx(v.score, abs=0.01)
     page = report.write_html(shipped_scans["fake"], tmp_path / "fake.html").read_text()
     assert "How the score was made" in page and ">constant<" in page
 
@@ -86,68 +87,67 @@ def test_components_add_up_to_the_video_score(shipped_scans, tmp_path):
 def test_html_report_names_the_verdict_reasons_and_label(shipped_scans, tmp_path):
     fake = shipped_scans["fake"]
     page = report.write_html(fake, tmp_path / "fake.html").read_text()
-    v = fake.data["verdict"]
-    assert f'<p class="verdict">FAKE &middot; {100 * v["probability"]:.0f}%</p>' in page
+    v = fake.verdict
+    assert f'<p class="verdict">FAKE &middot; {100 * v.probability:.0f}%</p>' in page
     assert "rgb(220,40,40)" in page  # the FAKE band's colour
-    assert all(f"<li>{html.escape(r)}</li>" in page for r in v["reasons"])
+    assert all(f"<li>{html.escape(r)}</li>" in page for r in v.reasons)
     assert "likely manipulated" in page and "synthetic-media label" not in page
     real_page = report.write_html(shipped_scans["real"], tmp_path / "real.html").read_text()
-    real_label = shipped_scans["real"].data["verdict"]["label"]  # REAL or UNCERTAIN (see the test above)
+    real_label = shipped_scans["real"].verdict.label  # REAL or UNCERTAIN (see the test above)
     words = {"REAL": "no sign of manipulation found", "UNCERTAIN": "uncertain: look at the plots"}[real_label]
     assert f'<p class="verdict">{real_label} &middot;' in real_page and words in real_page
-    labelled = scan.ScanResult({**fake.data, "label": {"kind": "swap"},
-                                "verdict": {**v, "label": "FAKE", "probability": 1.0}}, fake.crops)
+    labelled = dataclasses.replace(fake, label={"kind": "swap"},
+                                   verdict=dataclasses.replace(v, label="FAKE", probability=1.0))
     page = report.write_html(labelled, tmp_path / "labelled.html").read_text()
     assert "carries doppel&#x27;s synthetic-media label" in page and "FAKE &middot; 100%" in page
 
 
 def test_report_thumbnails_are_the_most_suspicious_faces(shipped_scans):
     fake = shipped_scans["fake"]
-    logits = sorted((f["scores"]["fused"] for _, f in scan.top_faces(fake.data["frames"])), reverse=True)
-    kept = [c[2] for c in fake.crops]
+    logits = sorted((f.scores.fused for _, f in scan.top_faces(fake.frames)), reverse=True)
+    kept = [c.score for c in fake.crops]
     assert kept == pytest.approx(logits[: len(kept)]) and len(kept) == scan.ScanConfig().keep_crops
 
 
 def test_scan_scores_every_face_and_names_reasons(real_scan):
-    d = real_scan.data
-    faces = [f for fr in d["frames"] for f in fr["faces"]]
-    assert faces and all(fr["index"] % FAST.step == 0 for fr in d["frames"])
-    assert set(faces[0]["cues"]) >= {"blur", "tone_step", "flicker", "double_edge", "eye_aspect_ratio"}
-    v = d["verdict"]
-    assert v["label"] in ("REAL", "FAKE", "UNCERTAIN") and 0 <= v["probability"] <= 1 and v["reasons"]
-    assert d["label"] is None and 0 < len(real_scan.crops) <= FAST.keep_crops
+    faces = [f for fr in real_scan.frames for f in fr.faces]
+    assert faces and all(fr.index % FAST.step == 0 for fr in real_scan.frames)
+    assert set(faces[0].cues) >= {"blur", "tone_step", "flicker", "double_edge", "eye_aspect_ratio"}
+    v = real_scan.verdict
+    assert v.label in ("REAL", "FAKE", "UNCERTAIN") and 0 <= v.probability <= 1 and v.reasons
+    assert real_scan.label is None and 0 < len(real_scan.crops) <= FAST.keep_crops
 
 
 def test_no_face_video_is_not_real(tmp_path, detectors):
     rng = np.random.default_rng(0)
     path = _write(tmp_path / "noise.mp4", [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(8)])
-    v = scan.scan(path, detectors, FAST, progress=False).data["verdict"]
-    assert v["label"] == scan.NO_FACE and v["probability"] is None
+    v = scan.scan(path, detectors, FAST, progress=False).verdict
+    assert v.label == scan.NO_FACE and v.probability is None
 
 
 def test_doppel_label_forces_fake_and_comes_first(tmp_path, detectors, real_clip):
     frames = [f.image for f in media.read_frames(real_clip)[:10]]
     path = _write(tmp_path / "made.mp4", frames, **provenance.video_metadata("test"))
-    v = scan.scan(path, detectors, FAST, progress=False).data["verdict"]
-    assert v["label"] == "FAKE" and v["reasons"][0] == "doppel synthetic label"
+    v = scan.scan(path, detectors, FAST, progress=False).verdict
+    assert v.label == "FAKE" and v.reasons[0] == "doppel synthetic label"
 
 
 def test_watermark_alone_forces_fake(tmp_path, detectors, real_clip):
     from doppel.provenance import watermark
     frames = [watermark.embed(f.image, watermark.make_payload(0xABCD0123)) for f in media.read_frames(real_clip)[:10]]
     path = _write(tmp_path / "stripped.mp4", frames)
-    d = scan.scan(path, detectors, FAST, progress=False).data
-    assert d["label"] is None and d["provenance"]["watermark"]["run_id"] == "abcd0123"
+    d = scan.scan(path, detectors, FAST, progress=False)
+    assert d.label is None and d.provenance["watermark"]["run_id"] == "abcd0123"
     # read from the scan's own decode: the same reading as a separate pass over the file
     from doppel.provenance.check import read_mark
-    assert d["provenance"]["watermark"] == read_mark(path)
-    assert d["verdict"]["label"] == "FAKE" and d["verdict"]["reasons"][0].startswith("doppel watermark")
+    assert d.provenance["watermark"] == read_mark(path)
+    assert d.verdict.label == "FAKE" and d.verdict.reasons[0].startswith("doppel watermark")
     assert report.summary(d).startswith("Provenance: label: none")
 
 
 def test_reports_are_valid(tmp_path, real_scan, real_clip, detectors):
     j = report.write_json(real_scan, tmp_path / "r.json")
-    assert json.loads(j.read_text())["verdict"]["label"] == real_scan.data["verdict"]["label"]
+    assert json.loads(j.read_text()) == real_scan.to_json()
     page = report.write_html(real_scan, tmp_path / "r.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert page.count("data:image/png;base64,") >= 2 + len(real_scan.crops)

@@ -82,7 +82,7 @@ def test_bounded_lipsync_writes_the_video_that_all_frames_in_memory_give(data_di
     monkeypatch.setattr(watermark, "new_run_id", lambda: 0x12345678)  # the same invisible mark on both
     monkeypatch.setattr(footage, "READER_BUDGET", 6 * 524 * 524 * 3)
     r = synth.lipsync(path, speech, "grid_s1", tmp_path / "bounded.mp4", cfg)
-    assert r["source_frames"].max() == 121 and len(set(r["source_frames"].tolist())) == 122
+    assert r.source_frames.max() == 121 and len(set(r.source_frames.tolist())) == 122
     everything = {f.index: f.image for f in media.iter_frames(path)}
 
     class InMemory(dict):
@@ -97,5 +97,5 @@ def test_bounded_lipsync_writes_the_video_that_all_frames_in_memory_give(data_di
     monkeypatch.setattr(footage, "FrameReader", InMemory)
     synth.lipsync(path, speech, "grid_s1", tmp_path / "held.mp4", cfg)
     a, b = media.read_frames(tmp_path / "bounded.mp4"), media.read_frames(tmp_path / "held.mp4")
-    assert len(a) == len(b) == r["frames"]
+    assert len(a) == len(b) == r.frames
     assert max(np.abs(p.image.astype(int) - q.image.astype(int)).max() for p, q in zip(a, b)) == 0

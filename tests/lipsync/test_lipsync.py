@@ -1,4 +1,5 @@
 """End to end: a tiny model, a real target clip and real speech -> a labelled, synced video."""
+import json
 import math
 
 import numpy as np
@@ -28,14 +29,17 @@ def test_output_frames_fps_audio_and_label(data_dir, tiny_model, tmp_path):
     r = synth.lipsync(video, speech, tiny_model, out, preview=strip)
     seconds = len(media.read_audio(speech, audio.SAMPLE_RATE)) / audio.SAMPLE_RATE
     frames = media.read_frames(out)
-    assert len(frames) == r["frames"] == math.ceil(seconds * 25)
+    assert len(frames) == r.frames == math.ceil(seconds * 25)
+    assert json.loads(json.dumps(r.to_json())) == {"output": str(out), "frames": r.frames, "fps": 25.0,
+                                                   "seconds": round(seconds, 3), "compute_s": round(r.compute_s, 2),
+                                                   "speed": round(r.speed, 3)}
     assert media.probe(out).fps == pytest.approx(25.0)
     sound = media.read_audio(out, 48000)
     assert abs(len(sound) / 48000 - seconds) < 1 / 25
     assert provenance.read_label(out)["kind"] == "lipsync"
     assert provenance.read_label(strip)["kind"] == "lipsync-preview"
     assert len(provenance.check(out)["evidence"]) == 3  # label, watermark and a valid C2PA manifest
-    src = r["source_frames"]
+    src = r.source_frames
     assert src.max() == 121 and src[-1] < 121  # played to the end, then backwards
     _check_only_the_lower_face_changed(media.read_frames(video), frames, src, provenance.read_label(out))
 
@@ -68,7 +72,7 @@ def test_autoencoder_texture_is_learnt_once_and_stored(data_dir, tiny_model, tmp
     assert ck.texture["info"]["frames"] == 24 and ck.texture["info"]["steps"] == 3
     assert model.load(tiny_model).texture is None  # -o left the original alone
     r = synth.lipsync(video, short, with_tex, tmp_path / "ae.mp4", cfg)
-    assert len(media.read_frames(tmp_path / "ae.mp4")) == r["frames"] == 30
+    assert len(media.read_frames(tmp_path / "ae.mp4")) == r.frames == 30
 
 
 def _gap(shapes_or_landmarks) -> np.ndarray:
@@ -131,8 +135,8 @@ def test_mouth_in_the_video_follows_the_commanded_shapes(data_dir, tiny_model, t
     short = tmp_path / "short.wav"
     wavfile.write(short, rate, x[: int(2.4 * rate)])
     r = synth.lipsync(data_dir / "talking" / TARGET, short, tiny_model, tmp_path / "o.mp4")
-    commanded, measured = _gap(r["mouths"] + 0), _measured_gap(tmp_path / "o.mp4")
-    own = _gap(target.shapes)[r["source_frames"]]  # what the target frames' own mouths did
+    commanded, measured = _gap(r.mouths + 0), _measured_gap(tmp_path / "o.mp4")
+    own = _gap(target.shapes)[r.source_frames]  # what the target frames' own mouths did
     follows, own_corr = np.corrcoef(commanded, measured)[0, 1], np.corrcoef(own, measured)[0, 1]
     assert commanded.std() > 0.01 and follows > 0.6 and follows > own_corr + 0.2, (follows, own_corr)
 

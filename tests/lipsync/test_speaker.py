@@ -129,7 +129,7 @@ def test_speech_ten_times_longer_than_a_target_with_a_faceless_frame(grid, tmp_p
     out = tmp_path / "out.mp4"
     r = synth.lipsync(short, grid / TRAIN[0], "grid_s1", out)
     made = media.read_frames(out)
-    assert len(made) == r["frames"] == 75 and set(r["source_frames"]) == set(range(7))
-    blank = [i for i, j in enumerate(r["source_frames"]) if j == 3]
+    assert len(made) == r.frames == 75 and set(r.source_frames) == set(range(7))
+    blank = [i for i, j in enumerate(r.source_frames) if j == 3]
     assert all(made[i].image.mean() < 8 for i in blank)  # no face: the frame is left as it was
     assert provenance.read_label(out)["kind"] == "lipsync"

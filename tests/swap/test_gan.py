@@ -141,7 +141,7 @@ def gan_runs(facesets, tmp_path_factory):
 
 def test_gan_resume_is_bit_exact_with_the_critics(gan_runs):
     whole, broken, resumed, _ = gan_runs
-    assert resumed["step"] == 4 and resumed["steps_run"] == 2
+    assert resumed.step == 4 and resumed.steps_run == 2
     for name in ("model.safetensors", "train_state.safetensors"):
         a, b = load_file(str(whole / name)), load_file(str(broken / name))
         assert a.keys() == b.keys()

@@ -28,16 +28,17 @@ def test_loss_falls_and_outputs_are_written(facesets, tmp_path):
     t0 = time.monotonic()
     s = train.train(*facesets, out, cfg)
     wall = time.monotonic() - t0
-    assert s["step"] == s["steps_run"] == 24 and 0 < s["seconds"] <= wall
+    assert s.step == s.steps_run == 24 and 0 < s.seconds <= wall
+    assert json.loads(json.dumps(s.to_json()))["steps_run"] == 24 and s.to_json()["output"] == str(out)
     # faces/s counts both people's batches (2 x 6 a step) over the training loop's own time
-    assert s["faces_per_s"] == pytest.approx(24 * 12 / s["seconds"], rel=0.01) and s["faces_per_s"] >= 24 * 12 / wall
+    assert s.faces_per_s == pytest.approx(24 * 12 / s.seconds, rel=0.01) and s.faces_per_s >= 24 * 12 / wall
     lines = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     first = sum(l["loss_a"] + l["loss_b"] for l in lines[:4]) / 4
     last = sum(l["loss_a"] + l["loss_b"] for l in lines[-4:]) / 4
     assert last < 0.8 * first, (first, last)
     assert [l["step"] for l in lines] == list(range(1, 25))
     rates = [l["faces_per_s"] for l in lines]  # a smoothed rate per step: it must agree with the summary's
-    assert all(r > 0 for r in rates) and 0.2 < rates[-1] / s["faces_per_s"] < 5
+    assert all(r > 0 for r in rates) and 0.2 < rates[-1] / s.faces_per_s < 5
     header = read_header(out)
     cfg_m, info = header.config, header.info
     fa = FaceSet.open(facesets[0])
@@ -73,7 +74,7 @@ def test_kill_and_resume_equals_uninterrupted(facesets, tmp_path, monkeypatch):
             train.train(*facesets, broken, train.TrainConfig(steps=6, seed=3, **FAST))
     assert read_header(broken).info["step"] == 4  # the Ctrl-C checkpoint
     s = train.train(*facesets, broken, train.TrainConfig(steps=6, seed=3, resume=True, **FAST))
-    assert s["step"] == 6 and s["steps_run"] == 2
+    assert s.step == 6 and s.steps_run == 2
     for name in ("model.safetensors", "train_state.safetensors"):
         a, b = load_file(str(whole / name)), load_file(str(broken / name))
         assert a.keys() == b.keys()
@@ -110,7 +111,7 @@ def test_save_torn_between_renames_still_resumes(facesets, tmp_path, monkeypatch
             train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
     assert read_header(out).info["step"] == 2  # the new train state (step 3) is in place, the model is not
     s = train.train(*facesets, out, train.TrainConfig(steps=3, resume=True, **FAST))
-    assert s["steps_run"] == 1 and read_header(out).info["step"] == 3
+    assert s.steps_run == 1 and read_header(out).info["step"] == 3
 
 
 def _cli(*args):

@@ -202,12 +202,12 @@ def analyse(path: Path, out_dir: Path, name: str, annotate: bool, step: int, wei
         report.write_html(result, out_dir / f"{name}.html")
         if annotate and not filetypes.is_image_path(path):
             report.annotate(path, result, out_dir / f"{name}.annotated.mp4", det.platt)
-        v = result.data["verdict"]
-        line = {"file": str(path), "report": f"{name}.html", "label": v["label"],
-                "probability": v["probability"], "reasons": v["reasons"],
-                "frames": len(result.data["frames"]), "frames_without_face": result.data["frames_without_face"]}
-        if "identity" in result.data:
-            line["identity_median"] = result.data["identity"]["median"]
+        v = result.verdict
+        line = {"file": str(path), "report": f"{name}.html", "label": v.label,
+                "probability": v.probability, "reasons": list(v.reasons),
+                "frames": len(result.frames), "frames_without_face": result.frames_without_face}
+        if result.identity is not None:
+            line["identity_median"] = result.identity["median"]
         return line
     except DoppelError as e:
         return {"file": str(path), "error": str(e)}

@@ -15,13 +15,18 @@ probability: it says "not the claimed person", which is a different question fro
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import media
 from ..errors import DoppelError
 from ..faces import finder
+
+if TYPE_CHECKING:
+    from .result import FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +72,11 @@ def distances(image: np.ndarray, faces: list[dict], landmarks: list[np.ndarray],
         face["identity"] = round(float(np.linalg.norm(finder.embedding(image, lm) - reference)), 4)
 
 
-def summarise(frames: list[dict], ref: dict) -> dict:
+def summarise(frames: Sequence[FrameResult], ref: dict) -> dict:
     """Per embedded frame the face nearest to the reference (the claimed person, when present), and the
     median and share of those above SAME_PERSON."""
-    series = [(fr["time"], min(f["identity"] for f in fr["faces"] if "identity" in f))
-              for fr in frames if any("identity" in f for f in fr["faces"])]
+    series = [(fr.time, min(f.identity for f in fr.faces if f.identity is not None))
+              for fr in frames if any(f.identity is not None for f in fr.faces)]
     d = np.array([v for _, v in series])
     out = {"reference": ref["files"], "reference_faces": ref["faces"], "threshold": SAME_PERSON,
            "series": [[t, v] for t, v in series], "median": None, "share_over": None}

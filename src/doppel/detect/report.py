@@ -18,14 +18,15 @@ from matplotlib.figure import Figure
 
 from .. import media, provenance
 from . import cues, identity, scan
+from .result import FaceResult, ScanResult, Verdict
 
 BAND_COLOURS = {"FAKE": (220, 40, 40), "UNCERTAIN": (230, 160, 0), "REAL": (40, 170, 60)}  # RGB
 
 
-def write_json(result: scan.ScanResult, path: str | Path) -> Path:
-    """The scan's data as indented JSON, written atomically."""
+def write_json(result: ScanResult, path: str | Path) -> Path:
+    """The scan's JSON (ScanResult.to_json), indented, written atomically."""
     with media.atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(result.data, indent=1, allow_nan=False))
+        tmp.write_text(json.dumps(result.to_json(), indent=1, allow_nan=False))
     return Path(path)
 
 
@@ -40,19 +41,19 @@ def _image_png(rgb: np.ndarray) -> str:
     return base64.b64encode(buf.tobytes()).decode()
 
 
-def _series(data: dict, key: str, where: str = "cues") -> tuple[np.ndarray, np.ndarray]:
-    """(times, values) of the most suspicious face per analysed frame."""
-    tops = scan.top_faces(data["frames"])
-    v = [f[where].get(key) for _, f in tops]
-    return np.array([fr["time"] for fr, _ in tops]), np.array([np.nan if x is None else x for x in v], np.float64)
+def _series(result: ScanResult, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(times, values) of a cue or model logit of the most suspicious face per analysed frame."""
+    tops = scan.top_faces(result.frames)
+    v = [f.features().get(key) for _, f in tops]
+    return np.array([fr.time for fr, _ in tops]), np.array([np.nan if x is None else x for x in v], np.float64)
 
 
-def score_plot(data: dict) -> str:
+def score_plot(result: ScanResult) -> str:
     """Fused, CNN and Fourier logits over time (most suspicious face per frame), base64 PNG."""
     fig = Figure(figsize=(8, 2.6))
     ax = fig.add_subplot()
     for key in ("fused", "cnn", "fourier"):
-        t, v = _series(data, key, "scores")
+        t, v = _series(result, key)
         ax.plot(t, v, label=key, lw=2 if key == "fused" else 1)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("time (s)")
@@ -61,13 +62,13 @@ def score_plot(data: dict) -> str:
     return _png(fig)
 
 
-def cue_plots(data: dict) -> str:
+def cue_plots(result: ScanResult) -> str:
     """One small plot per cue over time, base64 PNG."""
     names = list(cues.CUES)
     fig = Figure(figsize=(9, 1.6 * ((len(names) + 2) // 3)))
     for k, name in enumerate(names):
         ax = fig.add_subplot((len(names) + 2) // 3, 3, k + 1)
-        t, v = _series(data, name)
+        t, v = _series(result, name)
         ax.plot(t, v, lw=1)
         ax.set_title(name, fontsize=8)
         ax.tick_params(labelsize=6)
@@ -89,8 +90,8 @@ def identity_plot(ident: dict) -> str:
     return _png(fig)
 
 
-def _identity_section(d: dict) -> str:
-    ident = d.get("identity")
+def _identity_section(result: ScanResult) -> str:
+    ident = result.identity
     if not ident:
         return ""
     refs = html.escape(", ".join(ident["reference"]))
@@ -108,30 +109,29 @@ def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 128) -> np.ndarray:
     return cv2.resize(pair, (2 * size, size), interpolation=cv2.INTER_NEAREST)
 
 
-def summary(data: dict) -> str:
+def summary(result: ScanResult) -> str:
     """Plain-language verdict: what was found and why, in a few sentences."""
-    v = data["verdict"]
-    prov = data.get("provenance") or {}
+    v = result.verdict
+    prov = result.provenance or {}
     parts = ["Provenance: " + " | ".join(provenance.check_lines(prov)) + "."] if prov else []
-    if v["label"] == scan.NO_FACE and not prov.get("evidence") and not data.get("label"):
+    if v.label == scan.NO_FACE and not prov.get("evidence") and not result.label:
         return " ".join(parts + ["No face was found in this video, so nothing could be judged."])
     if prov.get("evidence"):
         parts.append("This file carries doppel's synthetic-media signals (" + "; ".join(prov["evidence"])
                      + "), so it is FAKE.")
-    elif data.get("label"):
+    elif result.label:
         parts.append("This file carries doppel's synthetic-media label: doppel made it, so it is FAKE.")
-    if v.get("model_probability") is not None:
-        p = v["model_probability"]
-        parts.append(f"Over {v['faces_analysed']} analysed faces the detectors' calibrated chance of "
-                     f"manipulation is {100 * p:.0f}% ({_band_words(v.get('model_label', v['label']))}).")
-        parts.append("Main reasons: " + "; ".join(r for r in v["reasons"] if not r.startswith("identity:")) + ".")
-    if data.get("identity"):
-        line = identity.sentence(data["identity"])
+    if v.model_probability is not None:
+        parts.append(f"Over {v.faces_analysed} analysed faces the detectors' calibrated chance of "
+                     f"manipulation is {100 * v.model_probability:.0f}% ({_band_words(v.model_label)}).")
+        parts.append("Main reasons: " + "; ".join(r for r in v.reasons if not r.startswith("identity:")) + ".")
+    if result.identity:
+        line = identity.sentence(result.identity)
         parts.append(line[0].upper() + line[1:] + ".")
-    if data.get("truncated"):
-        parts.append(f"The file ended early: {data['decoded_frames']} of {data['video']['frames']} frames "
+    if result.truncated:
+        parts.append(f"The file ended early: {result.decoded_frames} of {result.video['frames']} frames "
                      "could be decoded (truncated or damaged?); only those were analysed.")
-    b = data.get("blinks", {})
+    b = result.blinks or {}
     if b.get("per_minute") is not None:
         parts.append(f"Blinks seen: {b['count']} ({b['per_minute']} per minute; {b['note']}).")
     parts.append("The probability is calibrated on doppel's own blended fakes; treat it as a pointer, not proof.")
@@ -143,7 +143,7 @@ def _band_words(label: str) -> str:
             "UNCERTAIN": "uncertain: look at the plots and faces below"}.get(label, label)
 
 
-def _thumbs(result: scan.ScanResult) -> str:
+def _thumbs(result: ScanResult) -> str:
     cells = []
     for frame, face, score, crop, heat in result.crops:
         cells.append(f'<figure><img src="data:image/png;base64,{_image_png(overlay(crop, heat))}" alt="face">'
@@ -151,37 +151,37 @@ def _thumbs(result: scan.ScanResult) -> str:
     return "\n".join(cells) or "<p>No faces.</p>"
 
 
-def _components_table(v: dict) -> str:
+def _components_table(v: Verdict) -> str:
     """Each model's and cue's weight in the fusion and its share of the score on the faces the verdict rests on."""
-    rows = v.get("components")
-    if not rows:
+    if not v.components:
         return ""
-    weight = lambda r: "" if r["weight"] is None else f"{r['weight']:+.3f}"  # noqa: E731
-    cells = "".join(f"<tr><td>{html.escape(r['name'])}</td><td>{weight(r)}</td><td>{r['contribution']:+.2f}</td></tr>"
-                    for r in rows)
-    cap = (f" The cues together may lower the CNN's share by at most {v['fusion_cap']:g}."
-           if v.get("fusion_cap") is not None else "")
+    weight = lambda r: "" if r.weight is None else f"{r.weight:+.3f}"  # noqa: E731
+    cells = "".join(f"<tr><td>{html.escape(r.name)}</td><td>{weight(r)}</td><td>{r.contribution:+.2f}</td></tr>"
+                    for r in v.components)
+    cap = (f" The cues together may lower the CNN's share by at most {v.fusion_cap:g}."
+           if v.fusion_cap is not None else "")
     return ("<h2>How the score was made</h2><p><small>Fused logit = the sum of these shares (positive: evidence of "
             f"a fake), averaged over the faces the verdict rests on (the most suspicious half of the analysed "
             f"frames).{cap} Weight: per standard deviation of the feature.</small></p>"
             f"<table><tr><th>model or cue</th><th>weight</th><th>share of the logit</th></tr>{cells}</table>")
 
 
-def write_html(result: scan.ScanResult, path: str | Path) -> Path:
+def write_html(result: ScanResult, path: str | Path) -> Path:
     """A self-contained HTML report (plots and thumbnails inline), written atomically."""
-    d, v = result.data, result.data["verdict"]
-    colour = "rgb({},{},{})".format(*BAND_COLOURS.get(v["label"], (90, 90, 90)))
-    has_faces = any(fr["faces"] for fr in d["frames"])
-    plots = (f'<h2>Scores over time</h2><img src="data:image/png;base64,{score_plot(d)}" alt="scores">'
-             f'<h2>Cues over time</h2><img src="data:image/png;base64,{cue_plots(d)}" alt="cues">'
+    v = result.verdict
+    colour = "rgb({},{},{})".format(*BAND_COLOURS.get(v.label, (90, 90, 90)))
+    has_faces = any(fr.faces for fr in result.frames)
+    plots = (f'<h2>Scores over time</h2><img src="data:image/png;base64,{score_plot(result)}" alt="scores">'
+             f'<h2>Cues over time</h2><img src="data:image/png;base64,{cue_plots(result)}" alt="cues">'
              if has_faces else "")
     cue_rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(t)}</td></tr>" for k, t in cues.CUES.items())
     page = PAGE.format(
-        name=html.escape(Path(d["file"]).name), colour=colour, label=html.escape(v["label"]),
-        prob="n/a" if v["probability"] is None else f"{100 * v['probability']:.0f}%",
-        summary=html.escape(summary(d)), reasons="".join(f"<li>{html.escape(r)}</li>" for r in v["reasons"]),
-        rule=html.escape(v["rule"]), components=_components_table(v), plots=plots + _identity_section(d), thumbs=_thumbs(result), cues=cue_rows,
-        models=html.escape(json.dumps(d["models"])), video=html.escape(json.dumps(d["video"])))
+        name=html.escape(Path(result.file).name), colour=colour, label=html.escape(v.label),
+        prob="n/a" if v.probability is None else f"{100 * v.probability:.0f}%",
+        summary=html.escape(summary(result)), reasons="".join(f"<li>{html.escape(r)}</li>" for r in v.reasons),
+        rule=html.escape(v.rule), components=_components_table(v), plots=plots + _identity_section(result),
+        thumbs=_thumbs(result), cues=cue_rows,
+        models=html.escape(json.dumps(result.models)), video=html.escape(json.dumps(result.video)))
     with media.atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return Path(path)
@@ -208,23 +208,23 @@ figure{{display:inline-block;margin:.4em}} figcaption{{font-size:.8em}} td{{padd
 """
 
 
-def _draw(image: np.ndarray, faces: list[dict], platt) -> np.ndarray:
+def _draw(image: np.ndarray, faces: tuple[FaceResult, ...], platt) -> np.ndarray:
     out = image.copy()
     for f in faces:
-        p = float(platt.prob(f["scores"]["fused"]))
+        p = float(platt.prob(f.scores.fused))
         colour = BAND_COLOURS[scan.band(p)]
-        x0, y0, x1, y1 = (int(round(c)) for c in f["box"])
+        x0, y0, x1, y1 = (int(round(c)) for c in f.box)
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
         cv2.putText(out, f"fake {p:.2f}", (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
     return out
 
 
-def annotate(path: str | Path, result: scan.ScanResult, out: str | Path, platt) -> Path:
+def annotate(path: str | Path, result: ScanResult, out: str | Path, platt) -> Path:
     """The video with each face's box and per-face calibrated score drawn (labelled as synthetic)."""
     info = media.probe(path)
-    analysed = {fr["index"]: fr["faces"] for fr in result.data["frames"]}
-    faces: list[dict] = []
-    details = {"source": Path(path).name, "verdict": result.data["verdict"]["label"]}
+    analysed = {fr.index: fr.faces for fr in result.frames}
+    faces: tuple[FaceResult, ...] = ()
+    details = {"source": Path(path).name, "verdict": result.verdict.label}
     with provenance.video_writer(out, info.fps, "detect-annotation", details, parent=path, audio=path) as w:
         for fr in media.iter_frames(path):
             faces = analysed.get(fr.index, faces)  # boxes hold between analysed frames

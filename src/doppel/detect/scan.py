@@ -12,9 +12,10 @@ forces FAKE; a video without any face is "no face found", never REAL.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +25,13 @@ from .. import media, provenance
 from ..faces import finder
 from . import cues, identity, models
 from .config import ScanConfig  # noqa: F401 (re-exported)
+from .result import Component, Crop, FaceResult, FrameResult, ScanResult, Verdict
 
 log = logging.getLogger(__name__)
 
 FUSION_FEATURES = ["cnn", "fourier", *cues.FUSED]  # the models' logits, then the cues (named once, in cues.CUES)
 MODEL_NAMES = {"cnn": "face CNN (self-blended training)", "fourier": "Fourier spectrum model"}
 NO_FACE = "no face found"
-
-
-@dataclass
-class ScanResult:
-    data: dict  # JSON-able: frames, faces, scores, cues, verdict, model versions
-    crops: list = field(default_factory=list)  # [(frame index, face index, logit, crop, heatmap)]
 
 
 def face_scores(det: models.Detectors, frame: np.ndarray, landmarks: np.ndarray,
@@ -110,7 +106,7 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
     """Analyse one video (or image) file; raises MediaError for unreadable input.
 
     `reference` (identity.reference_embedding) adds each face's distance to the claimed person on about
-    one analysed frame a second, and data["identity"]; it does not change the verdict's probability.
+    one analysed frame a second, and the result's `identity`; it does not change the verdict's probability.
     """
     t0 = time.monotonic()
     info = media.probe(path)
@@ -143,21 +139,23 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
         bar.update(1)
     crops = keep(_score_faces(det, pending))
     bar.close()
-    data = {"file": str(path), "video": _info(info), "frames": frames, "config": {"step": cfg.step, "face_finder": cfg.detect.record()},
-            "label": provenance.read_label(path), "models": {"version": det.version, **det.meta.get("models", {})}}
+    frames = tuple(FrameResult.from_json(f) for f in frames)  # every face scored: freeze them
+    label = provenance.read_label(path)
     # label, watermark, C2PA: read first, reported first
-    data["provenance"] = provenance.check(path, mark=marks.result() if marks is not None else None)
-    data["verdict"] = verdict(frames, det, cfg, data["provenance"]["evidence"])
-    if reference is not None:
-        data["identity"] = identity.summarise(frames, reference)
-        data["verdict"]["reasons"].append(identity.sentence(data["identity"]))
-    data["blinks"] = blinks(frames, info.fps / cfg.step)
-    data["decoded_frames"] = decoded
-    data["frames_without_face"] = sum(1 for f in frames if not f["faces"])  # of the analysed frames
-    data["truncated"] = bool(info.frame_count and decoded < 0.9 * info.frame_count)
-    data["elapsed_s"] = round(time.monotonic() - t0, 2)
-    heat = [(f, i, s, c, models.gradcam(det.cnn, c)) for f, i, s, c in crops]
-    return ScanResult(data, heat)
+    prov = provenance.check(path, mark=marks.result() if marks is not None else None)
+    call = verdict(frames, det, cfg, prov["evidence"])
+    ident = identity.summarise(frames, reference) if reference is not None else None
+    if ident is not None:
+        call = dataclasses.replace(call, reasons=(*call.reasons, identity.sentence(ident)))
+    return ScanResult(
+        file=str(path), video=_info(info), frames=frames,
+        config={"step": cfg.step, "face_finder": cfg.detect.record()}, label=label,
+        models={"version": det.version, **det.meta.get("models", {})}, provenance=prov, verdict=call,
+        identity=ident, blinks=blinks(frames, info.fps / cfg.step), decoded_frames=decoded,
+        frames_without_face=sum(1 for f in frames if not f.faces),
+        truncated=bool(info.frame_count and decoded < 0.9 * info.frame_count),
+        elapsed_s=round(time.monotonic() - t0, 2),
+        crops=tuple(Crop(f, i, s, c, models.gradcam(det.cnn, c)) for f, i, s, c in crops))
 
 
 def _info(info: media.VideoInfo) -> dict:
@@ -165,14 +163,14 @@ def _info(info: media.VideoInfo) -> dict:
             "frames": info.frame_count, "duration": round(info.duration, 3)}
 
 
-def top_faces(frames: list[dict]) -> list[tuple[dict, dict]]:
+def top_faces(frames: Sequence[FrameResult]) -> list[tuple[FrameResult, FaceResult]]:
     """(frame, its most suspicious face) for every analysed frame with a face."""
-    return [(fr, max(fr["faces"], key=lambda f: f["scores"]["fused"])) for fr in frames if fr["faces"]]
+    return [(fr, max(fr.faces, key=lambda f: f.scores.fused)) for fr in frames if fr.faces]
 
 
-def frame_scores(frames: list[dict]) -> np.ndarray:
+def frame_scores(frames: Sequence[FrameResult]) -> np.ndarray:
     """Per analysed frame with faces: the most suspicious face's fused logit."""
-    return np.array([f["scores"]["fused"] for _, f in top_faces(frames)])
+    return np.array([f.scores.fused for _, f in top_faces(frames)])
 
 
 def band(p: float, cfg: ScanConfig = ScanConfig()) -> str:
@@ -187,7 +185,8 @@ def video_score(scores: np.ndarray) -> float:
     return float(s[: (len(s) + 1) // 2].mean())
 
 
-def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: list[str] | None) -> dict:
+def verdict(frames: Sequence[FrameResult], det: models.Detectors, cfg: ScanConfig,
+            label: list[str] | None) -> Verdict:
     """REAL / FAKE / UNCERTAIN / no face found, the calibrated probability and the reasons.
 
     `label` lists the provenance evidence (provenance.check) that the file is synthetic.
@@ -195,40 +194,39 @@ def verdict(frames: list[dict], det: models.Detectors, cfg: ScanConfig, label: l
     rule = ("p = Platt(mean of the more suspicious half (top ceil(n/2)) of the frame scores; "
             "frame score = the most suspicious face's fused logit)")
     scores = frame_scores(frames)
-    out = {"label": NO_FACE, "probability": None, "score": None, "reasons": [], "rule": rule,
-           "faces_analysed": int(sum(len(f["faces"]) for f in frames))}
+    out = Verdict(NO_FACE, None, None, (), rule, int(sum(len(f.faces) for f in frames)))
     if scores.size:
         score = video_score(scores)
         p = float(det.platt.prob(score))
         called = band(p, cfg)
-        out.update(score=round(score, 4), probability=round(p, 4), label=called,
-                   model_probability=round(p, 4), model_label=called, reasons=reasons(frames, det, p > cfg.real_at),
-                   components=components(frames, det), fusion_cap=det.fusion.cap)
+        out = dataclasses.replace(out, score=round(score, 4), probability=round(p, 4), label=called,
+                                  model_probability=round(p, 4), model_label=called, reasons=tuple(reasons(frames, det, p > cfg.real_at)),
+                                  components=components(frames, det), fusion_cap=det.fusion.cap)
     if label:  # provenance evidence (label, watermark, manifest); its absence says nothing
-        out["reasons"] = list(label) + out["reasons"]
-        out.update(label="FAKE", probability=1.0, forced_by="; ".join(label))
+        out = dataclasses.replace(out, reasons=(*label, *out.reasons), label="FAKE", probability=1.0,
+                                  forced_by="; ".join(label))
     return out
 
 
-def _contributions(frames: list[dict], det: models.Detectors) -> np.ndarray:
+def _contributions(frames: Sequence[FrameResult], det: models.Detectors) -> np.ndarray:
     """Each fusion feature's mean share of the fused logit (after the cap) over the faces the video score
     averages (video_score's more suspicious half), so the shares plus the constant sum to that score."""
-    faces = sorted((f for _, f in top_faces(frames)), key=lambda f: -f["scores"]["fused"])
-    rows = [feature_row({**f["cues"], **f["scores"]}, det.fusion.names)[0] for f in faces[: (len(faces) + 1) // 2]]
+    faces = sorted((f for _, f in top_faces(frames)), key=lambda f: -f.scores.fused)
+    rows = [feature_row(f.features(), det.fusion.names)[0] for f in faces[: (len(faces) + 1) // 2]]
     return det.fusion.contributions(np.array(rows)).mean(0)  # None -> NaN -> no evidence
 
 
-def components(frames: list[dict], det: models.Detectors) -> list[dict]:
+def components(frames: Sequence[FrameResult], det: models.Detectors) -> tuple[Component, ...]:
     """Every model and cue of the fusion with its weight (per standard deviation) and its mean share of the
     fused logit on the faces the verdict rests on, largest share first; then the fusion's constant."""
     contrib = _contributions(frames, det)
-    out = [{"name": n, "weight": round(float(w), 4), "contribution": round(float(c), 4)}
+    out = [Component(n, round(float(w), 4), round(float(c), 4))
            for n, w, c in zip(det.fusion.names, det.fusion.coef, contrib)]
-    out.sort(key=lambda r: -abs(r["contribution"]))
-    return out + [{"name": "constant", "weight": None, "contribution": round(float(det.fusion.intercept), 4)}]
+    out.sort(key=lambda r: -abs(r.contribution))
+    return (*out, Component("constant", None, round(float(det.fusion.intercept), 4)))
 
 
-def reasons(frames: list[dict], det: models.Detectors, suspicious: bool, top: int = 3) -> list[str]:
+def reasons(frames: Sequence[FrameResult], det: models.Detectors, suspicious: bool, top: int = 3) -> list[str]:
     """The models and cues that pushed the verdict most (towards FAKE, or towards REAL)."""
     contrib = _contributions(frames, det)
     order = np.argsort(-contrib if suspicious else contrib)
@@ -242,9 +240,9 @@ def reasons(frames: list[dict], det: models.Detectors, suspicious: bool, top: in
     return out or ["no single model or cue stood out"]
 
 
-def blinks(frames: list[dict], rate: float) -> dict:
+def blinks(frames: Sequence[FrameResult], rate: float) -> dict:
     """Blink count and rate of the most prominent face (eye aspect ratio < 0.2)."""
-    ear = [fr["faces"][0]["cues"].get("eye_aspect_ratio") for fr in frames if fr["faces"]]
+    ear = [fr.faces[0].cues.get("eye_aspect_ratio") for fr in frames if fr.faces]
     ear = np.array([np.nan if e is None else e for e in ear])
     n = cues.count_blinks(ear)
     minutes = len(frames) / max(rate, 1e-6) / 60

@@ -5,7 +5,7 @@ and argument parsing stay fast. `faces.finder`, `faces.mask`, `faces.blend`, `fa
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import DoppelError
 
@@ -88,16 +88,16 @@ DEFAULT_COVERAGE = 0.8  # template box spans 80% of the crop side, leaving a mar
 
 @dataclass(frozen=True)
 class QualityConfig:
-    max_people: int = 1  # drop every face of a frame holding more faces than this (0: no limit)
-    min_size: float = 40.0  # drop faces narrower than this many frame pixels (68-point box)
-    min_sharpness: float = 0.1  # drop blurred faces: Laplacian/intensity variance ratio on the face at 64 px
-    min_brightness: float = 40.0  # drop faces whose mean grey level (0-255) is below this
-    max_brightness: float = 220.0  # drop faces whose mean grey level is above this
-    min_contrast: float = 10.0  # drop faces whose grey-level standard deviation is below this
-    max_tint: float = 45.0  # drop faces whose mean colour is this far from grey in Lab (a, b), skin is ~10-30
-    max_fit: float = 0.15  # drop faces whose eyes/nose disagree with dlib's 5-point model by this x eye distance
-    max_yaw: float = 45.0  # drop faces turned further left/right than this (degrees)
-    max_pitch: float = 35.0  # drop faces tilted further up/down than this (degrees)
-    max_identity: float = 0.6  # with a reference photo: drop faces whose dlib embedding is farther than this
-    min_shape_distance: float = 0.002  # drop near-duplicates: aligned shapes closer than this (RMS, crop units)
-    max_faces: int = 0  # keep only the N most varied faces in pose and expression (0: all)
+    max_people: int = field(default=1, metadata={"help": "drop every face of a frame holding more faces than this (0: no limit)"})
+    min_size: float = field(default=40.0, metadata={"help": "drop faces narrower than this many frame pixels (68-point box)"})
+    min_sharpness: float = field(default=0.1, metadata={"help": "drop blurred faces: Laplacian/intensity variance ratio on the face at 64 px"})
+    min_brightness: float = field(default=40.0, metadata={"help": "drop faces whose mean grey level (0-255) is below this"})
+    max_brightness: float = field(default=220.0, metadata={"help": "drop faces whose mean grey level is above this"})
+    min_contrast: float = field(default=10.0, metadata={"help": "drop faces whose grey-level standard deviation is below this"})
+    max_tint: float = field(default=45.0, metadata={"help": "drop faces whose mean colour is this far from grey in Lab (a, b), skin is ~10-30"})
+    max_fit: float = field(default=0.15, metadata={"help": "drop faces whose eyes/nose disagree with dlib's 5-point model by this x eye distance"})
+    max_yaw: float = field(default=45.0, metadata={"help": "drop faces turned further left/right than this (degrees)"})
+    max_pitch: float = field(default=35.0, metadata={"help": "drop faces tilted further up/down than this (degrees)"})
+    max_identity: float = field(default=0.6, metadata={"help": "with a reference photo: drop faces whose dlib embedding is farther than this"})
+    min_shape_distance: float = field(default=0.002, metadata={"help": "drop near-duplicates: aligned shapes closer than this (RMS, crop units)"})
+    max_faces: int = field(default=0, metadata={"help": "keep only the N most varied faces in pose and expression (0: all)"})

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from .synth import lipsync  # noqa: PLC0415 (heavy: torch, dlib)
     r = lipsync(args.inputs[0], args.inputs[1], args.model, args.output, cfg, args.preview)
     log.info("wrote %s: %d frames, %.1f s, %.2f s of video per s of compute",
-             args.output, r["frames"], r["seconds"], r["speed"])
+             args.output, r.frames, r.seconds, r.speed)
     return 0
 
 

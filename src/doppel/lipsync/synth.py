@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,6 +32,23 @@ from . import texture as texmod
 from .config import LipsyncConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class LipsyncResult:
+    """What `lipsync` wrote; `to_json()` leaves out the per-frame arrays."""
+    output: str
+    frames: int  # output frames
+    fps: float
+    seconds: float  # of output video (the speech's length)
+    compute_s: float  # wall time
+    speed: float  # seconds of video per second of compute
+    source_frames: np.ndarray  # (frames,) the target frame each output frame was drawn on
+    mouths: np.ndarray  # (frames, 40) the mouth shape drawn on each output frame (flattened landmarks)
+
+    def to_json(self) -> dict:
+        return {"output": self.output, "frames": self.frames, "fps": round(self.fps, 3),
+                "seconds": round(self.seconds, 3), "compute_s": round(self.compute_s, 2), "speed": round(self.speed, 3)}
 AUDIO_OUT_RATE = 48000  # the new audio is muxed at this rate, from the original file
 PREVIEW_FRAMES = 6  # frames in the --preview strip
 PREVIEW_HEIGHT = 256  # pixels, each preview tile
@@ -50,8 +68,8 @@ def output_shapes(pred100: np.ndarray, mean: np.ndarray, n_out: int, fps: float)
 
 def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path: str | os.PathLike,
             out: str | os.PathLike, cfg: LipsyncConfig = LipsyncConfig(),
-            preview: str | os.PathLike | None = None) -> dict:
-    """Write the lip-synced video; returns counts and timings."""
+            preview: str | os.PathLike | None = None) -> LipsyncResult:
+    """Write the lip-synced video; returns counts, timings and what was drawn."""
     if cfg.texture not in texmod.TEXTURES:
         raise DoppelError(f"unknown texture {cfg.texture!r}; choose from {', '.join(texmod.TEXTURES)}")
     t0 = time.monotonic()
@@ -73,8 +91,7 @@ def lipsync(video: str | os.PathLike, speech_path: str | os.PathLike, model_path
     if preview:
         write_preview(preview, shown, foot, target, src, mouths, cfg.tex.size)
     took = time.monotonic() - t0
-    return {"frames": n_out, "fps": foot.fps, "seconds": seconds, "compute_s": took,
-            "speed": seconds / took, "source_frames": src, "mouths": mouths}
+    return LipsyncResult(str(out), n_out, foot.fps, seconds, took, seconds / took, src, mouths)
 
 
 def _write(out, foot, target, src, mouths, draw, cfg: LipsyncConfig, speech_path, seconds, keep,

@@ -175,7 +175,7 @@ class Driver:
             if not starts or now - starts[-1][1] < self.s.timeout or fut.done():
                 continue
             worker = starts[-1][0]
-            if fut.key not in self.client.processing([worker]).get(worker, ()):
+            if fut.key not in _processing(self.client, worker):
                 continue  # that worker died: Dask reschedules the file and its next start resets the clock
             del inflight[fut]
             fut.cancel()
@@ -191,6 +191,15 @@ class Driver:
         self.counts[outcome] += 1
         self.bar.set_postfix(errors=self.counts["error"], retried=self.counts["retried"], refresh=False)
         self.bar.update(1)
+
+
+def _processing(client, worker: str) -> tuple:
+    """The task keys `worker` runs; none once the scheduler has dropped it (a dead worker: asking the scheduler
+    about it then raises KeyError, seen when a killed worker's restart took longer than the timeout)."""
+    try:
+        return tuple(client.processing([worker]).get(worker, ()))
+    except KeyError:
+        return ()
 
 
 def _w(starts) -> str | None:

@@ -16,8 +16,9 @@ from ..errors import DoppelError
 def write_reports(store_path: str | Path, out_dir: str | Path, where: str = "1") -> int:
     """Write <name>.json/.html per done file matching `where`, summary.json and index.html; returns the count."""
     from .. import media
-    from ..detect import report, scan
+    from ..detect import report
     from ..detect.cli import report_names
+    from ..detect.result import ScanResult
     from .store import Store
     if not Path(store_path).is_file():
         raise DoppelError(f"no results store at {store_path}")
@@ -33,7 +34,7 @@ def write_reports(store_path: str | Path, out_dir: str | Path, where: str = "1")
             if row["status"] != "done":
                 lines.append({"file": row["path"], "error": row["error"]})
                 continue
-            result = scan.ScanResult(store.result(row["hash"]))
+            result = ScanResult.from_json(store.result(row["hash"]))
             report.write_json(result, out / f"{name}.json")
             report.write_html(result, out / f"{name}.html")
             lines.append({"file": row["path"], "report": f"{name}.html", "label": row["verdict"],

@@ -70,9 +70,9 @@ def _warm_up() -> None:
 
 
 def analyse(path: str, det, step: int) -> dict:
-    """The detector's result of one file (`doppel detect`'s scan, without report crops)."""
+    """The detector's result of one file as its JSON (`doppel detect`'s scan, without report crops)."""
     from ..detect import scan
-    return scan.scan(path, det, scan.ScanConfig(step=step, keep_crops=0), progress=False).data
+    return scan.scan(path, det, scan.ScanConfig(step=step, keep_crops=0), progress=False).to_json()
 
 
 def scan_task(path: str, digest: str, attempt: int, step: int, analyser=None) -> dict:

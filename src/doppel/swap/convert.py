@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -61,6 +61,9 @@ class SwapSummary:
     seconds: float  # wall time of both passes
     fps: float  # frames / seconds
     frames_no_face: int = 0  # frames in which the face finder found no face at all
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,22 @@ STATE_PREV = "train_state.prev.safetensors"  # the previous step's state, for a 
 STATE_FORMAT = "doppel-train-state/1"
 INIT_PREFIXES = ("init_", "prior_")  # header keys (beside "init") written by `initialise`
 RANK_DUMP_ENV = "DOPPEL_RANK_DUMP"  # debug: each rank saves its final weights to this folder (tests)
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What one `train` run did (this process's rank); `to_json()` for the web app and scripts."""
+    output: str  # the model folder
+    rank: int  # of this process in a distributed run (0 alone)
+    step: int  # steps the model has taken in all
+    steps_run: int  # steps this run took (a resumed run starts from the saved step)
+    seconds: float  # wall time of this run's loop
+    loss_a: float | None  # last pixel loss of A
+    loss_b: float | None
+    faces_per_s: float  # training faces through the model per second, both people
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 class Pair(nn.Module):
@@ -314,8 +331,8 @@ def initialise(model: SwapModel, cfg: TrainConfig) -> dict:
             "prior_sha256": pretrain.file_sha256(path)[:16]}
 
 
-def train(faceset_a, faceset_b, output, cfg: TrainConfig = TrainConfig()) -> dict:
-    """Train a swap model on two face sets into the folder `output`; returns a summary dict."""
+def train(faceset_a, faceset_b, output, cfg: TrainConfig = TrainConfig()) -> TrainSummary:
+    """Train a swap model on two face sets into the folder `output`; returns what the run did."""
     if cfg.loss not in losses.PIXEL:
         raise DoppelError(f"unknown loss {cfg.loss!r}; choose from {', '.join(losses.PIXEL)}")
     fa, fb = open_facesets(faceset_a, faceset_b)
@@ -345,7 +362,7 @@ def _dump_rank(model: SwapModel, rank: int) -> None:
                   str(Path(folder) / f"rank{rank}.safetensors"))
 
 
-def _run(model, opt, start, sets, datas, out, cfg, rank, world, device, critics=None, init=None) -> dict:
+def _run(model, opt, start, sets, datas, out, cfg, rank, world, device, critics=None, init=None) -> TrainSummary:
     """The training loop: steps until the step or time limit; checkpoint on Ctrl-C and at the end."""
     stop = cfg.steps if cfg.steps is not None else (2 ** 62 if cfg.minutes is not None else DEFAULT_STEPS)
     net = Pair(model)
@@ -434,12 +451,11 @@ class Monitor:
             save_checkpoint(self.out, self.model, opt, step, model_info(*self.sets, step, self.cfg, self.init), extra)
             self.saved = step
 
-    def summary(self, step: int) -> dict:
+    def summary(self, step: int) -> TrainSummary:
         secs = time.monotonic() - self.t0
         done = step - self.start
-        return {"output": str(self.out), "rank": self.rank, "step": step, "steps_run": done, "seconds": round(secs, 2),
-                "loss_a": self.losses[0], "loss_b": self.losses[1],
-                "faces_per_s": done * self.faces_per_step / secs if secs > 0 else 0.0}
+        return TrainSummary(str(self.out), self.rank, step, done, round(secs, 2), self.losses[0], self.losses[1],
+                            done * self.faces_per_step / secs if secs > 0 else 0.0)
 
     def close(self) -> None:
         if self.step != self.logged:  # the last step, when it fell between log lines

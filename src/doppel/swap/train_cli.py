@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                       device=args.device, workers=args.workers, seed=args.seed, init=args.init,
                       gan=args.gan, gan_cfg=gan_config_from_args(args))
     s = train(args.faceset_a, args.faceset_b, args.output, cfg)
-    if s["rank"] == 0:
+    if s.rank == 0:
         log.info("trained to step %d (%d steps, %.0f s, %.1f faces/s); loss A %.4f, loss B %.4f; model in %s",
-                 s["step"], s["steps_run"], s["seconds"], s["faces_per_s"], s["loss_a"], s["loss_b"], s["output"])
+                 s.step, s.steps_run, s.seconds, s.faces_per_s, s.loss_a, s.loss_b, s.output)
     return 0

@@ -15,7 +15,6 @@ import logging
 import signal
 import sys
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import DoppelError
@@ -57,19 +56,19 @@ def _detect_one(f: Path, name: str, det, cfg, out: Path, ref: dict | None = None
     result = scan.scan(f, det, cfg, progress=True, reference=ref)
     report.write_json(result, out / f"{name}.json")
     report.write_html(result, out / f"{name}.html")
-    d, v = result.data, result.data["verdict"]
+    v = result.verdict
     plot = None
-    if any(fr["faces"] for fr in d["frames"]):
+    if any(fr.faces for fr in result.frames):
         plot = f"{name}.scores.png"
-        (out / plot).write_bytes(base64.b64decode(report.score_plot(d)))
+        (out / plot).write_bytes(base64.b64decode(report.score_plot(result)))
     faces = []
-    for k, (frame, face, score, crop, heat) in enumerate(result.crops):
-        media.write_image(out / f"{name}.face{k}.png", report.overlay(crop, heat))
-        faces.append({"image": f"{name}.face{k}.png", "frame": frame, "face": face, "score": round(score, 3)})
-    return {"file": f.name, "report": f"{name}.html", "verdict": v["label"], "probability": v["probability"],
-            "reasons": v["reasons"], "summary": report.summary(d), "label": d.get("label"),
-            "provenance": d.get("provenance"),
-            "plot": plot, "faces": faces, "identity": d.get("identity")}
+    for k, c in enumerate(result.crops):
+        media.write_image(out / f"{name}.face{k}.png", report.overlay(c.image, c.heatmap))
+        faces.append({"image": f"{name}.face{k}.png", "frame": c.frame, "face": c.face, "score": round(c.score, 3)})
+    return {"file": f.name, "report": f"{name}.html", "verdict": v.label, "probability": v.probability,
+            "reasons": list(v.reasons), "summary": report.summary(result), "label": result.label,
+            "provenance": result.provenance,
+            "plot": plot, "faces": faces, "identity": result.identity}
 
 
 def run_extract(p: dict, out: Path) -> dict:
@@ -85,8 +84,8 @@ def run_extract(p: dict, out: Path) -> dict:
     summary = extract.extract(p["files"], p["faceset"], cfg)
     fs = FaceSet.open(p["faceset"])
     media.write_image(out / "sheet.png", contact_sheet(sheet_groups(fs, SHEET_KEPT, SHEET_PER_REASON)))
-    return {"faceset": Path(p["faceset"]).name, "summary": summary.table(), "info": info_table(fs),
-            "sheet": "sheet.png"}
+    return {**summary.to_json(), "faceset": Path(p["faceset"]).name, "summary": summary.table(),
+            "info": info_table(fs), "sheet": "sheet.png"}
 
 
 def run_train(p: dict, out: Path) -> dict:
@@ -95,7 +94,7 @@ def run_train(p: dict, out: Path) -> dict:
     cfg = train.TrainConfig(steps=int(p["steps"]), batch=int(p.get("batch", 32)), resume=bool(p.get("resume")),
                             preview_every=int(p.get("preview_every", 50)), save_every=int(p.get("save_every", 100)),
                             workers=int(p.get("workers", 0)), preset=p.get("preset", "lite"))
-    return train.train(p["faceset_a"], p["faceset_b"], p["model"], cfg)
+    return train.train(p["faceset_a"], p["faceset_b"], p["model"], cfg).to_json()
 
 
 def run_swap(p: dict, out: Path) -> dict:
@@ -107,7 +106,7 @@ def run_swap(p: dict, out: Path) -> dict:
     max_frames = int(p["max_frames"]) if p.get("max_frames") else None
     settings = convert.SwapSettings(to=p.get("to", "b"), preview=str(out / "preview.png"), max_frames=max_frames)
     s = convert.swap(src, p["model"], output, settings)
-    return {**asdict(s), "input": src.name, "output": output.name, "preview": "preview.png"}
+    return {**s.to_json(), "input": src.name, "output": output.name, "preview": "preview.png"}
 
 
 def run_lipsync(p: dict, out: Path) -> dict:
@@ -116,8 +115,7 @@ def run_lipsync(p: dict, out: Path) -> dict:
     output = out / (Path(p["video"]).stem + "_lipsync.mp4")
     r = synth.lipsync(p["video"], p["audio"], p["model"], output, synth.LipsyncConfig(texture=p.get("texture", "median")),
                       preview=out / "preview.png")
-    return {"output": output.name, "preview": "preview.png", "frames": r["frames"], "seconds": round(r["seconds"], 2),
-            "compute_s": round(r["compute_s"], 1), "speed": round(r["speed"], 3)}
+    return {**r.to_json(), "output": output.name, "preview": "preview.png"}
 
 
 RUNNERS = {"detect": run_detect, "extract": run_extract, "train": run_train, "swap": run_swap,
