@@ -12,19 +12,19 @@ import time
 
 import torch
 
-from doppel.detect import models
+from doppel.detect import detectors
 
 SHAPES = {
-    "plain 64 px (old shipped, baseline)": models.CNNConfig(),
-    "resnet 128 px (shipped)": models.RESNET,
-    "resnet 112 px": models.CNNConfig(112, 0.6, (32, 64, 128, 256), "resnet"),
-    "resnet 128 px, narrower": models.CNNConfig(128, 0.6, (24, 48, 96, 192), "resnet"),
+    "plain 64 px (old shipped, baseline)": detectors.CNNConfig(),
+    "resnet 128 px (shipped)": detectors.RESNET,
+    "resnet 112 px": detectors.CNNConfig(112, 0.6, (32, 64, 128, 256), "resnet"),
+    "resnet 128 px, narrower": detectors.CNNConfig(128, 0.6, (24, 48, 96, 192), "resnet"),
 }
 
 
-def measure(cfg: models.CNNConfig, batch: int) -> tuple[int, float, float]:
+def measure(cfg: detectors.CNNConfig, batch: int) -> tuple[int, float, float]:
     torch.manual_seed(0)
-    m = models.FaceCNN(cfg)
+    m = detectors.FaceCNN(cfg)
     opt = torch.optim.Adam(m.parameters())
     x, y = torch.randn(batch, 3, cfg.size, cfg.size), torch.rand(batch)
     lossf = torch.nn.BCEWithLogitsLoss()

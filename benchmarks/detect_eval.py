@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from doppel.detect import models, scan
+from doppel.detect import detectors, scan
 from doppel.errors import DoppelError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -54,7 +54,7 @@ def read_list(path: Path | None) -> list[tuple[Path, int]]:
 REPORT_ONLY = ["mouth_blur"]  # cues the report shows; a fusion may or may not read them (older weights do not)
 
 
-def columns(det: models.Detectors) -> tuple[list[str], list[str]]:
+def columns(det: detectors.Detectors) -> tuple[list[str], list[str]]:
     """(every column, the report-only cues the fusion does not read): the fusion's features, then those
     cues, then the fused score."""
     extra = [c for c in REPORT_ONLY if c not in det.fusion.names]
@@ -83,10 +83,10 @@ def main() -> None:
     ap.add_argument("list", nargs="?", type=Path, help="CSV of path,label (1 = fake)")
     ap.add_argument("--step", type=int, default=scan.ScanConfig.step)
     ap.add_argument("--minutes", type=float, default=10.0, help="stop scanning new videos after this")
-    ap.add_argument("--weights", default=str(models.WEIGHTS_DIR))
+    ap.add_argument("--weights", default=str(detectors.WEIGHTS_DIR))
     a = ap.parse_args()
     torch.set_num_threads(1)
-    det = models.Detectors.load(a.weights)
+    det = detectors.Detectors.load(a.weights)
     cfg = scan.ScanConfig(step=a.step)
     names, report_only = columns(det)
     extra = [1.0] * len(report_only)  # own direction (higher = more suspicious); no reference mean to call by

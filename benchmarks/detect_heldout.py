@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from doppel import media
-from doppel.detect import augment, cues, dataset, models, scan, train
+from doppel.detect import augment, cues, dataset, detectors, scan, train
 from doppel.faces import finder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -66,7 +66,7 @@ def prepare(faces: list, seed: int, desc: str, fakes: list = ()) -> dict:
         prev = prev[0] if prev else None
         lm = finder.landmarks68(img, box)
         feats = cues.face_cues(img, lm, prev, finder.landmarks68(prev, box) if prev is not None else None)
-        for k, v in (("image", img), ("landmarks", lm), ("spectrum", models.spectrum(img, lm)),
+        for k, v in (("image", img), ("landmarks", lm), ("spectrum", detectors.spectrum(img, lm)),
                      ("cues", [feats.get(n, np.nan) for n in scan.FUSION_FEATURES]), ("y", y), ("group", group),
                      ("kind", kind)):
             out[k].append(v)
@@ -94,12 +94,12 @@ def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list 
     return prep
 
 
-def rows(det: models.Detectors, prep: dict) -> np.ndarray:
+def rows(det: detectors.Detectors, prep: dict) -> np.ndarray:
     """The fusion features of prepared faces under one folder's models (what train.features gives),
     in the columns that folder's fusion reads (older weights read fewer cues)."""
-    crops = np.stack([models.cnn_crop(i, lm, det.cnn.cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
+    crops = np.stack([detectors.cnn_crop(i, lm, det.cnn.cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
     x = prep["cues"].copy()
-    x[:, scan.FUSION_FEATURES.index("cnn")] = models.cnn_logits(det.cnn, crops)
+    x[:, scan.FUSION_FEATURES.index("cnn")] = detectors.cnn_logits(det.cnn, crops)
     x[:, scan.FUSION_FEATURES.index("fourier")] = det.fourier.logit(prep["spectrum"])
     return x[:, [scan.FUSION_FEATURES.index(n) for n in det.fusion.names]]
 
@@ -107,7 +107,7 @@ def rows(det: models.Detectors, prep: dict) -> np.ndarray:
 def scores(folder: str, prep: dict, clips: bool) -> dict:
     """AUCs (and for clips the calibrated verdict's calls) of one folder: real against blends, then real
     against each kind of doppel fake video there is."""
-    det = models.Detectors.load(folder)
+    det = detectors.Detectors.load(folder)
     x, y, g, k = rows(det, prep), prep["y"].astype(int), np.array(prep["group"]), np.array(prep["kind"])
     fused, cnn = det.fusion.logit(x), x[:, det.fusion.names.index("cnn")]
     cfg, out = train.TrainConfig(), {}
@@ -130,7 +130,7 @@ def scores(folder: str, prep: dict, clips: bool) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights", nargs="*", default=[str(models.WEIGHTS_DIR)])
+    ap.add_argument("weights", nargs="*", default=[str(detectors.WEIGHTS_DIR)])
     ap.add_argument("--limit", type=int, default=48, help="faces per calibration clip (0: leave that set out)")
     ap.add_argument("--corpus", type=int, default=0, help="test-part corpus identities (0: none)")
     ap.add_argument("--clips", type=int, default=0, help="faces per corpus/talking clip (0: none)")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from doppel import media
-from doppel.detect import models, scan
+from doppel.detect import detectors, scan
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -32,11 +32,11 @@ def main() -> None:
     ap.add_argument("--video", default=str(DATA / "video" / "source_s32.mp4"), help="a 720p clip")
     ap.add_argument("--step", type=int, default=scan.ScanConfig.step, help="analyse every N-th frame")
     ap.add_argument("--repeat", type=int, default=2, help="runs; the fastest counts")
-    ap.add_argument("--weights", default=str(models.WEIGHTS_DIR))
+    ap.add_argument("--weights", default=str(detectors.WEIGHTS_DIR))
     a = ap.parse_args()
     torch.set_num_threads(1)  # as `doppel detect` runs: one process per file
     info = media.probe(a.video)
-    det = models.Detectors.load(a.weights)
+    det = detectors.Detectors.load(a.weights)
     cfg = scan.ScanConfig(step=a.step)
     decode = min(timed(lambda: sum(1 for _ in media.iter_frames(a.video)))[0] for _ in range(a.repeat))
     runs = [timed(lambda: scan.scan(a.video, det, cfg, progress=False)) for _ in range(a.repeat)]

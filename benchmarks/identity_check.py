@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from doppel.detect import identity, models, scan
+from doppel.detect import identity, detectors, scan
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=4, help="other clips per speaker scanned")
     ap.add_argument("--swap", nargs=2, type=Path, metavar=("VIDEO", "REFERENCE"))
     a = ap.parse_args()
-    det = models.Detectors.load(models.WEIGHTS_DIR)
+    det = detectors.Detectors.load(detectors.WEIGHTS_DIR)
     speakers = sorted({p.name.split("_")[0] for p in a.mead.glob("*.mp4")})
     refs = {s: identity.reference_embedding([next(a.mead.glob(f"{s}_front_neutral_*.mp4"))]) for s in speakers}
     genuine, impostor = [], []

@@ -27,10 +27,10 @@ def loop(files: list[Path], step: int) -> tuple[float, dict]:
     """(seconds, the last file's result)."""
     import torch
 
-    from doppel.detect import models
+    from doppel.detect import detectors
     from doppel.scan import worker
     torch.set_num_threads(1)
-    det = models.Detectors.load()
+    det = detectors.Detectors.load()
     worker._warm_up()
     t = time.monotonic()
     for f in files:

@@ -227,9 +227,9 @@ def false_positives(args) -> None:
 def detector(args) -> None:
     """The detector's own (model) probability on real clips written with and without the mark."""
     import torch
-    from doppel.detect import models, scan
+    from doppel.detect import detectors, scan
     torch.set_num_threads(1)
-    det = models.Detectors.load()
+    det = detectors.Detectors.load()
     cfg = scan.ScanConfig(step=4)
     payload = wm.make_payload(7)
     print(f"{'clip':28s} unmarked  marked  unmarked-CRF23   (model probability of manipulation)")

@@ -48,7 +48,7 @@ def test_every_model_kind_writes_the_typed_header_and_refuses_the_others(tmp_pat
     line naming both formats."""
     import numpy as np
 
-    from doppel.detect import models as dmodels
+    from doppel.detect import detectors as dmodels
     from doppel.lipsync import model as lip, shapes
     from doppel.swap import pretrain
     from doppel.swap.model import FORMAT as SWAP, SwapConfig, build, load_model, save_model
@@ -82,7 +82,7 @@ def test_every_model_kind_writes_the_typed_header_and_refuses_the_others(tmp_pat
 
 def test_shipped_files_of_the_first_layout_still_read():
     """The shipped lip model (format 1: its record under "train"), prior and detector load through checkpoint."""
-    from doppel.detect import models as dmodels
+    from doppel.detect import detectors as dmodels
     from doppel.lipsync import model as lip
     from doppel.swap import pretrain
 

@@ -16,5 +16,6 @@ def clip_frames(data_dir):
 
 
 @pytest.fixture()
-def detectors():
+def blank():
+    """Untrained detectors (planted, seeded): a scan runs, its verdict means nothing."""
     return blank_detectors()

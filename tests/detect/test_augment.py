@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from doppel.detect import augment, cues, models, sbi, scan, train
+from doppel.detect import augment, cues, detectors, sbi, scan, train
 from doppel.errors import DoppelError
 
 
@@ -87,7 +87,7 @@ def test_fusion_keeps_useless_cues_out_and_useful_ones_in(monkeypatch):
 
 def test_platt_with_smoothed_targets_is_not_a_step():
     s = np.array([-2.0, -1.5, -1.0, 1.0, 1.5, 2.0])  # perfectly separable, few points
-    p = models.Platt.fit(s, np.array([0, 0, 0, 1, 1, 1])).prob(s)
+    p = detectors.Platt.fit(s, np.array([0, 0, 0, 1, 1, 1])).prob(s)
     assert 0.02 < p[0] < 0.5 < p[-1] < 0.98
 
 
@@ -116,7 +116,7 @@ def test_platt_weights_the_classes_alike():
     rng = np.random.default_rng(0)
     s = np.concatenate([rng.normal(-1, 1, 50), rng.normal(1, 1, 200)])  # 4 fakes to every real
     y = np.repeat([0, 1], [50, 200])
-    assert models.Platt.fit(s, y).prob(0.0) == pytest.approx(0.5, abs=0.06)
+    assert detectors.Platt.fit(s, y).prob(0.0) == pytest.approx(0.5, abs=0.06)
 
 
 def test_fakes_folder_routes_each_video_by_its_clip_and_kind(tmp_path, data_dir):

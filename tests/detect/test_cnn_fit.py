@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from doppel.detect import cnn_fit, models
+from doppel.detect import cnn_fit, detectors
 from doppel.errors import DoppelError
 
-CFG = models.CNNConfig(size=32, coverage=0.7, widths=(4, 8), arch="plain")
+CFG = detectors.CNNConfig(size=32, coverage=0.7, widths=(4, 8), arch="plain")
 
 
 def _batches(first, stop_after=None):
@@ -24,7 +24,7 @@ def _batches(first, stop_after=None):
 
 def _model():
     torch.manual_seed(0)
-    return models.FaceCNN(CFG)
+    return detectors.FaceCNN(CFG)
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
@@ -59,6 +59,6 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
     torch.set_num_threads(1)
     with pytest.raises(KeyboardInterrupt):
         cnn_fit.fit(_model(), lambda first: _batches(first, stop_after=2), steps=12, lr=1e-2, state_dir=tmp_path)
-    other = models.FaceCNN(models.CNNConfig(size=32, coverage=0.7, widths=(4, 16), arch="plain"))
+    other = detectors.FaceCNN(detectors.CNNConfig(size=32, coverage=0.7, widths=(4, 16), arch="plain"))
     with pytest.raises(DoppelError, match="another shape"):
         cnn_fit.fit(other, _batches, steps=12, lr=1e-2, state_dir=tmp_path, resume=True)

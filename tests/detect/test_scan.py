@@ -10,7 +10,7 @@ import pytest
 
 from doppel import cli, media, provenance
 from doppel.detect import cli as detect_cli
-from doppel.detect import models, report, scan
+from doppel.detect import detectors, report, scan
 
 from detect_helpers import blank_detectors
 
@@ -52,8 +52,8 @@ def blurred_paste(frames: list[np.ndarray]) -> list[np.ndarray]:
 def shipped_scans(data_dir, tmp_path_factory):
     """The shipped detector (src/doppel/detect/weights) on 24 real frames of a clip it never trained on,
     and on the same frames with a blurred face pasted in."""
-    from doppel.detect import models
-    det, tmp = models.Detectors.load(), tmp_path_factory.mktemp("shipped")
+    from doppel.detect import detectors
+    det, tmp = detectors.Detectors.load(), tmp_path_factory.mktemp("shipped")
     frames = [f.image for f in media.read_frames(data_dir / CALIBRATION_CLIP)[:24]]
     real = _write(tmp / "real.mp4", frames)
     fake = _write(tmp / "pasted.mp4", blurred_paste(frames))
@@ -78,7 +78,7 @@ def test_components_add_up_to_the_video_score(shipped_scans, tmp_path):
     for r in shipped_scans.values():
         v = r.verdict
         names = [c.name for c in v.components]
-        assert names[-1] == "constant" and sorted(names[:-1]) == sorted(models.Detectors.load().fusion.names)
+        assert names[-1] == "constant" and sorted(names[:-1]) == sorted(detectors.Detectors.load().fusion.names)
         assert sum(c.contribution for c in v.components) == pytest.approx(v.score, abs=0.01)
     page = report.write_html(shipped_scans["fake"], tmp_path / "fake.html").read_text()
     assert "How the score was made" in page and ">constant<" in page
@@ -118,25 +118,25 @@ def test_scan_scores_every_face_and_names_reasons(real_scan):
     assert real_scan.label is None and 0 < len(real_scan.crops) <= FAST.keep_crops
 
 
-def test_no_face_video_is_not_real(tmp_path, detectors):
+def test_no_face_video_is_not_real(tmp_path, blank):
     rng = np.random.default_rng(0)
     path = _write(tmp_path / "noise.mp4", [rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(8)])
-    v = scan.scan(path, detectors, FAST, progress=False).verdict
+    v = scan.scan(path, blank, FAST, progress=False).verdict
     assert v.label == scan.NO_FACE and v.probability is None
 
 
-def test_doppel_label_forces_fake_and_comes_first(tmp_path, detectors, real_clip):
+def test_doppel_label_forces_fake_and_comes_first(tmp_path, blank, real_clip):
     frames = [f.image for f in media.read_frames(real_clip)[:10]]
     path = _write(tmp_path / "made.mp4", frames, **provenance.video_metadata("test"))
-    v = scan.scan(path, detectors, FAST, progress=False).verdict
+    v = scan.scan(path, blank, FAST, progress=False).verdict
     assert v.label == "FAKE" and v.reasons[0] == "doppel synthetic label"
 
 
-def test_watermark_alone_forces_fake(tmp_path, detectors, real_clip):
+def test_watermark_alone_forces_fake(tmp_path, blank, real_clip):
     from doppel.provenance import watermark
     frames = [watermark.embed(f.image, watermark.make_payload(0xABCD0123)) for f in media.read_frames(real_clip)[:10]]
     path = _write(tmp_path / "stripped.mp4", frames)
-    d = scan.scan(path, detectors, FAST, progress=False)
+    d = scan.scan(path, blank, FAST, progress=False)
     assert d.label is None and d.provenance["watermark"]["run_id"] == "abcd0123"
     # read from the scan's own decode: the same reading as a separate pass over the file
     from doppel.provenance.check import read_mark
@@ -145,20 +145,20 @@ def test_watermark_alone_forces_fake(tmp_path, detectors, real_clip):
     assert report.summary(d).startswith("Provenance: label: none")
 
 
-def test_reports_are_valid(tmp_path, real_scan, real_clip, detectors):
+def test_reports_are_valid(tmp_path, real_scan, real_clip, blank):
     j = report.write_json(real_scan, tmp_path / "r.json")
     assert json.loads(j.read_text()) == real_scan.to_json()
     page = report.write_html(real_scan, tmp_path / "r.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert page.count("data:image/png;base64,") >= 2 + len(real_scan.crops)
-    out = report.annotate(real_clip, real_scan, tmp_path / "a.mp4", detectors.platt)
+    out = report.annotate(real_clip, real_scan, tmp_path / "a.mp4", blank.platt)
     assert media.probe(out).frame_count == media.probe(real_clip).frame_count
     assert provenance.read_label(out)["kind"] == "detect-annotation"
 
 
-def test_cli_skips_bad_files_and_fails_only_when_nothing_worked(tmp_path, real_clip, detectors, capsys):
+def test_cli_skips_bad_files_and_fails_only_when_nothing_worked(tmp_path, real_clip, blank, capsys):
     weights = tmp_path / "w"
-    detectors.save(weights)
+    blank.save(weights)
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
     cut = tmp_path / "cut.mp4"
@@ -207,15 +207,15 @@ def test_missing_report_folder_is_a_clear_error(capsys, real_clip):
     assert "-o REPORT_DIR" in capsys.readouterr().err
 
 
-def test_the_loaded_detectors_follow_the_weights_asked_for(tmp_path, detectors):
+def test_the_loaded_detectors_follow_the_weights_asked_for(tmp_path, blank):
     """`doppel detect` keeps its detectors loaded per process; a later call with other weights (or the
     same folder rewritten) must get those, not the ones loaded first (a scan test once got planted ones)."""
-    from doppel.detect import models
+    dets = detectors  # the module (the fixture is `blank`)
     weights = tmp_path / "w"
-    detectors.save(weights)
+    blank.save(weights)
     planted = detect_cli._detectors(str(weights))
-    shipped = detect_cli._detectors(str(models.WEIGHTS_DIR))
-    assert shipped.version == models.Detectors.load(models.WEIGHTS_DIR).version != planted.version
-    assert detect_cli._detectors(str(models.WEIGHTS_DIR)) is shipped  # loaded once
+    shipped = detect_cli._detectors(str(dets.WEIGHTS_DIR))
+    assert shipped.version == dets.Detectors.load(dets.WEIGHTS_DIR).version != planted.version
+    assert detect_cli._detectors(str(dets.WEIGHTS_DIR)) is shipped  # loaded once
     blank_detectors().save(weights)  # rewritten in place: loaded anew
     assert detect_cli._detectors(str(weights)) is not planted

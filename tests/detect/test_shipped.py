@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from doppel.detect import dataset, models, sbi, scan
+from doppel.detect import dataset, detectors, sbi, scan
 
 N_FACES = 24  # identities: a few seconds on one core
 MIN_AUC = 0.8  # chance 0.5; measured: detect-f0cdfb66ba CNN 0.96, fused 0.96; detect-180028f35b 0.95, 0.90; the 47k CNN 0.77, 0.72
@@ -23,7 +23,7 @@ def scored(data_dir):
         pytest.fail(f"corpus not found in {data_dir}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    det = models.Detectors.load()
+    det = detectors.Detectors.load()
     faces = dataset.corpus_faces(dataset.corpus_photos(data_dir, "test", N_FACES))
     rng = np.random.default_rng(7)
     cnn, fused, labels = [], [], []

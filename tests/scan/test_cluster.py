@@ -6,7 +6,7 @@ import pytest
 
 from doppel import cli, media, provenance
 from doppel.detect import cli as detect_cli
-from doppel.detect import models
+from doppel.detect import detectors
 from doppel.scan import cluster, sources
 from doppel.scan.store import Store
 
@@ -39,7 +39,7 @@ def test_scan_records_every_file_and_a_rerun_scans_nothing(client, tmp_path, dat
     for bad in ("text.mp4", "truncated.mp4"):  # bad input is the same every time: recorded, not retried
         assert rows[bad][0] == "error" and rows[bad][3] == 1 and "not a readable media file" in rows[bad][4]
     assert db.execute("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome").fetchall() == [("done", 2), ("error", 4)]
-    weights = str(models.WEIGHTS_DIR)
+    weights = str(detectors.WEIGHTS_DIR)
     for name in ("a.mpg", "b.mpg"):  # the same verdicts as `doppel detect` on the same files and step
         status, verdict, p, attempts, _, n_frames = rows[name]
         ref = detect_cli.analyse(folder / name, tmp_path, name, False, h.STEP, weights)

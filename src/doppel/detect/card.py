@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 from .. import media
-from . import models
+from . import detectors
 
 
-def write_card(folder: Path, det: models.Detectors, tolerance: float, blend: str) -> None:
+def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: str) -> None:
     """MODEL_CARD.md beside the weights: data, parameters, validation, the command."""
     m = det.meta
     v = m["validation"]

@@ -28,7 +28,7 @@ from . import config
 if TYPE_CHECKING:  # the CLI imports only argparse-level modules; the heavy ones load in run()
     from tqdm import tqdm
 
-    from . import models
+    from . import detectors
 
 log = logging.getLogger(__name__)
 
@@ -172,14 +172,14 @@ def report_names(files: list[Path]) -> list[str]:
 _DET: dict = {}  # per process: {weights folder: its loaded detectors}, the latest only
 
 
-def _detectors(weights: str) -> models.Detectors:
+def _detectors(weights: str) -> detectors.Detectors:
     """The detectors of `weights`, loaded once per process (other or rewritten weights are loaded anew)."""
-    from . import models
+    from . import detectors
     files = sorted(Path(weights).glob("*")) if Path(weights).is_dir() else []
     key = (str(weights), tuple((f.name, f.stat().st_mtime_ns) for f in files))
     if key not in _DET:
         _DET.clear()
-        _DET[key] = models.Detectors.load(weights)
+        _DET[key] = detectors.Detectors.load(weights)
     return _DET[key]
 
 

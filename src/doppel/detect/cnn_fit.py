@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from .. import checkpoint
 from ..errors import DoppelError
-from . import models
+from . import detectors
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ class FitResult:
     best_auc: float | None = None
 
 
-def val_auc(model: models.FaceCNN, val: tuple[np.ndarray, np.ndarray] | None) -> float | None:
+def val_auc(model: detectors.FaceCNN, val: tuple[np.ndarray, np.ndarray] | None) -> float | None:
     """AUC of the CNN's logits on validation (crops, labels); None without validation data."""
     if val is None or len(set(val[1].tolist())) < 2:
         return None
     from sklearn.metrics import roc_auc_score
-    return round(float(roc_auc_score(val[1], models.cnn_logits(model, val[0]))), 4)
+    return round(float(roc_auc_score(val[1], detectors.cnn_logits(model, val[0]))), 4)
 
 
 def _save(path: Path, model, best: dict, opt, step: int, seconds: float, budget_s: float, steps: int,
@@ -65,7 +65,7 @@ def _save(path: Path, model, best: dict, opt, step: int, seconds: float, budget_
     checkpoint.save_state(path, FORMAT, tensors, header)
 
 
-def fit(model: models.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]], steps: int,
+def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]], steps: int,
         lr: float, budget_s: float | None = None, state_dir: str | Path | None = None,
         val: tuple[np.ndarray, np.ndarray] | None = None, every_s: float = 300.0, resume: bool = False) -> FitResult:
     """Train `model` in place on `batches(first_step)` ((crops uint8, labels 0/1) each) and return the
@@ -76,7 +76,7 @@ def fit(model: models.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarra
     start, spent, history, best_step, best_auc = 0, 0.0, [], 0, None
     if resume and path is not None and path.is_file():
         tensors, h = checkpoint.load_state(path, FORMAT)
-        if models.CNNConfig.from_dict(h["cnn"]) != model.cfg:
+        if detectors.CNNConfig.from_dict(h["cnn"]) != model.cfg:
             raise DoppelError(f"{path} holds a CNN of another shape ({h['cnn']}); cannot resume it as {asdict(model.cfg)}")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         checkpoint.load_optimizer(opt, tensors, h["param_groups"])
@@ -117,7 +117,7 @@ def fit(model: models.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarra
                 break
             for g in opt.param_groups:
                 g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * min(done, 1.0)))
-            loss = lossf(model(models.to_tensor(crops)), torch.as_tensor(labels, dtype=torch.float32))
+            loss = lossf(model(detectors.to_tensor(crops)), torch.as_tensor(labels, dtype=torch.float32))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -139,7 +139,7 @@ def fit(model: models.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarra
     return FitResult(losses, step, round(elapsed(), 1), history, best_step, best_auc)
 
 
-def validation_crops(faces: list, cfg: models.CNNConfig, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+def validation_crops(faces: list, cfg: detectors.CNNConfig, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
     """CNN crops of every face (dataset.RealFace) as it is and as a fresh blend (self-blended or X-ray
     from another validation face), both through the same kind of random degradations: (crops, labels),
     drawn from `seed` alone, so every checkpoint is scored on the same inputs. None without faces."""
@@ -151,6 +151,6 @@ def validation_crops(faces: list, cfg: models.CNNConfig, seed: int) -> tuple[np.
     for f in faces:
         fake = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng)[0]
         for y, img in ((0, f.image), (1, fake)):
-            crops.append(models.cnn_crop(augment.degrade([img], rng)[0], f.landmarks, cfg))
+            crops.append(detectors.cnn_crop(augment.degrade([img], rng)[0], f.landmarks, cfg))
             labels.append(y)
     return np.stack(crops), np.array(labels)

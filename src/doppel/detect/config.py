@@ -1,6 +1,6 @@
 """Settings of the detect stage (scan, CNN shape, training): dataclasses and constants only, light to
 import, so `doppel detect --help` does not load torch, OpenCV or dlib. The modules that use them
-re-export them (scan.ScanConfig, models.CNNConfig, train.TrainConfig)."""
+re-export them (scan.ScanConfig, detectors.CNNConfig, train.TrainConfig)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

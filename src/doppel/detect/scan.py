@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .. import media, provenance
 from ..faces import finder
-from . import cues, identity, models
+from . import cues, identity, detectors
 from .config import ScanConfig  # noqa: F401 (re-exported)
 from .result import Component, Crop, FaceResult, FrameResult, ScanResult, Verdict
 
@@ -34,7 +34,7 @@ MODEL_NAMES = {"cnn": "face CNN (self-blended training)", "fourier": "Fourier sp
 NO_FACE = "no face found"
 
 
-def face_scores(det: models.Detectors, frame: np.ndarray, landmarks: np.ndarray,
+def face_scores(det: detectors.Detectors, frame: np.ndarray, landmarks: np.ndarray,
                 prev: np.ndarray | None = None, prev_landmarks: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """Every cue and model score of one face, and its CNN crop."""
     feats, crop = face_features(det, frame, landmarks, prev, prev_landmarks)
@@ -42,18 +42,18 @@ def face_scores(det: models.Detectors, frame: np.ndarray, landmarks: np.ndarray,
     return feats, crop
 
 
-def face_features(det: models.Detectors, frame: np.ndarray, landmarks: np.ndarray,
+def face_features(det: detectors.Detectors, frame: np.ndarray, landmarks: np.ndarray,
                   prev: np.ndarray | None = None, prev_landmarks: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """Every cue and the Fourier logit of one face, and its CNN crop (finish_scores adds the CNN and the fusion)."""
     feats = cues.face_cues(frame, landmarks, prev, prev_landmarks)
-    crop = models.cnn_crop(frame, landmarks, det.cnn.cfg)
-    feats["fourier"] = float(det.fourier.logit(models.spectrum(frame, landmarks)[None])[0])
+    crop = detectors.cnn_crop(frame, landmarks, det.cnn.cfg)
+    feats["fourier"] = float(det.fourier.logit(detectors.spectrum(frame, landmarks)[None])[0])
     return feats, crop
 
 
-def finish_scores(det: models.Detectors, feats: list[dict], crops: np.ndarray) -> None:
+def finish_scores(det: detectors.Detectors, feats: list[dict], crops: np.ndarray) -> None:
     """Adds "cnn" and "fused" to each face's features (in place); the CNN scores the crops as one batch."""
-    for f, logit in zip(feats, models.cnn_logits(det.cnn, crops)):
+    for f, logit in zip(feats, detectors.cnn_logits(det.cnn, crops)):
         f["cnn"] = float(logit)
         f["fused"] = float(det.fusion.logit(feature_row(f, det.fusion.names))[0])
 
@@ -101,7 +101,7 @@ def _num(v: float) -> float | None:
     return round(float(v), 4) if v is not None and np.isfinite(v) else None
 
 
-def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig(), progress: bool = True,
+def scan(path: str | Path, det: detectors.Detectors, cfg: ScanConfig = ScanConfig(), progress: bool = True,
          reference: dict | None = None) -> ScanResult:
     """Analyse one video (or image) file; raises MediaError for unreadable input.
 
@@ -155,7 +155,7 @@ def scan(path: str | Path, det: models.Detectors, cfg: ScanConfig = ScanConfig()
         frames_without_face=sum(1 for f in frames if not f.faces),
         truncated=bool(info.frame_count and decoded < 0.9 * info.frame_count),
         elapsed_s=round(time.monotonic() - t0, 2),
-        crops=tuple(Crop(f, i, s, c, models.gradcam(det.cnn, c)) for f, i, s, c in crops))
+        crops=tuple(Crop(f, i, s, c, detectors.gradcam(det.cnn, c)) for f, i, s, c in crops))
 
 
 def _info(info: media.VideoInfo) -> dict:
@@ -185,7 +185,7 @@ def video_score(scores: np.ndarray) -> float:
     return float(s[: (len(s) + 1) // 2].mean())
 
 
-def verdict(frames: Sequence[FrameResult], det: models.Detectors, cfg: ScanConfig,
+def verdict(frames: Sequence[FrameResult], det: detectors.Detectors, cfg: ScanConfig,
             label: list[str] | None) -> Verdict:
     """REAL / FAKE / UNCERTAIN / no face found, the calibrated probability and the reasons.
 
@@ -208,7 +208,7 @@ def verdict(frames: Sequence[FrameResult], det: models.Detectors, cfg: ScanConfi
     return out
 
 
-def _contributions(frames: Sequence[FrameResult], det: models.Detectors) -> np.ndarray:
+def _contributions(frames: Sequence[FrameResult], det: detectors.Detectors) -> np.ndarray:
     """Each fusion feature's mean share of the fused logit (after the cap) over the faces the video score
     averages (video_score's more suspicious half), so the shares plus the constant sum to that score."""
     faces = sorted((f for _, f in top_faces(frames)), key=lambda f: -f.scores.fused)
@@ -216,7 +216,7 @@ def _contributions(frames: Sequence[FrameResult], det: models.Detectors) -> np.n
     return det.fusion.contributions(np.array(rows)).mean(0)  # None -> NaN -> no evidence
 
 
-def components(frames: Sequence[FrameResult], det: models.Detectors) -> tuple[Component, ...]:
+def components(frames: Sequence[FrameResult], det: detectors.Detectors) -> tuple[Component, ...]:
     """Every model and cue of the fusion with its weight (per standard deviation) and its mean share of the
     fused logit on the faces the verdict rests on, largest share first; then the fusion's constant."""
     contrib = _contributions(frames, det)
@@ -226,7 +226,7 @@ def components(frames: Sequence[FrameResult], det: models.Detectors) -> tuple[Co
     return (*out, Component("constant", None, round(float(det.fusion.intercept), 4)))
 
 
-def reasons(frames: Sequence[FrameResult], det: models.Detectors, suspicious: bool, top: int = 3) -> list[str]:
+def reasons(frames: Sequence[FrameResult], det: detectors.Detectors, suspicious: bool, top: int = 3) -> list[str]:
     """The models and cues that pushed the verdict most (towards FAKE, or towards REAL)."""
     contrib = _contributions(frames, det)
     order = np.argsort(-contrib if suspicious else contrib)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .. import media, provenance
 from ..errors import DoppelError
 from ..faces import finder
-from . import augment, card, cnn_fit, dataset, models, scan
+from . import augment, card, cnn_fit, dataset, detectors, scan
 from .config import CALIB_CLIPS, FUSION_CLIPS, TrainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tu
     crops, labels = [], []
     for j in range(cfg.batch):
         img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share)
-        c = models.cnn_crop(img, lm, cfg.cnn)
+        c = detectors.cnn_crop(img, lm, cfg.cnn)
         crops.append(c[:, ::-1] if rng.random() < 0.5 else c)
         labels.append(j % 2)
     return np.ascontiguousarray(np.stack(crops)), np.array(labels, np.float32)
@@ -226,18 +226,18 @@ def batches(faces: list, cfg: TrainConfig, seed: int, fakes: list = (),
 
 
 def fit_fourier(faces: list, n: int, rng: np.random.Generator, fakes: list = (),
-                fake_share: float = 0.0) -> models.Linear:
+                fake_share: float = 0.0) -> detectors.Linear:
     """Logistic regression on spectra of n real and n fake training faces."""
     x, y = [], []
     for j in tqdm(range(2 * n), desc="spectra", unit="face", leave=False):
         img, lm = sample(faces, rng, j % 2 == 1, fakes, fake_share)
-        x.append(models.spectrum(img, lm))
+        x.append(detectors.spectrum(img, lm))
         y.append(j % 2)
     names = [f"r{k + 1}" for k in range(len(x[0]))]
-    return models.Linear.fit(np.array(x), np.array(y), names, c=0.1)
+    return detectors.Linear.fit(np.array(x), np.array(y), names, c=0.1)
 
 
-def features(det: models.Detectors, faces: list, rng: np.random.Generator, desc: str,
+def features(det: detectors.Detectors, faces: list, rng: np.random.Generator, desc: str,
              fakes: list = ()) -> tuple[np.ndarray, np.ndarray, list, list]:
     """Fusion features (F columns) of every face as real (0) and as a fresh blend (1), and of every
     face of a fake video (1); with each row's group (clip) and kind ("real", "blend", "swap", ...)."""
@@ -285,7 +285,7 @@ def pseudo_clips(scores: np.ndarray, labels: np.ndarray, groups: list, cfg: Trai
     return np.array(out), np.array(out_y), np.array(out_k)
 
 
-def capped(fusion: models.Linear) -> models.Linear:
+def capped(fusion: detectors.Linear) -> detectors.Linear:
     """The fusion with its cues unable to lower the CNN's evidence by more than FUSION_CAP logits."""
     return replace(fusion, anchor="cnn", cap=FUSION_CAP)
 
@@ -307,13 +307,13 @@ def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float
             te = (g == held) & ((k == kind) | (y == 0) if kind is not None else True)
             if len(set(y[tr])) < 2 or len(set(y[te])) < 2:
                 continue
-            fit = capped(models.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, c, use))
+            fit = capped(detectors.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, c, use))
             p = 1 / (1 + np.exp(-np.clip(fit.logit(x[te]), -30, 30)))
-            losses.append(log_loss(y[te], p, labels=[0, 1], sample_weight=models.balanced(y[te])))
+            losses.append(log_loss(y[te], p, labels=[0, 1], sample_weight=detectors.balanced(y[te])))
     return float(np.mean(losses))
 
 
-def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list, kinds: list | None = None) -> tuple[models.Linear, dict]:
+def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list, kinds: list | None = None) -> tuple[detectors.Linear, dict]:
     """The fusion chosen by leave-one-clip-out (and leave-one-kind-out, see cv_loss) log-loss over
     FUSION_SETS x FUSION_C, refitted on all.
 
@@ -330,7 +330,7 @@ def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list, kinds: list | None = 
                 best = (loss, name, c)
     loss, name, c = best
     log.info("fusion: %s, C=%g (leave-one-clip-out log-loss %.4f)", name, c, loss)
-    fusion = capped(models.Linear.fit(x, y, scan.FUSION_FEATURES, c, FUSION_SETS[name]))
+    fusion = capped(detectors.Linear.fit(x, y, scan.FUSION_FEATURES, c, FUSION_SETS[name]))
     held_kinds = sorted({str(k) for k in np.asarray(kinds)[np.asarray(y) == 1]}) if kinds is not None else []
     return fusion, {"features": name, "c": c, "cv_log_loss": round(loss, 4), "table": table,
                     "kinds_held_out": held_kinds if len(held_kinds) > 1 else []}
@@ -342,7 +342,7 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, groups: list, selection: dict) -> 
     g, out = np.array(groups), np.zeros(len(y))
     for held in dict.fromkeys(groups):
         tr = g != held
-        fit = capped(models.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, selection["c"],
+        fit = capped(detectors.Linear.fit(x[tr], y[tr], scan.FUSION_FEATURES, selection["c"],
                                        FUSION_SETS[selection["features"]]))
         out[~tr] = fit.logit(x[~tr])
     return out
@@ -355,7 +355,7 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
     return round(float(roc_auc_score(y[ok], s[ok])), 4)
 
 
-def validation(det: models.Detectors, x: np.ndarray, y: np.ndarray, groups: list, cfg: TrainConfig,
+def validation(det: detectors.Detectors, x: np.ndarray, y: np.ndarray, groups: list, cfg: TrainConfig,
                kinds: list | None = None, sc: scan.ScanConfig = scan.ScanConfig()) -> dict:
     """Frame-level AUC of every score and cue, pseudo-clip accuracy of the verdict bands, and the
     same for each kind of fake against the reals."""
@@ -384,7 +384,7 @@ def validation(det: models.Detectors, x: np.ndarray, y: np.ndarray, groups: list
 
 
 def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainConfig(),
-          command: str = "") -> models.Detectors:
+          command: str = "") -> detectors.Detectors:
     """Reproduce every detector from the sample media and write weights + MODEL_CARD.md to `out_dir`."""
     torch.set_num_threads(1)  # the cues and blends; the CNN's steps take cfg.threads
     t0 = time.monotonic()
@@ -393,12 +393,12 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     torch.manual_seed(cfg.seed)
     split = gather(Path(data_dir), cfg)
     t_gather = time.monotonic() - t0
-    cnn = models.FaceCNN(cfg.cnn)
+    cnn = detectors.FaceCNN(cfg.cnn)
     # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
     rest = 40 + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
     cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
     if cfg.init:
-        start = models.Detectors.load(cfg.init).cnn
+        start = detectors.Detectors.load(cfg.init).cnn
         if start.cfg != cfg.cnn:
             raise DoppelError(f"--init: the CNN in {cfg.init} has another shape ({start.cfg})")
         cnn.load_state_dict(start.state_dict())
@@ -413,8 +413,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     log.info("CNN: %d steps, best validation AUC %s at step %d", fit.steps, fit.best_auc, fit.best_step)
     fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share)
     n = len(scan.FUSION_FEATURES)
-    blank = models.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
-    det = models.Detectors(cnn, fourier, blank, models.Platt(1.0, 0.0))
+    blank = detectors.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
+    det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0))
     t_cnn = time.monotonic()
     xa, ya, ga, ka = features(det, split.fusion, rng, "fusion features", split.fusion_fakes)
     det.fusion, selection = fit_fusion(xa, ya, ga, ka)
@@ -426,7 +426,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     fus = [g in cfg.fusion_clips for g in ga]
     oof_s, oof_y, _ = pseudo_clips(out_of_fold(xa, ya, ga, selection)[fus], ya[fus], list(np.array(ga)[fus]), cfg,
                                    list(np.array(ka)[fus]))
-    det.platt = replace(models.Platt.fit(np.concatenate([clip_s, oof_s]), np.concatenate([clip_y, oof_y])),
+    det.platt = replace(detectors.Platt.fit(np.concatenate([clip_s, oof_s]), np.concatenate([clip_y, oof_y])),
                         floor=PLATT_FLOOR)
     det.meta = _meta(cfg, split, losses, validation(det, xb, yb, gb, cfg, kb), command, time.monotonic() - t0,
                      t_gather)
@@ -434,7 +434,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
                     cnn_steps=fit.steps, cnn_seconds=fit.seconds, cnn_history=fit.history, cnn_best_step=fit.best_step,
                     cnn_best_val_auc=fit.best_auc, val_faces=int(len(val[1]) // 2) if val else 0)
     if cfg.init and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
-        prev = models.Detectors.load(cfg.init).meta
+        prev = detectors.Detectors.load(cfg.init).meta
         det.meta.update({k: prev[k] for k in CNN_RECORD if k in prev}, cnn_command=prev.get("cnn_command", prev["command"]))
     det.save(out_dir)
     det.meta["version"] = _version(Path(out_dir))
@@ -447,9 +447,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
 def _seconds_per_face(split: Split, seed: int, n: int = 4) -> float:
     """A held-out face's feature cost on this machine now (real + fake, timed on a few, with some
     margin), or SECONDS_PER_HELDOUT_FACE if larger: a busy machine must not push the run past its budget."""
-    zero = lambda names: models.Linear(names, [0.0] * len(names), [1.0] * len(names), [0.0] * len(names), 0.0)  # noqa: E731
-    blank = models.Detectors(models.FaceCNN(), zero([f"r{i + 1}" for i in range(models.FOURIER_SIZE // 2)]),
-                             zero(scan.FUSION_FEATURES), models.Platt(1.0, 0.0))
+    zero = lambda names: detectors.Linear(names, [0.0] * len(names), [1.0] * len(names), [0.0] * len(names), 0.0)  # noqa: E731
+    blank = detectors.Detectors(detectors.FaceCNN(), zero([f"r{i + 1}" for i in range(detectors.FOURIER_SIZE // 2)]),
+                             zero(scan.FUSION_FEATURES), detectors.Platt(1.0, 0.0))
     faces = (split.calib + split.fusion)[:n]
     t = time.monotonic()
     features(blank, faces, np.random.default_rng(seed + 1), "timing")  # its own generator: the run's draws stay as they were
@@ -457,7 +457,7 @@ def _seconds_per_face(split: Split, seed: int, n: int = 4) -> float:
 
 
 def _version(folder: Path) -> str:
-    digest = hashlib.sha256((folder / models.CNN_FILE).read_bytes()).hexdigest()[:10]
+    digest = hashlib.sha256((folder / detectors.CNN_FILE).read_bytes()).hexdigest()[:10]
     return f"detect-{digest}"
 
 
@@ -475,6 +475,6 @@ def _meta(cfg: TrainConfig, split: Split, losses: list, val: dict, command: str,
                                                         ("calibration", split.calib_fakes))},
                      "fake_groups": groups(split.train_fakes + split.fusion_fakes + split.calib_fakes)},
             "cnn_steps": len(losses), "cnn_final_loss": round(float(np.mean(losses[-50:])), 4) if np.isfinite(losses).all() else None,
-            "cnn_params": int(sum(p.numel() for p in models.FaceCNN(cfg.cnn).parameters())),
+            "cnn_params": int(sum(p.numel() for p in detectors.FaceCNN(cfg.cnn).parameters())),
             "seconds": round(seconds, 1), "gather_seconds": round(t_gather, 1), "validation": val,
             "torch_threads": torch.get_num_threads()}

@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _model_version(weights: str | None) -> str:
     """The detectors' version here (the workers are expected to run the same install); fails early."""
-    from ..detect import models
-    return models.Detectors.load(weights or models.WEIGHTS_DIR).version
+    from ..detect import detectors
+    return detectors.Detectors.load(weights or detectors.WEIGHTS_DIR).version
 
 
 def _scan(todo, store, settings, args) -> None:

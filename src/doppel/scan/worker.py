@@ -51,10 +51,10 @@ class DetectorPlugin(WorkerPlugin):
         import cv2
         import torch
 
-        from ..detect import models
+        from ..detect import detectors
         torch.set_num_threads(1)  # parallelism comes from worker processes, one file each
         cv2.setNumThreads(1)
-        self.detectors = models.Detectors.load(self.weights or models.WEIGHTS_DIR)
+        self.detectors = detectors.Detectors.load(self.weights or detectors.WEIGHTS_DIR)
         _warm_up()
         log.info("worker %s loaded detectors %s", worker.address, self.detectors.version)
 

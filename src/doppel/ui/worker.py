@@ -29,9 +29,9 @@ def run_detect(p: dict, out: Path) -> dict:
     """Scan each file; per file: the JSON and HTML reports, the score plot, the face heatmaps."""
     import torch
     from ..detect import cli as dcli
-    from ..detect import identity, models, scan
+    from ..detect import identity, detectors, scan
     torch.set_num_threads(1)
-    det = models.Detectors.load(p.get("weights") or str(models.WEIGHTS_DIR))
+    det = detectors.Detectors.load(p.get("weights") or str(detectors.WEIGHTS_DIR))
     ref = identity.reference_embedding(p["reference"]) if p.get("reference") else None  # DoppelError: no face
     files = [Path(f) for f in p["files"]]
     done = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from doppel.detect import cnn_fit, dataset, models, scan, train
+from doppel.detect import cnn_fit, dataset, detectors, scan, train
 
 from detect_helpers import blank_detectors
 
@@ -20,26 +20,26 @@ def test_cnn_learns_self_blends_that_generalise_to_another_person(data_dir):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # this tiny CNN runs several times faster on one thread of a busy machine
     torch.manual_seed(0)
-    cfg = train.TrainConfig(batch=16, cnn=models.CNNConfig())  # the small plain CNN: seconds, not minutes
+    cfg = train.TrainConfig(batch=16, cnn=detectors.CNNConfig())  # the small plain CNN: seconds, not minutes
     held = [train.make_batch(_faces(data_dir, "Colin_Powell", 4), cfg, seed=1000 + k) for k in range(6)]
     x, y = np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held])
     faces = _faces(data_dir, "Tony_Blair", 6)
     lossf = torch.nn.BCEWithLogitsLoss()
-    model = models.FaceCNN()
-    loss = lambda: float(lossf(torch.from_numpy(models.cnn_logits(model, x)).float(), torch.from_numpy(y)))
+    model = detectors.FaceCNN()
+    loss = lambda: float(lossf(torch.from_numpy(detectors.cnn_logits(model, x)).float(), torch.from_numpy(y)))
     before = loss()
     losses = cnn_fit.fit(model, lambda first: (train.make_batch(faces, cfg, seed=k) for k in range(first, 80)),
                          steps=80, lr=3e-3).losses
     torch.set_num_threads(threads)
-    auc = roc_auc_score(y, models.cnn_logits(model, x))
+    auc = roc_auc_score(y, detectors.cnn_logits(model, x))
     # measured: held-out loss 0.693 -> 0.67, AUC ~0.7 (0.66-0.72 over seeds); an untrained CNN is at 0.5
     assert len(losses) == 80 and loss() < before and auc > 0.62, (before, loss(), auc)
 
 
-def _brightness_cnn() -> models.FaceCNN:
+def _brightness_cnn() -> detectors.FaceCNN:
     """Planted weights: every conv a positive box filter, BN the identity, a positive head, so the
     'fake' evidence is local brightness and Grad-CAM must peak where the crop is bright."""
-    model = models.FaceCNN()
+    model = detectors.FaceCNN()
     with torch.no_grad():
         for m in model.features:
             if isinstance(m, torch.nn.Conv2d):
@@ -54,7 +54,7 @@ def _brightness_cnn() -> models.FaceCNN:
 def test_gradcam_peaks_on_a_planted_bright_patch(y, x):
     crop = np.full((64, 64, 3), 100, np.uint8)  # below the normalisation's mid-grey: no evidence
     crop[y:y + 16, x:x + 16] = 250
-    cam = models.gradcam(_brightness_cnn(), crop)
+    cam = detectors.gradcam(_brightness_cnn(), crop)
     py, px = np.unravel_index(cam.argmax(), cam.shape)
     assert cam.shape == (64, 64) and cam.min() >= 0 and cam.max() <= 1.0 + 1e-6
     assert y <= py < y + 16 and x <= px < x + 16  # rows are y, columns x: no transposition or flip
@@ -74,14 +74,14 @@ def _lower_face_paste(frame, lm):
 
 
 def test_gradcam_of_the_shipped_cnn_turns_to_a_planted_artefact(clip_frames):
-    det = models.Detectors.load()
+    det = detectors.Detectors.load()
     frames, lms = clip_frames
     inside, outside, clean_inside = [], [], []
     for frame, lm in zip(frames[:3], lms[:3]):
         fake, m = _lower_face_paste(frame, lm)
-        region = models.cnn_crop(np.repeat(m[..., None] * 255, 3, 2), lm, det.cnn.cfg)[..., 0] > 127
-        cam = models.gradcam(det.cnn, models.cnn_crop(fake, lm, det.cnn.cfg))
-        clean = models.gradcam(det.cnn, models.cnn_crop(frame, lm, det.cnn.cfg))
+        region = detectors.cnn_crop(np.repeat(m[..., None] * 255, 3, 2), lm, det.cnn.cfg)[..., 0] > 127
+        cam = detectors.gradcam(det.cnn, detectors.cnn_crop(fake, lm, det.cnn.cfg))
+        clean = detectors.gradcam(det.cnn, detectors.cnn_crop(frame, lm, det.cnn.cfg))
         assert cam.shape == region.shape and cam.min() >= 0 and 0.5 < cam.max() <= 1 + 1e-6  # normalised, then resized
         inside.append(cam[region].mean())
         outside.append(cam[~region].mean())
@@ -96,22 +96,22 @@ def test_platt_is_monotone_and_in_unit_interval():
     rng = np.random.default_rng(0)
     scores = np.concatenate([rng.normal(-1, 1, 50), rng.normal(1.5, 1, 50)])
     labels = np.repeat([0, 1], 50)
-    platt = models.Platt.fit(scores, labels)
+    platt = detectors.Platt.fit(scores, labels)
     p = platt.prob(np.linspace(-50, 50, 1001))
     assert np.all((p >= 0) & (p <= 1)) and np.all(np.diff(p) >= 0) and p[0] < 0.01 and p[-1] > 0.99
     # reversed labels cannot make it decreasing: the slope is clipped at 0
-    assert np.all(np.diff(models.Platt.fit(scores, 1 - labels).prob(np.linspace(-5, 5, 11))) >= 0)
+    assert np.all(np.diff(detectors.Platt.fit(scores, 1 - labels).prob(np.linspace(-5, 5, 11))) >= 0)
 
 
 def test_linear_treats_nan_as_no_evidence():
-    lin = models.Linear(["a", "b"], [1.0, 2.0], [2.0, 1.0], [1.5, -1.0], 0.25)
+    lin = detectors.Linear(["a", "b"], [1.0, 2.0], [2.0, 1.0], [1.5, -1.0], 0.25)
     assert np.allclose(lin.logit([[1.0, np.nan]]), 0.25)
     assert np.allclose(lin.logit([[3.0, 2.0]]), 1.75)
 
 
 def test_spectrum_shape_and_mean(clip_frames):
     frames, lms = clip_frames
-    s = models.spectrum(frames[0], lms[0])
+    s = detectors.spectrum(frames[0], lms[0])
     assert s.shape == (32,) and abs(s.mean()) < 1e-9 and s[0] > s[-1]
 
 
@@ -119,7 +119,7 @@ def test_detectors_round_trip(tmp_path, clip_frames):
     frames, lms = clip_frames
     det = blank_detectors(seed=3)
     det.save(tmp_path)
-    back = models.Detectors.load(tmp_path)
+    back = detectors.Detectors.load(tmp_path)
     a, _ = scan.face_scores(det, frames[1], lms[1], frames[0], lms[0])
     b, _ = scan.face_scores(back, frames[1], lms[1], frames[0], lms[0])
     assert back.version == "test" and a.keys() == b.keys()
@@ -129,22 +129,22 @@ def test_detectors_round_trip(tmp_path, clip_frames):
 
 
 def test_linear_cap_keeps_the_cues_from_cancelling_the_cnn():
-    lin = models.Linear(["cnn", "x", "y"], [0.0] * 3, [1.0] * 3, [1.0, 1.0, 1.0], 0.0, anchor="cnn", cap=1.5)
+    lin = detectors.Linear(["cnn", "x", "y"], [0.0] * 3, [1.0] * 3, [1.0, 1.0, 1.0], 0.0, anchor="cnn", cap=1.5)
     assert np.allclose(lin.logit([[4.0, -3.0, -3.0]]), 4.0 - 1.5)  # the cues may take off at most 1.5
     assert np.allclose(lin.logit([[4.0, 1.0, -3.0]]), 4.0 - 1.5)  # their sum, positives included
     assert np.allclose(lin.logit([[4.0, -0.5, -0.5]]), 3.0)  # within the cap: untouched
     assert np.allclose(lin.logit([[-4.0, 2.0, 1.0]]), -1.0)  # evidence of a fake is never capped
     c = lin.contributions([[4.0, 1.0, -3.0]])[0]
     assert np.allclose(c, [4.0, 1.0, -2.5]) and np.allclose(c.sum(), lin.logit([[4.0, 1.0, -3.0]]))
-    free = models.Linear(["cnn", "x", "y"], [0.0] * 3, [1.0] * 3, [1.0, 1.0, 1.0], 0.0)
+    free = detectors.Linear(["cnn", "x", "y"], [0.0] * 3, [1.0] * 3, [1.0, 1.0, 1.0], 0.0)
     assert np.allclose(free.logit([[4.0, -3.0, -3.0]]), -2.0)  # without a cap (older weights) they can
 
 
 def test_shipped_weights_load_and_match_the_scan():
-    det = models.Detectors.load()
+    det = detectors.Detectors.load()
     assert det.version.startswith("detect-") and det.fusion.names == scan.FUSION_FEATURES
-    assert det.platt.a > 0 and (models.WEIGHTS_DIR / "MODEL_CARD.md").is_file()
-    size = sum(p.stat().st_size for p in models.WEIGHTS_DIR.iterdir())
+    assert det.platt.a > 0 and (detectors.WEIGHTS_DIR / "MODEL_CARD.md").is_file()
+    size = sum(p.stat().st_size for p in detectors.WEIGHTS_DIR.iterdir())
     assert size < 8 * 2 ** 20  # modest: every retrain adds its size to the history
 
 
@@ -156,9 +156,9 @@ def test_detect_train_end_to_end(tmp_path, data_dir):
         (fakes / f"{name}.mp4").symlink_to(data_dir / sub / f"{name.split('_', 1)[1]}.mp4")
     cfg = train.TrainConfig(minutes=0.5, per_person=3, video_every=20, video_limit=3, heldout_limit=8, chunk=4,
                            chunk_stride=2, batch=16, fakes=str(fakes), fake_limit=3, corpus=4, corpus_fusion=4,
-                           init=str(models.WEIGHTS_DIR), cache=str(tmp_path / "cache"))
+                           init=str(detectors.WEIGHTS_DIR), cache=str(tmp_path / "cache"))
     det = train.train(data_dir, tmp_path / "w", cfg, command="test")
-    back = models.Detectors.load(tmp_path / "w")
+    back = detectors.Detectors.load(tmp_path / "w")
     assert back.version == det.version and back.meta["cnn_steps"] > 0
     assert back.meta["data"]["corpus_identities"] == {"train": 4, "fusion": 4}
     assert any(f.stem.startswith("faces-") for f in (tmp_path / "cache").iterdir())
