@@ -9,13 +9,12 @@ is never touched):
   from clip to clip;
 - `lipsync_<clip>.mp4`: `doppel lipsync` of the clip to one of the speech/ files.
 
-The shipped detector weights used a `lite` swap model of retalking_face_1/2
-(`doppel extract` of each clip, then `doppel train faces_a faces_b -o m20 --minutes 30
---threads 1 --workers 1 --batch 16 --lr 5e-4`, 2498 steps) and a lip model from
-`doppel lipsync train talking/retalking_face_{1,2,4,5}.mp4
-talking/hdtf_WDA_AlexandriaOcasioCortez_000.mp4 video/driving_d20.mp4 -o lip.lip
---steps 600 --minutes 1.5`. Faces the swap model never saw come out blurry: those
-swaps are easy fakes, the lip-syncs (mouth only, the clip's own texture) hard ones.
+The shipped detector (detect-955cedfdb8) used `make demo`'s swap model (retalking_face_1 and _2,
+started from the shipped face prior, 10 minutes: `demo_out/model`) and the shipped lip model
+(`--lip-model src/doppel/lipsync/weights/grid_s1.lip`). Faces the swap model never saw come out
+blurry: those swaps are easy fakes, the lip-syncs (mouth only, the clip's own texture) hard ones.
+(Before it, detect-f0cdfb66ba used no fake videos; an earlier version a `lite` model of
+retalking_face_1/2 trained 30 minutes from scratch.)
 
 `doppel detect train --fakes FAKES_DIR` then uses them by clip name: the kinds
 named in `--fakes-train` add CNN training fakes from the training clips, and all
