@@ -87,9 +87,10 @@ def test_gradcam_of_the_shipped_cnn_turns_to_a_planted_artefact(clip_frames):
         outside.append(cam[~region].mean())
         clean_inside.append(clean[region].mean())
     inside, outside, clean_inside = map(np.mean, (inside, outside, clean_inside))
-    # measured on retalking_face_1: the region's weight rises from 0.006 to 0.09 of the peak; the shipped
-    # CNN does not localise it (0.16 elsewhere), so the test asks only that the artefact draws its attention
-    assert inside > 5 * clean_inside, (inside, outside, clean_inside)
+    # measured on retalking_face_1 with detect-955cedfdb8: the region's weight is 0.44 of the peak against
+    # 0.14 on the clean frame (trained on lip-syncs, it already looks at the mouth there) and 0.16 elsewhere;
+    # detect-f0cdfb66ba gave 0.09 against 0.006, and 0.16 elsewhere (it did not localise the artefact)
+    assert inside > 2.5 * clean_inside and inside > 2 * outside, (inside, outside, clean_inside)
 
 
 def test_platt_is_monotone_and_in_unit_interval():
