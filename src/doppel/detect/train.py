@@ -57,6 +57,9 @@ BLEND = "blend"  # kind of the fakes made on the fly (self-blended or X-ray)
 CNN_RECORD = ("cnn_steps", "cnn_seconds", "cnn_history", "cnn_best_step", "cnn_best_val_auc", "val_faces",
               "cnn_final_loss")  # what --max-steps 0 from --init carries over from the init's card
 CORPUS_CHUNK = 250  # corpus photos per cache file
+FOURIER_C = 0.1  # L2 inverse strength of the Fourier model (32 correlated radii: strong regularisation)
+REST_FIXED_S = 40  # seconds of the budget kept after the CNN for spectra, saving and the card, beside per-face costs
+CNN_MIN_SHARE = 0.3  # the CNN gets at least this share of what is left of the budget, however slow the rest
 SECONDS_PER_HELDOUT_FACE = 0.15  # measured cost of a held-out face's features (real + fake), to budget the CNN
 
 
@@ -234,7 +237,7 @@ def fit_fourier(faces: list, n: int, rng: np.random.Generator, fakes: list = (),
         x.append(detectors.spectrum(img, lm))
         y.append(j % 2)
     names = [f"r{k + 1}" for k in range(len(x[0]))]
-    return detectors.Linear.fit(np.array(x), np.array(y), names, c=0.1)
+    return detectors.Linear.fit(np.array(x), np.array(y), names, c=FOURIER_C)
 
 
 def features(det: detectors.Detectors, faces: list, rng: np.random.Generator, desc: str,
@@ -395,8 +398,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     t_gather = time.monotonic() - t0
     cnn = detectors.FaceCNN(cfg.cnn)
     # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
-    rest = 40 + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
-    cnn_deadline = max(deadline - rest, time.monotonic() + 0.3 * max(deadline - time.monotonic(), 10))
+    rest = REST_FIXED_S + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
+    cnn_deadline = max(deadline - rest, time.monotonic() + CNN_MIN_SHARE * max(deadline - time.monotonic(), 10))
     if cfg.init:
         start = detectors.Detectors.load(cfg.init).cnn
         if start.cfg != cfg.cnn:
