@@ -30,7 +30,7 @@ from .result import Component, Crop, FaceResult, FrameResult, ScanResult, Verdic
 log = logging.getLogger(__name__)
 
 FUSION_FEATURES = ["cnn", "fourier", *cues.FUSED]  # the models' logits, then the cues (named once, in cues.CUES)
-MODEL_NAMES = {"cnn": "face CNN (self-blended training)", "fourier": "Fourier spectrum model"}
+MODEL_NAMES = {"cnn": "face CNN", "fourier": "Fourier spectrum model"}
 NO_FACE = "no face found"
 
 
