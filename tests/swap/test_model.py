@@ -48,3 +48,26 @@ def test_model_file_round_trip(tmp_path):
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x, "b")[0], back(x, "b")[0])
+
+
+def test_model_facts_are_typed_and_a_model_without_coverage_is_refused(tmp_path):
+    """`doppel swap` relies on the coverage and A's identity that training recorded; there is no silent
+    default for a model that does not say how its faces were cut."""
+    import numpy as np
+    import pytest
+
+    from doppel.errors import DoppelError
+    from doppel.swap.model import ModelFacts
+
+    model = SwapModel(PRESETS["lite"])
+    ident = np.linspace(-1, 1, 128).tolist()
+    save_model(tmp_path / "ok", model, {"coverage": 0.75, "size": 64, "identity_a": ident, "step": 9})
+    facts = ModelFacts.of(read_header(tmp_path / "ok"))
+    assert facts == ModelFacts(0.75, tuple(np.float32(ident).tolist()), 9)
+    save_model(tmp_path / "bare", model, {"step": 9})
+    with pytest.raises(DoppelError, match="does not record the face coverage") as e:
+        ModelFacts.of(read_header(tmp_path / "bare"), tmp_path / "bare")
+    assert "\n" not in str(e.value)
+    save_model(tmp_path / "odd", model, {"coverage": 0.8, "identity_a": [0.0] * 5})
+    with pytest.raises(DoppelError, match="128-D"):
+        ModelFacts.of(read_header(tmp_path / "odd"))
