@@ -84,7 +84,7 @@ def save(path: str | os.PathLike, ck: Checkpoint, keep_rng: bool = True) -> None
         groups = ck.optimizer_state["param_groups"]
     if keep_rng:
         tensors["rng.torch"] = torch.get_rng_state()
-    sections = {"step": ck.step, "pca_scale": ck.pca.scale, "param_groups": groups}
+    sections = {"step": int(ck.step), "pca_scale": float(ck.pca.scale), "param_groups": groups}
     if ck.texture is not None:
         tensors.update({f"tex.{k}": v for k, v in ck.texture["state"].items()})
         sections["texture"] = ck.texture["info"]
