@@ -124,20 +124,29 @@ def config_from(cls: type, values: dict, path: str | Path = "") -> Any:
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
     """The optimizer's per-parameter tensors ("opt.<param id>.<name>") and its parameter groups."""
-    sd = opt.state_dict()
-    tensors = {f"opt.{pid}.{k}": v.detach().cpu().contiguous()
-               for pid, st in sd["state"].items() for k, v in st.items()}
-    return tensors, sd["param_groups"]
+    return state_dict_tensors(opt.state_dict())
 
 
 def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
     """Restore what optimizer_tensors saved (other keys of `tensors` are ignored)."""
+    opt.load_state_dict(state_dict_from(tensors, groups))
+
+
+def state_dict_tensors(sd: dict) -> tuple[dict[str, torch.Tensor], list]:
+    """An optimizer state_dict as ("opt.<param id>.<name>" tensors, parameter groups), for `write`."""
+    tensors = {f"opt.{pid}.{k}": torch.as_tensor(v).detach().cpu().contiguous()
+               for pid, st in sd["state"].items() for k, v in st.items()}
+    return tensors, sd["param_groups"]
+
+
+def state_dict_from(tensors: dict[str, torch.Tensor], groups: list) -> dict:
+    """The optimizer state_dict that state_dict_tensors split (other keys of `tensors` are ignored)."""
     state: dict[int, dict] = {}
     for key, v in tensors.items():
         if key.startswith("opt."):
             _, pid, name = key.split(".", 2)
             state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    return {"state": state, "param_groups": groups}
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:

@@ -78,10 +78,8 @@ def save(path: str | os.PathLike, ck: Checkpoint, keep_rng: bool = True) -> None
     tensors["pca.components"] = torch.from_numpy(ck.pca.components.copy())
     groups = None
     if ck.optimizer_state is not None:
-        for i, st in ck.optimizer_state["state"].items():
-            for k, v in st.items():
-                tensors[f"opt.{i}.{k}"] = torch.as_tensor(v)
-        groups = ck.optimizer_state["param_groups"]
+        opt_t, groups = checkpoint.state_dict_tensors(ck.optimizer_state)
+        tensors.update(opt_t)
     if keep_rng:
         tensors["rng.torch"] = torch.get_rng_state()
     sections = {"step": int(ck.step), "pca_scale": float(ck.pca.scale), "param_groups": groups}
@@ -98,7 +96,8 @@ def load(path: str | os.PathLike) -> Checkpoint:
     model = LipLSTM(h.config)
     model.load_state_dict({k[6:]: v.float() for k, v in tensors.items() if k.startswith("model.")})
     pca = MouthPCA(tensors["pca.mean"].numpy(), tensors["pca.components"].numpy(), float(h.sections["pca_scale"]))
-    opt = _optimizer_state(tensors, h.sections.get("param_groups"))
+    groups = h.sections.get("param_groups")
+    opt = None if groups is None else checkpoint.state_dict_from(tensors, groups)
     train = dict(h.info or h.sections.get("train") or {})  # "train": where version 1 kept the record
     if "rng.torch" in tensors:
         train["_torch_rng"] = tensors["rng.torch"]
@@ -131,14 +130,3 @@ def export(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) ->
         if ck.texture is not None:
             ck.texture["state"] = {k: v.half() for k, v in ck.texture["state"].items()}
     save(dst, ck, keep_rng=False)
-
-
-def _optimizer_state(tensors: dict, groups: list | None) -> dict | None:
-    if groups is None:
-        return None
-    state: dict[int, dict] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    return {"state": state, "param_groups": groups}
