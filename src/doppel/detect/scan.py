@@ -199,9 +199,11 @@ def verdict(frames: Sequence[FrameResult], det: detectors.Detectors, cfg: ScanCo
         score = video_score(scores)
         p = float(det.platt.prob(score))
         called = band(p, cfg)
+        contrib = _contributions(frames, det)  # once: both the reasons and the components table read it
         out = dataclasses.replace(out, score=round(score, 4), probability=round(p, 4), label=called,
-                                  model_probability=round(p, 4), model_label=called, reasons=tuple(reasons(frames, det, p > cfg.real_at)),
-                                  components=components(frames, det), fusion_cap=det.fusion.cap)
+                                  model_probability=round(p, 4), model_label=called,
+                                  reasons=tuple(reasons(contrib, det, p > cfg.real_at)),
+                                  components=components(contrib, det), fusion_cap=det.fusion.cap)
     if label:  # provenance evidence (label, watermark, manifest); its absence says nothing
         out = dataclasses.replace(out, reasons=(*label, *out.reasons), label="FAKE", probability=1.0,
                                   forced_by="; ".join(label))
@@ -216,19 +218,19 @@ def _contributions(frames: Sequence[FrameResult], det: detectors.Detectors) -> n
     return det.fusion.contributions(np.array(rows)).mean(0)  # None -> NaN -> no evidence
 
 
-def components(frames: Sequence[FrameResult], det: detectors.Detectors) -> tuple[Component, ...]:
+def components(contrib: np.ndarray, det: detectors.Detectors) -> tuple[Component, ...]:
     """Every model and cue of the fusion with its weight (per standard deviation) and its mean share of the
-    fused logit on the faces the verdict rests on, largest share first; then the fusion's constant."""
-    contrib = _contributions(frames, det)
+    fused logit (`contrib`, from _contributions) on the faces the verdict rests on, largest share first; then
+    the fusion's constant."""
     out = [Component(n, round(float(w), 4), round(float(c), 4))
            for n, w, c in zip(det.fusion.names, det.fusion.coef, contrib)]
     out.sort(key=lambda r: -abs(r.contribution))
     return (*out, Component("constant", None, round(float(det.fusion.intercept), 4)))
 
 
-def reasons(frames: Sequence[FrameResult], det: detectors.Detectors, suspicious: bool, top: int = 3) -> list[str]:
-    """The models and cues that pushed the verdict most (towards FAKE, or towards REAL)."""
-    contrib = _contributions(frames, det)
+def reasons(contrib: np.ndarray, det: detectors.Detectors, suspicious: bool, top: int = 3) -> list[str]:
+    """The models and cues that pushed the verdict most (towards FAKE, or towards REAL); `contrib` from
+    _contributions."""
     order = np.argsort(-contrib if suspicious else contrib)
     out = []
     for k in order[:top]:
