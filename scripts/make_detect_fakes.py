@@ -1,12 +1,14 @@
 """Make doppel's own manipulated videos of every sample clip, as extra detector data.
 
-    python scripts/make_detect_fakes.py --swap-model MODEL --lip-model LIPMODEL -o FAKES_DIR
+    python scripts/make_detect_fakes.py --swap-model MODEL --lip-model LIPMODEL [--gan-model GAN] -o FAKES_DIR
 
-Two kinds, one video of each per real clip of talking/ and video/ (data/deepfake/
+Two or three kinds, one video of each per real clip of talking/ and video/ (data/deepfake/
 is never touched):
 - `swap_<clip>.mp4`: `doppel swap` with MODEL's decoder A or B drawn over every
   face (identity check off), mask, colour matching and seamless cloning varied
   from clip to clip;
+- `gan_<clip>.mp4` (with --gan-model): the same with a GAN swap model (`doppel train --gan`)
+  and the mask its decoder draws (`--mask learned`);
 - `lipsync_<clip>.mp4`: `doppel lipsync` of the clip to one of the speech/ files.
 
 The shipped detector (detect-955cedfdb8) used `make demo`'s swap model (retalking_face_1 and _2,
@@ -42,6 +44,12 @@ SWAP_STYLES = [
     ["--to", "b", "--mask", "ellipse", "--color", "reinhard", "--sharpen", "0.5"],
     ["--to", "a", "--mask", "hull", "--color", "avg", "--erode", "-0.05", "--feather", "0.08"],
 ]
+GAN_STYLES = [  # the GAN draws its own mask
+    ["--to", "a", "--color", "reinhard"],
+    ["--to", "b", "--color", "avg", "--seamless"],
+    ["--to", "a", "--color", "hist", "--sharpen", "0.5"],
+    ["--to", "b", "--color", "reinhard", "--erode", "0.03"],
+]
 
 
 def run(argv: list[str]) -> bool:
@@ -71,6 +79,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--swap-model", required=True, help="a doppel swap model folder")
     ap.add_argument("--lip-model", required=True, help="a LIPMODEL from `doppel lipsync train`")
+    ap.add_argument("--gan-model", help="a GAN swap model folder (`doppel train --gan`): also make gan_<clip>.mp4")
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--max-frames", type=int, default=150, help="frames swapped per clip")
     a = ap.parse_args()
@@ -78,8 +87,8 @@ def main() -> None:
     speech = sorted((a.data / "speech").glob("*.wav"))
     if not clips or not speech:
         sys.exit(f"make_detect_fakes: no clips or speech under {a.data}")
-    for what, path in (("--swap-model", a.swap_model), ("--lip-model", a.lip_model)):
-        if not Path(path).exists():
+    for what, path in (("--swap-model", a.swap_model), ("--lip-model", a.lip_model), ("--gan-model", a.gan_model)):
+        if path and not Path(path).exists():
             sys.exit(f"make_detect_fakes: {what} not found: {path}")
     a.out.mkdir(parents=True, exist_ok=True)
     failed = []
@@ -89,7 +98,11 @@ def main() -> None:
                    "--max-frames", str(a.max_frames), *SWAP_STYLES[i % len(SWAP_STYLES)]], failed)
         out = a.out / f"lipsync_{clip.stem}.mp4"
         make(out, ["lipsync", str(clip), str(speech[i % len(speech)]), "-m", a.lip_model, "-o", str(out)], failed)
-    finish("make_detect_fakes", a.out, failed, 2 * len(clips))
+        if a.gan_model:
+            out = a.out / f"gan_{clip.stem}.mp4"
+            make(out, ["swap", str(clip), "-m", a.gan_model, "-o", str(out), "--match-distance", "10", "--mask",
+                       "learned", "--max-frames", str(a.max_frames), *GAN_STYLES[i % len(GAN_STYLES)]], failed)
+    finish("make_detect_fakes", a.out, failed, (3 if a.gan_model else 2) * len(clips))
 
 if __name__ == "__main__":
     main()

@@ -157,3 +157,8 @@ def test_fake_kind_prefers_the_doppel_label_then_the_name():
     assert train.fake_kind(Path("clip.mp4"), {"kind": "lipsync"}) == ("lipsync", "clip")
     assert train.fake_kind(Path("swap_x.mp4"), {"kind": "face-swap"}) == ("swap", "x")
     assert train.fake_kind(Path("clip.mp4")) == ("other", "clip")
+    assert train.fake_kind(Path("gan_x.mp4")) == ("gan", "x")
+    gan = {"kind": "face-swap", "details": {"variant": "gan"}}
+    assert train.fake_kind(Path("swap_x.mp4"), gan) == ("gan", "x")
+    assert train.fake_kind(Path("clip.mp4"), gan) == ("gan", "clip")
+    assert train.fake_kind(Path("clip.mp4"), {"kind": "face-swap", "details": {"variant": "plain"}}) == ("swap", "clip")

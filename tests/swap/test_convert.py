@@ -88,7 +88,7 @@ def test_video_keeps_size_rate_frames_audio_and_is_labelled(model_dir, data_dir,
     assert np.corrcoef(ain[:16000 * 3], aout[:16000 * 3])[0, 1] > 0.8 or \
         max(np.corrcoef(ain[:48000], aout[k:k + 48000])[0, 1] for k in range(0, 3000, 50)) > 0.8
     lab = provenance.read_label(out)
-    assert lab and lab["synthetic"] and lab["kind"] == "face-swap"
+    assert lab and lab["synthetic"] and lab["kind"] == "face-swap" and lab["details"]["variant"] == "plain"
     assert provenance.read_label(prev)["kind"] == "face-swap"
     assert media.read_image(prev).shape[0] == convert.PREVIEW_HEIGHT * convert.SwapSettings().preview_frames
     # the face changed, the far background did not (beyond the invisible mark and codec noise)

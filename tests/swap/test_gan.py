@@ -198,7 +198,8 @@ def test_swap_with_the_learned_mask_of_a_gan_model(gan_runs, facesets, tmp_path)
     pad = 0.35 * (x1 - x0)  # hull raised over the forehead, plus the feather
     ys, xs = np.nonzero(changed)
     assert xs.min() >= x0 - pad and xs.max() <= x1 + pad and ys.min() >= y0 - 1.2 * pad and ys.max() <= y1 + pad
-    assert provenance.read_label(tmp_path / "out.png")["synthetic"] is True
+    lab = provenance.read_label(tmp_path / "out.png")
+    assert lab["synthetic"] is True and lab["details"]["variant"] == "gan"  # the detector's training tells GAN swaps apart
 
 
 @pytest.mark.slow

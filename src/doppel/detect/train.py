@@ -52,7 +52,7 @@ FUSION_CAP = 1.5  # logits the cues together may take off the CNN's (an unseen f
 # clip holds, the plain map said REAL at p < 0.001; what it never saw it must not be that sure of
 PLATT_FLOOR = 0.05
 FUSION_TOLERANCE = 0.005  # a simpler or more regularised fusion wins unless CV log-loss is this much worse
-FAKE_KINDS = ("swap", "lipsync")  # name prefixes of the videos of a --fakes folder; others are "other"
+FAKE_KINDS = ("swap", "gan", "lipsync")  # name prefixes of the videos of a --fakes folder; others are "other"
 BLEND = "blend"  # kind of the fakes made on the fly (self-blended or X-ray)
 CNN_RECORD = ("cnn_steps", "cnn_seconds", "cnn_history", "cnn_best_step", "cnn_best_val_auc", "val_faces",
               "cnn_final_loss")  # what --max-steps 0 from --init carries over from the init's card
@@ -131,11 +131,15 @@ LABEL_KINDS = {"face-swap": "swap", "lipsync": "lipsync"}  # doppel label kind -
 
 
 def fake_kind(path: Path, label: dict | None = None) -> tuple[str, str]:
-    """(kind, clip) of a fake video: the kind from its doppel label, else from a name <kind>_<clip>.<ext>
-    ("other" if neither says); the clip is the name without the kind prefix."""
+    """(kind, clip) of a fake video: the kind from its doppel label (a swap by a GAN model, whose label
+    says `variant: gan`, is "gan"), else from a name <kind>_<clip>.<ext> ("other" if neither says); the
+    clip is the name without the kind prefix."""
     prefix, _, rest = Path(path).stem.partition("_")
     named = prefix in FAKE_KINDS and rest
-    kind = LABEL_KINDS.get((label or {}).get("kind"), prefix if named else "other")
+    label = label or {}
+    kind = LABEL_KINDS.get(label.get("kind"), prefix if named else "other")
+    if kind == "swap" and (label.get("details") or {}).get("variant") == "gan":
+        kind = "gan"
     return kind, rest if named else Path(path).stem
 
 

@@ -438,8 +438,8 @@ def swap(input: str | os.PathLike, model_path: str | os.PathLike, output: str | 
     if not placements:
         raise DoppelError(f"no face of A found in {input} ({len(tracks)} face tracks, none near A)")
     renderer = Renderer(model, facts.coverage, settings)
-    details = dict(model=Path(model_path).name, to=settings.to, source=input.name,
-                   mask=settings.mask.shape, color=settings.color)
+    details = dict(model=Path(model_path).name, variant="gan" if model.cfg.mask else "plain", to=settings.to,
+                   source=input.name, mask=settings.mask.shape, color=settings.color)
     shown = _preview_picks(sorted(placements), settings.preview_frames) if settings.preview else set()
     try:
         with torch_threads(settings.threads):
