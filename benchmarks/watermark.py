@@ -1,6 +1,6 @@
 """The watermark's figures: robustness, invisibility, speed, false positives.
 
-    python benchmarks/watermark.py robust [--frames 60] [--clips a.mp4 b.mp4]
+    python benchmarks/watermark.py robust [--frames 60] [--clips a.mp4 b.mp4] [--strength 0.5]
     python benchmarks/watermark.py speed [--frames 60]
     python benchmarks/watermark.py fp [--folders talking video ...] [--every N] [--max-seconds S]  # real files read for a mark
     python benchmarks/watermark.py detector [--frames 48]  # do the detector's scores move with the mark?
@@ -117,7 +117,8 @@ def robust(args) -> None:
     worst = {}
     for clip in args.clips:
         frames, fps = first_frames(DATA / clip, args.frames)
-        marked = [wm.embed(f, payload) for f in frames]
+        mark = wm.MarkSettings(strength=wm.MarkSettings.strength * args.strength)
+        marked = [wm.embed(f, payload, mark) for f in frames]
         q = np.array([psnr_ssim(m, f) for m, f in zip(marked, frames)])
         print(f"{clip:28s} {frames[0].shape[1]}x{frames[0].shape[0]}: PSNR {q[:, 0].mean():.1f} dB, "
               f"SSIM {q[:, 1].mean():.4f} (marked vs unmarked)")
@@ -257,6 +258,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["robust", "speed", "fp", "detector"])
     p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--strength", type=float, default=1.0, help="robust: factor on the mark's strength "
+                   "(as `doppel --watermark-strength`)")
     p.add_argument("--clips", nargs="+", default=CLIPS)
     p.add_argument("--folders", nargs="+", default=["talking", "video", "deepfake", "images", "faces", "corpus"],
                    help="fp: folders of ../shared/data to read")

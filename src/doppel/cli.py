@@ -28,8 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("doppel.scan.cli", "detect on many files with a Dask cluster into a SQLite store; 'scan report' writes reports"),
 }
 # global options that provenance reads from the environment wherever a file is written or read
-PROVENANCE_ENV = {"watermark_key": "DOPPEL_WATERMARK_KEY", "c2pa_cert": "DOPPEL_C2PA_CERT",
-                  "c2pa_key": "DOPPEL_C2PA_KEY"}
+PROVENANCE_ENV = {"watermark_key": "DOPPEL_WATERMARK_KEY", "watermark_strength": "DOPPEL_WATERMARK_STRENGTH",
+                  "c2pa_cert": "DOPPEL_C2PA_CERT", "c2pa_key": "DOPPEL_C2PA_KEY"}
 
 
 def _available() -> dict[str, tuple[str, str]]:
@@ -40,7 +40,8 @@ def _available() -> dict[str, tuple[str, str]]:
             if (root / Path(*mod.split(".")[1:])).with_suffix(".py").is_file()}
 
 
-VALUE_OPTIONS = {"--watermark-key", "--c2pa-cert", "--c2pa-key"}  # global options that take a value
+WATERMARK_STRENGTH = (0.25, 2.0)  # = provenance.watermark.STRENGTH_RANGE (tested), not imported: the parser stays light
+VALUE_OPTIONS = {"--watermark-key", "--watermark-strength", "--c2pa-cert", "--c2pa-key"}  # global options that take a value
 
 
 def command_in(argv: list[str]) -> str | None:
@@ -56,6 +57,18 @@ def command_in(argv: list[str]) -> str | None:
     return None
 
 
+def _strength(text: str) -> str:
+    """argparse type of --watermark-strength: checked here (one-line usage error), passed on as text."""
+    lo, hi = WATERMARK_STRENGTH
+    try:
+        ok = lo <= float(text) <= hi
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"must be a number from {lo} to {hi}, got {text!r}")
+    return text
+
+
 def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
     """The whole parser; with `commands`, only those stages' modules are imported for their options (the
     others are listed with their help line): `doppel --help` and one command's start-up stay fast."""
@@ -67,6 +80,9 @@ def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument("--watermark-key", help="your own secret for the invisible watermark (written and read)")
+    p.add_argument("--watermark-strength", type=_strength, metavar="X",
+                   help="scale the invisible watermark's strength (0.25-2; default 1): lower shows less on flat, "
+                   "evenly lit areas (a green screen) and survives less re-encoding and rescaling (docs/provenance.md)")
     p.add_argument("--c2pa-cert", help="PEM certificate chain to sign C2PA manifests with (default: "
                    "doppel's own, made on first use in ~/.config/doppel)")
     p.add_argument("--c2pa-key", help="PEM private key of --c2pa-cert")

@@ -135,3 +135,38 @@ def test_reading_frames_one_at_a_time_for_two_keys_matches_reading_each_key(data
         assert (video.found, video.payload, video.scale) == (alone.found, alone.payload, alone.scale)
         assert video.z == pytest.approx(alone.z) and len(per) == len(alone_per) == 10
     assert reader.readings()[0][0].payload == PAYLOAD and not reader.readings()[1][0].found
+
+
+def test_watermark_strength_scales_the_mark_and_is_recorded(data_dir, tmp_path, monkeypatch):
+    """`doppel --watermark-strength X` (via $DOPPEL_WATERMARK_STRENGTH): the change is X times the default's,
+    the label says X, and a clean copy still reads; a value out of range is refused in one line."""
+    from doppel import provenance
+    from doppel.errors import DoppelError
+    img = _frames(data_dir / "video" / "driving_d0.mp4", 1)[0]  # flat green screen: where the mark shows most
+    change = {}
+    for x in ("1", "0.5"):
+        monkeypatch.setenv(wm.STRENGTH_ENV, x)
+        out = tmp_path / f"s{x}.png"
+        lab = provenance.write_image(out, img, "face-swap")
+        assert lab["watermark"].get("strength", 1.0) == float(x)
+        marked = media.read_image(out)
+        change[x] = np.sqrt(np.mean((marked.astype(float) - img) ** 2))
+        r = wm.read_image(marked)
+        assert r.found and f"{r.payload:012x}" == lab["watermark"]["payload"]
+    assert change["0.5"] == pytest.approx(change["1"] / 2, rel=0.15)
+    for bad in ("3", "abc", "0"):
+        monkeypatch.setenv(wm.STRENGTH_ENV, bad)
+        with pytest.raises(DoppelError, match="DOPPEL_WATERMARK_STRENGTH"):
+            provenance.write_image(tmp_path / "bad.png", img, "face-swap")
+        assert not (tmp_path / "bad.png").exists()
+
+
+def test_cli_checks_watermark_strength_and_hands_it_on(capsys, monkeypatch):
+    from doppel import cli
+    assert cli.WATERMARK_STRENGTH == wm.STRENGTH_RANGE
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--watermark-strength", "5", "provenance", "check", "x.png"])
+    assert e.value.code == 2 and "--watermark-strength: must be a number from 0.25 to 2.0" in capsys.readouterr().err
+    monkeypatch.setenv(wm.STRENGTH_ENV, "1")  # so the variable cli.main sets is undone after the test
+    cli.main(["--watermark-strength", "0.5", "provenance", "check", "no-such-file.png"])
+    assert wm.strength_from_env() == 0.5

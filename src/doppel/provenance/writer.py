@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import media
+from ..errors import DoppelError
 from . import watermark
 from .label import MARKER, label as make_label, save_image
 
@@ -24,13 +25,19 @@ log = logging.getLogger(__name__)
 def _stamp(kind: str, key: str | None, details: dict) -> tuple[dict, int, watermark.MarkSettings]:
     """(label dict, payload, mark settings) for a new output."""
     key = watermark.key_from_env(key)
+    try:
+        strength = watermark.strength_from_env()
+    except ValueError as e:
+        raise DoppelError(f"${watermark.STRENGTH_ENV}: {e}") from None
     run_id = watermark.new_run_id()
     payload = watermark.make_payload(run_id)
     d = make_label(kind, **details)
     d["watermark"] = {"payload": f"{payload:012x}", "run_id": f"{run_id:08x}",
                       "key": "default" if key == watermark.DEFAULT_KEY
                       else "custom " + hashlib.sha256(key.encode()).hexdigest()[:8]}
-    return d, payload, watermark.MarkSettings(key=key)
+    if strength != 1.0:
+        d["watermark"]["strength"] = strength
+    return d, payload, watermark.MarkSettings(key=key, strength=watermark.MarkSettings.strength * strength)
 
 
 def _sign(tmp: Path, final: Path, label: dict, parent: str | os.PathLike | None) -> None:
