@@ -137,10 +137,10 @@ Fusion candidates, class-balanced log-loss on the fusion clips, each clip held o
 {fusion}
 
 ## Honest limits
-- The calibration set holds only doppel's own fakes (blends, and swaps and
-  lip-syncs when `--fakes` was given) and real clips; the probabilities are
-  calibrated for *those* kinds of fake. On other
-  manipulations (GAN face swaps, reenactment, diffusion) expect them to be
+- The calibration set holds only doppel's own fakes (blends, and swaps, GAN swaps
+  and lip-syncs when `--fakes` was given) and real clips; the probabilities are
+  calibrated for *those* kinds of fake. On other tools' manipulations (other face
+  swap generators, reenactment, whole generated talking heads, diffusion) expect them to be
   over- or under-confident: read UNCERTAIN as "look yourself".
 - Kinds the models never saw score near the real clips: see "By kind" above
   for the calibration clips' lip-syncs (mouth only, the clip's own texture).
