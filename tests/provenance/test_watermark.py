@@ -170,3 +170,21 @@ def test_cli_checks_watermark_strength_and_hands_it_on(capsys, monkeypatch):
     monkeypatch.setenv(wm.STRENGTH_ENV, "1")  # so the variable cli.main sets is undone after the test
     cli.main(["--watermark-strength", "0.5", "provenance", "check", "no-such-file.png"])
     assert wm.strength_from_env() == 0.5
+
+
+def test_previews_get_half_the_mark_and_still_read(data_dir, tmp_path, monkeypatch):
+    """Preview stills (kind '*-preview', or a swap preview) are marked at PREVIEW_STRENGTH: the whole mark
+    showed on the demo strip's dark suit. The label says so and the mark still reads on the file."""
+    from doppel import provenance
+    monkeypatch.delenv(wm.STRENGTH_ENV, raising=False)
+    img = _frames(data_dir / "talking" / "retalking_face_1.mp4", 1)[0]  # the demo's dark suit
+    change = {}
+    for name, kind, extra in (("out", "face-swap", {}), ("strip", "face-swap", {"preview": True}),
+                              ("train", "swap-training-preview", {})):
+        lab = provenance.write_image(tmp_path / f"{name}.png", img, kind, **extra)
+        marked = media.read_image(tmp_path / f"{name}.png")
+        change[name] = np.sqrt(np.mean((marked.astype(float) - img) ** 2))
+        assert lab["watermark"].get("strength", 1.0) == (1.0 if name == "out" else wm.PREVIEW_STRENGTH)
+        assert wm.read_image(marked).found
+    assert change["strip"] == pytest.approx(change["out"] * wm.PREVIEW_STRENGTH, rel=0.15)
+    assert change["train"] == pytest.approx(change["strip"], rel=0.05)

@@ -29,6 +29,9 @@ DEFAULT_KEY = "doppel-watermark-default-key/1"  # public: anyone may read (and s
 KEY_ENV = "DOPPEL_WATERMARK_KEY"  # set by `doppel --watermark-key` or by the user
 STRENGTH_ENV = "DOPPEL_WATERMARK_STRENGTH"  # set by `doppel --watermark-strength` or by the user
 STRENGTH_RANGE = (0.25, 2.0)  # factors on MarkSettings.strength a user may ask for
+# factor for previews (training previews, preview strips): stills for looking at, where the whole mark
+# shows on flat and dark areas (the demo's dark suit) and nothing smooths it; they keep label and manifest
+PREVIEW_STRENGTH = 0.5
 TAG = 0xD0F1  # 16-bit doppel tag in front of the run id
 PAYLOAD_BITS = 48
 TILE = 32

@@ -29,6 +29,8 @@ def _stamp(kind: str, key: str | None, details: dict) -> tuple[dict, int, waterm
         strength = watermark.strength_from_env()
     except ValueError as e:
         raise DoppelError(f"${watermark.STRENGTH_ENV}: {e}") from None
+    if kind.endswith("-preview") or details.get("preview"):
+        strength *= watermark.PREVIEW_STRENGTH
     run_id = watermark.new_run_id()
     payload = watermark.make_payload(run_id)
     d = make_label(kind, **details)
