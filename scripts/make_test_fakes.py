@@ -30,6 +30,7 @@ SWAPPED = {"b": ["M030_front_angry_level3_001", "M030_front_sad_level3_001", "M0
            "a": ["W009_front_angry_level3_001", "W009_front_sad_level3_001", "W009_front_surprised_level3_001"]}
 LIPSYNCED = ["W011_front_neutral_level1_001", "W011_front_angry_level3_001", "W011_front_happy_level3_001",
              "W011_front_sad_level3_001"]
+# each starts with its mask (--mask X); the GAN swaps keep the rest and use the mask the GAN draws
 STYLES = [["--mask", "hull", "--color", "reinhard"], ["--mask", "ellipse", "--color", "avg", "--seamless"],
           ["--mask", "hull", "--color", "hist", "--sharpen", "0.5"]]
 
