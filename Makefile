@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: setup sysdeps lint test test-all browser-deps test-browser demo bench clean
+.PHONY: setup sysdeps lint test test-tools test-all browser-deps test-browser demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -q
+
+# the benchmarks on tiny inputs and the kill -9 trials (slow-marked, ~5 min here; CI runs them after `make test`):
+# scripts that no default test runs rot unnoticed (four had, after the checkpoint header became a dataclass)
+test-tools: setup
+	$(PY) -m pytest -q -m slow tests/test_benchmarks.py tests/test_kill_trials.py
 
 test-all: setup
 	$(PY) -m pytest -q -m ''

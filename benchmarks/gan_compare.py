@@ -135,8 +135,8 @@ def measure(args) -> None:
     print(f"held out: {len(xa)} faces of A, {len(xb)} of B; real B sharpness {sharp_b:.1f}")
     rows = {}
     for name in ("plain", "gan"):
-        model, info = load_model(getattr(args, name))
-        r = {"step": info["step"], "faces/s": speed(Path(getattr(args, name)))}
+        model, header = load_model(getattr(args, name))
+        r = {"step": header.info["step"], "faces/s": speed(Path(getattr(args, name)))}
         c_ab, _, f_ab = faces(model, tensor(xa), "b")
         c_bb, _, f_bb = faces(model, tensor(xb), "b")
         r["sharp A->B"] = sharpness(to_uint8(f_ab)) / sharp_b

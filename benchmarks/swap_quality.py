@@ -263,7 +263,8 @@ def main() -> None:
         else:  # the training clip is a cut of the input under another name: its frame count is the start
             model, start = train_model(src, bvid, tmp, args.train_minutes, args.train_share)
             start = args.start if args.start is not None else start
-        cfg, info = read_header(model)
+        read = read_header(model)
+        cfg, info = read.config, read.info
         start = start if start is not None else trained_frames(info, src)
         total = media.probe(src).frame_count
         if start is None:

@@ -20,7 +20,7 @@ import numpy as np
 from doppel import media
 from doppel.faces import finder
 from doppel.swap import convert
-from doppel.swap.model import build, save_model
+from doppel.swap.model import ModelFacts, build, read_header, save_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -61,7 +61,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = make_model(clip, args.preset, tmp / "model")
-        ident = convert.identity_of(convert.read_header(model)[1])
+        facts = ModelFacts.of(read_header(model), model)
+        ident = None if facts.identity_a is None else np.asarray(facts.identity_a, np.float32)
         settings = convert.SwapSettings(max_frames=frames, threads=args.threads, batch=args.batch,
                                         cache_mb=args.cache_mb)
         floors, swaps, pass1 = [], [], []

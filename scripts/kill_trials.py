@@ -3,6 +3,8 @@
     PYTHONPATH=src python scripts/kill_trials.py --work DIR [--trials 5] [--stages extract,train,...]
         [--clip VIDEO] [--b-clip VIDEO] [--lip-clip VIDEO] [--seed 0]
 
+Each stage works in DIR/<stage>, emptied first (the face sets A and B in DIR are kept).
+
 Per stage: one uninterrupted run (its output is the "old complete" artifact and its wall time T), then
 --trials runs of the same command killed with SIGKILL at a uniform random moment in [0.2 T, 1.1 T].
 After each kill every artifact under its final name must be the old complete one or a new complete one
@@ -162,7 +164,7 @@ def finished(stage: str, work: Path) -> None:
             (work / "k.lip").unlink()
     if stage == "train" and (work / "k" / "model.safetensors").exists():
         from doppel.swap.model import read_header
-        if int(read_header(work / "k")[1].get("step", 0)) >= TRAIN_STEPS:
+        if int(read_header(work / "k").info.get("step", 0)) >= TRAIN_STEPS:
             shutil.rmtree(work / "k")
 
 
@@ -173,13 +175,14 @@ def mid_run(stage: str, work: Path) -> bool:
         return model.load(work / "k.lip").step < LIP_STEPS
     if stage == "train" and (work / "k" / "model.safetensors").exists():
         from doppel.swap.model import read_header
-        return int(read_header(work / "k")[1].get("step", 0)) < TRAIN_STEPS
+        return int(read_header(work / "k").info.get("step", 0)) < TRAIN_STEPS
     return False
 
 
 def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, clip: Path, b_clip: Path,
               lip_clip: Path) -> dict:
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a reused folder would hold extended sets and finished runs
+    work.mkdir(parents=True)
     res = {"stage": stage, "trials": trials, "landed": 0, "lost": [], "litter": 0, "resumed_equal": None,
            "mid_resumes": 0}
     fa, fb = work.parent / "faces_a", work.parent / "faces_b"

@@ -45,7 +45,7 @@ def tiny(tmp_path_factory, data_dir):
 
 
 RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
-    "detect_cnn_speed": (["--threads", "1", "--batch", "2"], "(baseline)"),
+    "detect_cnn_speed": (["--threads", "1", "--batch", "2"], "baseline)"),
     "detect_eval": (["{root}/list.csv", "--step", "4"], "baseline majority class"),
     "detect_heldout": (["--limit", "4", "--clips", "1"], "held-out faces"),
     "detect_speed": (["--video", "{a}", "--repeat", "1", "--step", "4"], "baseline decode only"),

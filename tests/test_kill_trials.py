@@ -30,3 +30,27 @@ def test_kill_trials_lose_nothing(data_dir, tmp_path):
     lines = r.stdout.splitlines()
     assert len(lines) == 5 and all("artifacts lost 0" in l for l in lines), r.stdout
     assert sum("resumed = uninterrupted: True" in l for l in lines) == 2, r.stdout
+
+
+def _script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("kill_trials", ROOT / "scripts" / "kill_trials.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("step", [3, 12])
+def test_kill_trials_reads_the_step_of_a_swap_model_as_written_now(tmp_path, step):
+    """The script's own reading of a checkpoint (default run: the trials themselves are slow, and this
+    part rotted once when the checkpoint header became a dataclass)."""
+    import torch
+    from doppel.swap.model import build, save_model
+    kt = _script()
+    torch.manual_seed(0)
+    save_model(tmp_path / "k", build("lite").eval(),
+               info={"coverage": 0.8, "size": 64, "identity_a": None, "identity_b": None, "step": step})
+    assert kt.check_swap_model(tmp_path / "k") == []
+    assert kt.mid_run("train", tmp_path) == (step < kt.TRAIN_STEPS)
+    kt.finished("train", tmp_path)  # a finished run is removed so the next trial starts over
+    assert (tmp_path / "k").exists() == (step < kt.TRAIN_STEPS)
