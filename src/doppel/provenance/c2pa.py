@@ -23,6 +23,15 @@ CERT_ENV, KEY_ENV, DIR_ENV = "DOPPEL_C2PA_CERT", "DOPPEL_C2PA_KEY", "DOPPEL_CONF
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 LABEL_ASSERTION = "org.doppel.label"  # doppel's own JSON label, inside the signed claim
 MIME = {".mp4": "video/mp4", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+# the SDK keeps what it writes in memory up to this size, beyond it in a temporary file (by default it
+# held the whole signed output: half of what signing a long plain MP4 cost)
+BACKING_STORE_MB = 16
+
+
+def _context():
+    """The SDK's settings for signing and reading: a file-backed store beyond BACKING_STORE_MB."""
+    import c2pa
+    return c2pa.Context(c2pa.Settings.from_dict({"core": {"backing_store_memory_threshold_in_mb": BACKING_STORE_MB}}))
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def sign(src: Path, dst: Path, title: str, label: dict, parent: Path | None = No
     mime = MIME[Path(title).suffix.lower()]
     cred = credentials()
     pmime = MIME.get(parent.suffix.lower()) if parent is not None else None
-    builder = c2pa.Builder(_manifest(title, pmime is not None, label))
+    builder = c2pa.Builder(_manifest(title, pmime is not None, label), context=_context())
     if pmime:
         with open(parent, "rb") as f:
             builder.add_ingredient({"title": parent.name, "relationship": "parentOf"}, pmime, f)
@@ -137,7 +146,7 @@ def read(path: str | os.PathLike) -> dict | None:
     import c2pa
 
     try:
-        reader = c2pa.Reader(str(path))
+        reader = c2pa.Reader(str(path), context=_context())
     except c2pa.C2paError as e:
         if any(w in type(e).__name__ + str(e) for w in ("NotFound", "not found", "NotSupported")):
             return None  # no manifest, or a format c2pa does not read
