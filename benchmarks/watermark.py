@@ -27,6 +27,9 @@ from doppel.provenance import watermark as wm  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIPS = ["video/source_s32.mp4", "talking/retalking_face_2.mp4", "video/driving_d9.mp4", "video/iplap_129.mp4"]
+DETECTOR_CLIPS = ["talking/retalking_face_1.mp4", "video/driving_d19.mp4", "deepfake/ffpp_pair_real.mp4",
+                  "deepfake/ffpp_pair_fake.mp4", "talking/retalking_face_5.mp4", "video/source_s20.mp4",
+                  "video/driving_d20.mp4", "talking/retalking_face_4.mp4"]  # real clips, and the FF++ fake
 
 
 def first_frames(path: Path, n: int) -> tuple[list[np.ndarray], float]:
@@ -226,32 +229,49 @@ def false_positives(args) -> None:
 
 
 def detector(args) -> None:
-    """The detector's own (model) probability on real clips written with and without the mark."""
+    """The detector's probability, video score and per-frame CNN logits on clips written with and without
+    the mark; the same frames re-encoded at CRF 23 instead of 18 are the baseline change."""
     import torch
     from doppel.detect import detectors, scan
     torch.set_num_threads(1)
     det = detectors.Detectors.load()
     cfg = scan.ScanConfig(step=4)
     payload = wm.make_payload(7)
-    print(f"{'clip':28s} unmarked  marked  unmarked-CRF23   (model probability of manipulation)")
-    moved, codec = [], []
-    for clip in ["talking/retalking_face_1.mp4", "video/driving_d19.mp4", "deepfake/ffpp_pair_real.mp4",
-                 "deepfake/ffpp_pair_fake.mp4"]:
+    print(f"detector {det.meta.get('version', '?')}; per clip: model probability, video score (logit) and the "
+          "mean paired change of the frames' CNN logit (+- its standard error), marked - unmarked and "
+          "CRF 23 - CRF 18")
+    moved, codec, d_mark, d_codec = [], [], [], []
+    for clip in args.detector_clips:
         frames, fps = first_frames(DATA / clip, args.frames)
-        probs = []
+        runs = []
         marked = [wm.embed(f, payload) for f in frames]
         for name, fr, crf in (("plain", frames, 18), ("marked", marked, 18), ("crf23", frames, 23)):
             path = Path(f"/tmp/doppel_wm_det_{name}.mp4")
             with media.VideoWriter(path, fps, crf=crf) as w:
                 for f in fr:
                     w.write(f)
-            probs.append(scan.scan(path, det, cfg, progress=False).verdict.model_probability)
+            r = scan.scan(path, det, cfg, progress=False)
+            cnn = {fr_.index: max(f.scores.cnn for f in fr_.faces if f.scores.cnn is not None)
+                   for fr_ in r.frames if any(f.scores.cnn is not None for f in fr_.faces)}
+            runs.append((r.verdict.model_probability, r.verdict.score, cnn))
             path.unlink()
-        moved.append(abs(probs[1] - probs[0]))
-        codec.append(abs(probs[2] - probs[0]))
-        print(f"{clip:28s} {probs[0]:8.3f}  {probs[1]:6.3f}  {probs[2]:14.3f}")
+        (p0, s0, c0), (p1, s1, c1), (p2, s2, c2) = runs
+        dm = np.array([c1[i] - c0[i] for i in c0 if i in c1])
+        dc = np.array([c2[i] - c0[i] for i in c0 if i in c2])
+        d_mark += dm.tolist()
+        d_codec += dc.tolist()
+        moved.append(abs(p1 - p0))
+        codec.append(abs(p2 - p0))
+        se = lambda d: d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")  # noqa: E731
+        print(f"{clip:34s} p {p0:.3f} / {p1:.3f} / {p2:.3f}   score {s0:+.2f} / {s1:+.2f} / {s2:+.2f}   "
+              f"CNN logit: mark {dm.mean():+.3f} +- {se(dm):.3f}, CRF 23 {dc.mean():+.3f} +- {se(dc):.3f} "
+              f"({len(dm)} frames)")
+    dm, dc = np.array(d_mark), np.array(d_codec)
     print(f"largest change of the detector's probability: from the mark {max(moved):.3f}, "
           f"from re-encoding at CRF 23 instead of 18 (baseline) {max(codec):.3f}")
+    print(f"all frames: CNN logit change from the mark {dm.mean():+.3f} +- {dm.std(ddof=1) / np.sqrt(len(dm)):.3f} "
+          f"(mean |change| {np.abs(dm).mean():.3f}); from CRF 23 (baseline) {dc.mean():+.3f} +- "
+          f"{dc.std(ddof=1) / np.sqrt(len(dc)):.3f} (mean |change| {np.abs(dc).mean():.3f}); {len(dm)} frames")
 
 
 def main() -> None:
@@ -261,6 +281,7 @@ def main() -> None:
     p.add_argument("--strength", type=float, default=1.0, help="robust: factor on the mark's strength "
                    "(as `doppel --watermark-strength`)")
     p.add_argument("--clips", nargs="+", default=CLIPS)
+    p.add_argument("--detector-clips", nargs="+", default=DETECTOR_CLIPS, help="detector: clips (real, and the FF++ pair)")
     p.add_argument("--folders", nargs="+", default=["talking", "video", "deepfake", "images", "faces", "corpus"],
                    help="fp: folders of ../shared/data to read")
     p.add_argument("--every", type=int, default=1, help="fp: read every N-th photo only")

@@ -162,3 +162,32 @@ def test_fake_kind_prefers_the_doppel_label_then_the_name():
     assert train.fake_kind(Path("swap_x.mp4"), gan) == ("gan", "x")
     assert train.fake_kind(Path("clip.mp4"), gan) == ("gan", "clip")
     assert train.fake_kind(Path("clip.mp4"), {"kind": "face-swap", "details": {"variant": "plain"}}) == ("swap", "clip")
+
+
+def test_training_marks_real_faces_as_often_as_fakes(clip_frames, monkeypatch):
+    """doppel's fake videos all carry its watermark; real faces and blends get it in `sample` so that the
+    share of marked samples is the same in both classes (the CNN cannot learn the mark as a fake cue)."""
+    from doppel.detect import dataset
+    frames, lms = clip_frames
+    face = dataset.centre(dataset._context(frames[0], lms[0]), train.CNN_SIDE)
+    video_fake = dataset.RealFace(face.image.copy(), face.landmarks, "clip", kind="swap")
+    marked = []
+    monkeypatch.setattr(train, "mark_like_an_output", lambda img, rng: marked.append(1) or img)
+    monkeypatch.setattr(augment, "degrade", lambda imgs, rng: imgs)
+    monkeypatch.setattr(dataset, "make_fake", lambda f, faces, rng: (f.image, None))
+    rng = np.random.default_rng(0)
+    share = {}
+    for fake in (False, True):
+        marked.clear()
+        n_video = 0
+        for _ in range(4000):
+            n_before = len(marked)
+            img, _ = train.sample([face], rng, fake, [video_fake], fake_share=0.3, mark_share=0.5)
+            n_video += fake and len(marked) == n_before and img is video_fake.image
+        share[fake] = (len(marked) + n_video) / 4000  # a fake video's face is marked already
+    assert share[False] == pytest.approx(0.65, abs=0.03) and share[True] == pytest.approx(share[False], abs=0.03)
+    monkeypatch.undo()
+    out = train.mark_like_an_output(face.image, np.random.default_rng(1))
+    change = out.astype(float) - face.image
+    assert out.shape == face.image.shape and 1.0 < np.sqrt((change ** 2).mean()) < 3.5  # the mark's levels
+    assert train.sample([face], rng, False, mark_share=0.0)[0].shape == face.image.shape

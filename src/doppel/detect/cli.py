@@ -81,6 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--fakes-train", default=",".join(d["fakes_train"]), metavar="KINDS",
                    help="comma-separated kinds of --fakes used for the CNN and the fusion; the others "
                         "only calibrate (a kind the models never saw)")
+    t.add_argument("--mark-share", type=float, default=d["mark_share"], metavar="P",
+                   help="share of blends given doppel's watermark (real faces get it as often as fakes in all, "
+                        "fake videos always have it): the mark then tells the CNN nothing about the class")
     TRAIN_FLAGS.update({a.dest: a.default for a in t._group_actions})
 
 
@@ -118,7 +121,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, fakes=args.fakes,
                             fakes_train=kinds, corpus=args.corpus, corpus_fusion=args.corpus_fusion, init=args.init,
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
-                            cnn=CNN_SHAPES[args.cnn], val=args.val, threads=args.threads, resume=args.resume)
+                            cnn=CNN_SHAPES[args.cnn], val=args.val, threads=args.threads, resume=args.resume,
+                            mark_share=args.mark_share)
     # the command as given, less what only changes where files go or how fast (cache, resume, threads)
     skip = {"cache", "resume", "threads", "fakes_train"}
     changed = [(k, v) for k, v in vars(args).items() if k in TRAIN_FLAGS and k not in skip

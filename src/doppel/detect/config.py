@@ -67,6 +67,9 @@ class TrainConfig:
     fakes: str | None = None  # folder of doppel-made fake videos <kind>_<clip>.mp4 (scripts/make_detect_fakes.py)
     fakes_train: tuple[str, ...] = ("swap",)  # kinds used for the CNN and the fusion; the rest only calibrate
     fake_share: float = 0.3  # share of the CNN's training fakes drawn from fake videos (when there are any)
+    # share of blends given doppel's watermark, as if cut from a doppel output; real faces get it as often as
+    # fakes do in all (the fake videos always carry it), so the mark tells the CNN nothing about the class
+    mark_share: float = 0.5
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
     corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
     corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)

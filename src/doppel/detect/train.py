@@ -179,15 +179,43 @@ def fake_faces(folder: Path, cfg: TrainConfig) -> tuple[list, list, list]:
     return train, fusion, calib
 
 
+def mark_shares(fake_share: float, mark_share: float, fakes: bool) -> tuple[float, float]:
+    """(share of real faces, share of blends) given doppel's watermark, so that as many real faces as fakes
+    carry it: every face of a fake video does (doppel marks all it writes), `mark_share` of the blends."""
+    share = fake_share if fakes else 0.0
+    return share + (1 - share) * mark_share, mark_share
+
+
+def mark_like_an_output(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The face as if cut from a doppel output: the watermark (a random run id, 0.7-1x strength) over a
+    canvas 1-1.8x the image's side that holds it at a random place, reflected around it. The mark's cells
+    are 1/120 of the canvas's side: in the CNN_SIDE window of marked 480x480, 700x700 and 1280x720
+    frames the mark's mean spatial frequency was 0.18, 0.12 and 0.12 cycles/px, here 0.10-0.18. Its
+    gain depends only on each pixel's neighbourhood, so the face gets the mark an output would give it."""
+    import cv2
+    from ..provenance import watermark
+    h, w = image.shape[:2]
+    g = rng.uniform(1.0, 1.8)
+    big_h, big_w = int(round(h * g)), int(round(w * g))
+    top, left = int(rng.integers(0, big_h - h + 1)), int(rng.integers(0, big_w - w + 1))
+    canvas = cv2.copyMakeBorder(image, top, big_h - h - top, left, big_w - w - left, cv2.BORDER_REFLECT_101)
+    settings = watermark.MarkSettings(strength=watermark.MarkSettings.strength * rng.uniform(0.7, 1.0))
+    marked = watermark.embed(canvas, watermark.make_payload(int(rng.integers(2 ** 32))), settings)
+    return np.ascontiguousarray(marked[top:top + h, left:left + w])
+
+
 def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
-           fake_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+           fake_share: float = 0.0, mark_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One (image, landmarks) training sample at context resolution: real, or a fake (a fresh blend,
-    or with probability `fake_share` a face of a fake video), degraded alike."""
+    or with probability `fake_share` a face of a fake video), degraded alike; real faces and blends get
+    doppel's watermark as often as `mark_shares` says (fake videos have it already)."""
     if fake and len(fakes) and rng.random() < fake_share:
         f = fakes[int(rng.integers(len(fakes)))]
         return augment.degrade([f.image], rng)[0], f.landmarks
     f = faces[int(rng.integers(len(faces)))]
     img = dataset.make_fake(f, faces, rng)[0] if fake else f.image
+    if mark_share and rng.random() < mark_shares(fake_share, mark_share, len(fakes) > 0)[int(fake)]:
+        img = mark_like_an_output(img, rng)
     return augment.degrade([img], rng)[0], f.landmarks
 
 
@@ -196,7 +224,7 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tu
     rng = np.random.default_rng(seed)
     crops, labels = [], []
     for j in range(cfg.batch):
-        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share)
+        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share)
         c = detectors.cnn_crop(img, lm, cfg.cnn)
         crops.append(c[:, ::-1] if rng.random() < 0.5 else c)
         labels.append(j % 2)
@@ -233,11 +261,11 @@ def batches(faces: list, cfg: TrainConfig, seed: int, fakes: list = (),
 
 
 def fit_fourier(faces: list, n: int, rng: np.random.Generator, fakes: list = (),
-                fake_share: float = 0.0) -> detectors.Linear:
+                fake_share: float = 0.0, mark_share: float = 0.0) -> detectors.Linear:
     """Logistic regression on spectra of n real and n fake training faces."""
     x, y = [], []
     for j in tqdm(range(2 * n), desc="spectra", unit="face", leave=False):
-        img, lm = sample(faces, rng, j % 2 == 1, fakes, fake_share)
+        img, lm = sample(faces, rng, j % 2 == 1, fakes, fake_share, mark_share)
         x.append(detectors.spectrum(img, lm))
         y.append(j % 2)
     names = [f"r{k + 1}" for k in range(len(x[0]))]
@@ -418,7 +446,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     torch.set_num_threads(1)
     losses = fit.losses or [float("nan")]
     log.info("CNN: %d steps, best validation AUC %s at step %d", fit.steps, fit.best_auc, fit.best_step)
-    fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share)
+    fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share, cfg.mark_share)
     n = len(scan.FUSION_FEATURES)
     blank = detectors.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
     det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0))
