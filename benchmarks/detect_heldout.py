@@ -1,7 +1,7 @@
 """Compare detector weight folders on the same held-out faces and the same doppel blends.
 
 Usage: python benchmarks/detect_heldout.py [WEIGHTS_DIR ...] [--limit N] [--corpus N] [--clips N]
-       [--seed S] [--cache DIR]
+       [--seed S] [--cache DIR] [--fakes DIR] [--mark-reals]
 Default: the shipped weights only. Three held-out sets, each face scored as it is
 and as a fresh doppel blend (self-blended or X-ray, train.features), both through
 the same random degradations, with one seed, so every folder sees identical inputs:
@@ -53,16 +53,22 @@ def test_clips(limit: int, cache: str | None) -> list:
     return faces
 
 
-def prepare(faces: list, seed: int, desc: str, fakes: list = ()) -> dict:
+def prepare(faces: list, seed: int, desc: str, fakes: list = (), mark: bool = False) -> dict:
     """Every face as it is and as a fresh blend, degraded, landmarks refitted, cues measured: the
     inputs of train.features, drawn draw for draw as it draws them, but without any model, so the
-    cues (most of the cost) are measured once for every folder. Returns arrays (npz-able)."""
+    cues (most of the cost) are measured once for every folder. Returns arrays (npz-able).
+    With `mark`, real faces and blends get doppel's watermark first (train.mark_alike), as doppel's
+    fake videos have it: the mark is then in every sample and tells nothing about the class."""
     rng = np.random.default_rng(seed)
+    mark_rng = np.random.default_rng(seed + 1)  # its own stream: the other draws stay those of an unmarked run
     out = {k: [] for k in ("image", "landmarks", "spectrum", "cues", "y", "group", "kind")}
 
     def add(pair: list, landmarks: np.ndarray, y: int, group: str, kind: str) -> None:
         box = finder.box_from_landmarks(landmarks)
-        img, *prev = augment.degrade([p for p in pair if p is not None], rng)
+        pair = [p for p in pair if p is not None]
+        if mark and kind in ("real", train.BLEND):
+            pair = train.mark_alike(pair, mark_rng)
+        img, *prev = augment.degrade(pair, rng)
         prev = prev[0] if prev else None
         lm = finder.landmarks68(img, box)
         feats = cues.face_cues(img, lm, prev, finder.landmarks68(prev, box) if prev is not None else None)
@@ -80,15 +86,15 @@ def prepare(faces: list, seed: int, desc: str, fakes: list = ()) -> dict:
     return {k: np.array(v, dtype=np.float64 if k == "cues" else None) for k, v in out.items()}
 
 
-def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list = ()) -> dict:
-    """prepare(), kept in `folder` (a run with the same faces and seed reuses it)."""
+def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list = (), mark: bool = False) -> dict:
+    """prepare(), kept in `folder` (a run with the same faces, seed and marking reuses it)."""
     if not folder:
-        return prepare(faces, seed, name, fakes)
-    path = Path(folder) / f"heldout-{name}-{len(faces)}-{len(fakes)}-{seed}.npz"
+        return prepare(faces, seed, name, fakes, mark)
+    path = Path(folder) / f"heldout-{name}-{len(faces)}-{len(fakes)}-{seed}{'-marked' if mark else ''}.npz"
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    prep = prepare(faces, seed, name, fakes)
+    prep = prepare(faces, seed, name, fakes, mark)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **prep)
     return prep
@@ -139,6 +145,9 @@ def main() -> None:
     ap.add_argument("--samples", help="folder keeping the prepared (blended, degraded, cue-measured) faces")
     ap.add_argument("--fakes", help="folder of doppel's fake videos of the corpus/talking clips, <kind>_<clip>.mp4 "
                                     "(scripts/make_test_fakes.py): added to the clips set, scored per kind")
+    ap.add_argument("--mark-reals", action="store_true",
+                    help="give every real face and blend doppel's watermark first, as the fake videos have it: "
+                         "AUCs that the mark cannot help")
     ap.add_argument("--card", help="weights folder whose MODEL_CARD.md gets these figures as its Test section")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -150,10 +159,10 @@ def main() -> None:
     lines = []
     for name, (faces, clips) in sets.items():
         fakes = fake_faces(Path(a.fakes), a.clips) if a.fakes and name == "clips" else []
-        prep = prepared(faces, a.seed, name, a.samples, fakes)
+        prep = prepared(faces, a.seed, name, a.samples, fakes, a.mark_reals)
         table = {w: scores(w, prep, clips) for w in a.weights}
         base = table[a.weights[0]]
-        lines.append(f"[{name}] {len(faces)} held-out faces (x2: real and blended)"
+        lines.append(f"[{name}] {len(faces)} held-out faces (x2: real and blended{', all with the mark' if a.mark_reals else ''})"
                      + (f" and {len(fakes)} faces of doppel's fake videos" if fakes else "")
                      + f"; AUC (ratio to {a.weights[0]})")
         lines += [f"  {w}: " + ", ".join(_cell(k, v, base.get(k)) for k, v in r.items()) for w, r in table.items()]
@@ -180,7 +189,8 @@ def write_test_section(folder: Path, lines: list[str], a: argparse.Namespace) ->
     text = card.read_text()
     text = text.split("\n## Test (held out", 1)[0].rstrip() + "\n"
     cmd = "python benchmarks/detect_heldout.py " + " ".join(a.weights) + f" --limit {a.limit} --corpus {a.corpus} " \
-          f"--clips {a.clips} --seed {a.seed}" + (f" --fakes {a.fakes}" if a.fakes else "")
+          f"--clips {a.clips} --seed {a.seed}" + (f" --fakes {a.fakes}" if a.fakes else "") + \
+          (" --mark-reals" if a.mark_reals else "")
     text += ("\n## Test (held out, scored once after training)\n"
              "Identities and clips no training, fusion or calibration step used: corpus photos of the test\n"
              "part and the corpus/talking clips (MEAD, two presenters), each real and as a fresh blend; with\n"

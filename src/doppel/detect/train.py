@@ -187,21 +187,30 @@ def mark_shares(fake_share: float, mark_share: float, fakes: bool) -> tuple[floa
 
 
 def mark_like_an_output(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The face as if cut from a doppel output: the watermark (a random run id, 0.7-1x strength) over a
-    canvas 1-1.8x the image's side that holds it at a random place, reflected around it. The mark's cells
-    are 1/120 of the canvas's side: in the CNN_SIDE window of marked 480x480, 700x700 and 1280x720
-    frames the mark's mean spatial frequency was 0.18, 0.12 and 0.12 cycles/px, here 0.10-0.18. Its
-    gain depends only on each pixel's neighbourhood, so the face gets the mark an output would give it."""
+    """The face as if cut from a doppel output: the watermark (a random run id, 0.7-1x strength) with
+    cells of 1-1.8x CNN_SIDE / 120 px at a random phase. In the CNN_SIDE window of marked 480x480,
+    700x700 and 1280x720 frames the mark's mean spatial frequency was 0.18, 0.12 and 0.12 cycles/px,
+    here 0.10-0.18 (the same in a whole context window: the cells are set in pixels). Its gain depends
+    only on each pixel's neighbourhood, so the face gets the mark an output would give it."""
+    return mark_alike([image], rng)[0]
+
+
+def mark_alike(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """mark_like_an_output with one draw for every image of the list (a frame and its previous frame:
+    an output's mark stays put from frame to frame)."""
     import cv2
     from ..provenance import watermark
-    h, w = image.shape[:2]
-    g = rng.uniform(1.0, 1.8)
-    big_h, big_w = int(round(h * g)), int(round(w * g))
-    top, left = int(rng.integers(0, big_h - h + 1)), int(rng.integers(0, big_w - w + 1))
-    canvas = cv2.copyMakeBorder(image, top, big_h - h - top, left, big_w - w - left, cv2.BORDER_REFLECT_101)
-    settings = watermark.MarkSettings(strength=watermark.MarkSettings.strength * rng.uniform(0.7, 1.0))
-    marked = watermark.embed(canvas, watermark.make_payload(int(rng.integers(2 ** 32))), settings)
-    return np.ascontiguousarray(marked[top:top + h, left:left + w])
+    h, w = images[0].shape[:2]
+    cell = rng.uniform(1.0, 1.8) * CNN_SIDE / watermark.MarkSettings.work  # px per cell of the mark's grid
+    top, left = (int(rng.integers(0, int(watermark.TILE * cell) + 1)) for _ in range(2))  # the tile's phase
+    settings = watermark.MarkSettings(work=max(watermark.TILE, round(min(h + top, w + left) / cell)),
+                                      strength=watermark.MarkSettings.strength * rng.uniform(0.7, 1.0))
+    payload = watermark.make_payload(int(rng.integers(2 ** 32)))
+    out = []
+    for image in images:
+        canvas = cv2.copyMakeBorder(image, top, 0, left, 0, cv2.BORDER_REFLECT_101)
+        out.append(np.ascontiguousarray(watermark.embed(canvas, payload, settings)[top:, left:]))
+    return out
 
 
 def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
