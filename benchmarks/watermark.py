@@ -234,7 +234,7 @@ def detector(args) -> None:
     import torch
     from doppel.detect import detectors, scan
     torch.set_num_threads(1)
-    det = detectors.Detectors.load()
+    det = detectors.Detectors.load(args.weights) if args.weights else detectors.Detectors.load()
     cfg = scan.ScanConfig(step=4)
     payload = wm.make_payload(7)
     print(f"detector {det.meta.get('version', '?')}; per clip: model probability, video score (logit) and the "
@@ -281,6 +281,7 @@ def main() -> None:
     p.add_argument("--strength", type=float, default=1.0, help="robust: factor on the mark's strength "
                    "(as `doppel --watermark-strength`)")
     p.add_argument("--clips", nargs="+", default=CLIPS)
+    p.add_argument("--weights", help="detector: weights folder (default: the shipped ones)")
     p.add_argument("--detector-clips", nargs="+", default=DETECTOR_CLIPS, help="detector: clips (real, and the FF++ pair)")
     p.add_argument("--folders", nargs="+", default=["talking", "video", "deepfake", "images", "faces", "corpus"],
                    help="fp: folders of ../shared/data to read")
