@@ -202,6 +202,11 @@ def test_detect_train_rejects_an_unknown_fake_kind(capsys):
     assert "unknown kind deepfake" in capsys.readouterr().err
 
 
+def test_detect_train_rejects_a_mark_share_outside_0_1(capsys, tmp_path):
+    assert cli.main(["detect", "train", "--mark-share", "1.5", "-o", str(tmp_path / "w")]) == 2
+    assert "--mark-share must be from 0 to 1" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
 def test_missing_report_folder_is_a_clear_error(capsys, real_clip):
     assert cli.main(["detect", str(real_clip)]) == 2
     assert "-o REPORT_DIR" in capsys.readouterr().err

@@ -116,6 +116,8 @@ def _train(args: argparse.Namespace) -> int:
     if unknown:
         raise DoppelError(f"--fakes-train: unknown kind {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(train.FAKE_KINDS)})")
+    if not 0.0 <= args.mark_share <= 1.0:
+        raise DoppelError(f"--mark-share must be from 0 to 1 (got {args.mark_share})")
     if not args.output:  # never the shipped weights by default: a retrain is copied there only if it is better
         raise DoppelError("give the folder for the new weights with -o DIR")
     cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, fakes=args.fakes,
