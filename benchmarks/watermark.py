@@ -234,13 +234,16 @@ def detector(args) -> None:
     import torch
     from doppel.detect import detectors, scan
     torch.set_num_threads(1)
-    det = detectors.Detectors.load(args.weights) if args.weights else detectors.Detectors.load()
+    det = detectors.Detectors.load(args.weights or detectors.WEIGHTS_DIR)
     cfg = scan.ScanConfig(step=4)
     payload = wm.make_payload(7)
     print(f"detector {det.meta.get('version', '?')}; per clip: model probability, video score (logit) and the "
           "mean paired change of the frames' CNN logit (+- its standard error), marked - unmarked and "
           "CRF 23 - CRF 18")
     moved, codec, d_mark, d_codec = [], [], [], []
+
+    def se(d: np.ndarray) -> float:  # standard error of a mean
+        return d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
     for clip in args.detector_clips:
         frames, fps = first_frames(DATA / clip, args.frames)
         runs = []
@@ -262,16 +265,15 @@ def detector(args) -> None:
         d_codec += dc.tolist()
         moved.append(abs(p1 - p0))
         codec.append(abs(p2 - p0))
-        se = lambda d: d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")  # noqa: E731
         print(f"{clip:34s} p {p0:.3f} / {p1:.3f} / {p2:.3f}   score {s0:+.2f} / {s1:+.2f} / {s2:+.2f}   "
               f"CNN logit: mark {dm.mean():+.3f} +- {se(dm):.3f}, CRF 23 {dc.mean():+.3f} +- {se(dc):.3f} "
               f"({len(dm)} frames)")
     dm, dc = np.array(d_mark), np.array(d_codec)
     print(f"largest change of the detector's probability: from the mark {max(moved):.3f}, "
           f"from re-encoding at CRF 23 instead of 18 (baseline) {max(codec):.3f}")
-    print(f"all frames: CNN logit change from the mark {dm.mean():+.3f} +- {dm.std(ddof=1) / np.sqrt(len(dm)):.3f} "
+    print(f"all frames: CNN logit change from the mark {dm.mean():+.3f} +- {se(dm):.3f} "
           f"(mean |change| {np.abs(dm).mean():.3f}); from CRF 23 (baseline) {dc.mean():+.3f} +- "
-          f"{dc.std(ddof=1) / np.sqrt(len(dc)):.3f} (mean |change| {np.abs(dc).mean():.3f}); {len(dm)} frames")
+          f"{se(dc):.3f} (mean |change| {np.abs(dc).mean():.3f}); {len(dm)} frames")
 
 
 def main() -> None:

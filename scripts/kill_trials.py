@@ -162,10 +162,8 @@ def finished(stage: str, work: Path) -> None:
         from doppel.lipsync import model
         if model.load(work / "k.lip").step >= LIP_STEPS:
             (work / "k.lip").unlink()
-    if stage == "train" and (work / "k" / "model.safetensors").exists():
-        from doppel.swap.model import read_header
-        if int(read_header(work / "k").info.get("step", 0)) >= TRAIN_STEPS:
-            shutil.rmtree(work / "k")
+    if stage == "train" and swap_step(work) >= TRAIN_STEPS:
+        shutil.rmtree(work / "k")
 
 
 def mid_run(stage: str, work: Path) -> bool:
@@ -173,10 +171,17 @@ def mid_run(stage: str, work: Path) -> bool:
     if stage == "lipsync-train" and (work / "k.lip").exists():
         from doppel.lipsync import model
         return model.load(work / "k.lip").step < LIP_STEPS
-    if stage == "train" and (work / "k" / "model.safetensors").exists():
-        from doppel.swap.model import read_header
-        return int(read_header(work / "k").info.get("step", 0)) < TRAIN_STEPS
+    if stage == "train":
+        return 0 <= swap_step(work) < TRAIN_STEPS
     return False
+
+
+def swap_step(work: Path) -> int:
+    """Steps the swap model a train trial left in work/k has taken (-1: none written yet)."""
+    if not (work / "k" / "model.safetensors").exists():
+        return -1
+    from doppel.swap.model import read_header
+    return int(read_header(work / "k").info.get("step", 0))
 
 
 def run_stage(stage: str, work: Path, trials: int, rng: np.random.Generator, clip: Path, b_clip: Path,
