@@ -191,3 +191,31 @@ def test_training_marks_real_faces_as_often_as_fakes(clip_frames, monkeypatch):
     change = out.astype(float) - face.image
     assert out.shape == face.image.shape and 1.0 < np.sqrt((change ** 2).mean()) < 3.5  # the mark's levels
     assert train.sample([face], rng, False, mark_share=0.0)[0].shape == face.image.shape
+
+
+def _face_width_in_crops(coverage_jitter: float) -> np.ndarray:
+    """Width in crop pixels of a planted white landmark box (black around it) in the real crops of a batch."""
+    from dataclasses import replace
+    from doppel.detect import dataset
+    from doppel.faces import align
+    lm = align.template_points(dataset.CONTEXT, dataset.CONTEXT_COVERAGE) - (dataset.CONTEXT - train.CNN_SIDE) / 2
+    img = np.zeros((train.CNN_SIDE, train.CNN_SIDE, 3), np.uint8)
+    (x0, y0), (x1, y1) = lm.min(0).astype(int), lm.max(0).astype(int)
+    img[y0:y1, x0:x1] = 255
+    face = dataset.RealFace(img, lm, "planted")
+    cfg = train.TrainConfig(batch=64, mark_share=0.0, coverage_jitter=coverage_jitter,
+                            cnn=replace(train.TrainConfig().cnn, coverage=0.56))
+    crops, labels = train.make_batch([face], cfg, 0)
+    white = crops[labels == 0].mean(3)[:, cfg.cnn.size // 2] > 128  # the middle row of each real crop
+    return white.sum(1).astype(float)
+
+
+def test_coverage_jitter_varies_the_training_crop_scale_within_its_bounds():
+    """A scan crops every face at one coverage; with --coverage-jitter J the training crops are cut at
+    coverage +- J, so the face's width in the crop varies by (c + J) / (c - J) at most."""
+    fixed = _face_width_in_crops(0.0)
+    assert fixed.max() - fixed.min() <= 2  # degradations (resampling, blur) move the edge a pixel
+    jittered = _face_width_in_crops(0.05)
+    ratio = jittered.max() / jittered.min()
+    assert 1.12 < ratio < (0.61 / 0.51) * 1.04  # about the full range is used, and no more
+    assert abs(np.median(jittered) - np.median(fixed)) <= 3  # centred on the scan's coverage

@@ -174,3 +174,24 @@ def test_detect_train_needs_an_output_folder(capsys):
     from doppel import cli
     assert cli.main(["detect", "train", "--data", "nowhere"]) == 2  # fails before reading any data
     assert "-o DIR" in capsys.readouterr().err
+
+
+def test_the_card_says_at_what_scale_the_cnn_crops_and_was_trained(tmp_path):
+    """A refit at another crop coverage (--crop-coverage with --max-steps 0) or a run with --coverage-jitter
+    says so in the card: the scan's crop is not the one the CNN learnt on."""
+    from dataclasses import replace
+
+    from doppel.detect import card
+    det = detectors.Detectors.load()
+    det.cnn.cfg = replace(det.cnn.cfg, coverage=0.56)
+    det.meta["config"] = {**det.meta["config"], "cnn": {**det.meta["config"]["cnn"], "coverage": 0.56}}
+    for meta, says in (({"coverage_jitter": 0.05}, "landmark box = 56% of the crop; training crops at 56 +- 5%)"),
+                       ({"cnn_trained_coverage": 0.6, "cnn_command": "doppel detect train ..."},
+                        "landmark box = 56% of the crop; the CNN was trained on crops at 60%)")):
+        det.meta["config"]["coverage_jitter"] = meta.pop("coverage_jitter", 0.0)
+        det.meta.update(meta)
+        det.save(tmp_path)
+        card.write_card(tmp_path, det, 0.005, "blend")
+        text = (tmp_path / "MODEL_CARD.md").read_text()
+        assert says in text, text.split("## Models")[1][:400]
+        assert detectors.Detectors.load(tmp_path).cnn.cfg.coverage == 0.56  # the scan crops as the card says

@@ -207,6 +207,26 @@ def test_detect_train_rejects_a_mark_share_outside_0_1(capsys, tmp_path):
     assert "--mark-share must be from 0 to 1" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
+@pytest.mark.parametrize("flags, message", [(["--crop-coverage", "0.2"], "--crop-coverage must be from 0.3 to 0.9"),
+                                            (["--crop-coverage", "0.5", "--coverage-jitter", "0.25"],
+                                             "--coverage-jitter must be from 0 to 0.2")])
+def test_detect_train_rejects_a_crop_it_cannot_cut(capsys, tmp_path, flags, message):
+    assert cli.main(["detect", "train", *flags, "-o", str(tmp_path / "w")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
+def test_a_continued_cnn_keeps_the_crop_it_learnt_unless_told(tmp_path):
+    import argparse
+    det = detectors.Detectors.load()
+    det.cnn.cfg = dataclasses.replace(det.cnn.cfg, coverage=0.56)
+    det.save(tmp_path)
+    args = lambda **kw: argparse.Namespace(**{"cnn": "resnet", "init": None, "crop_coverage": None,  # noqa: E731
+                                              "coverage_jitter": 0.0, **kw})
+    assert detect_cli.cnn_shape(args()).coverage == 0.6  # the resnet shape's
+    assert detect_cli.cnn_shape(args(init=str(tmp_path))).coverage == 0.56  # the init's
+    assert detect_cli.cnn_shape(args(init=str(tmp_path), crop_coverage=0.5)).coverage == 0.5  # as told
+
+
 def test_missing_report_folder_is_a_clear_error(capsys, real_clip):
     assert cli.main(["detect", str(real_clip)]) == 2
     assert "-o REPORT_DIR" in capsys.readouterr().err

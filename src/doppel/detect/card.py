@@ -28,7 +28,12 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     history = "; ".join(f"{h['step']}: {h['loss']}, {h['val_auc']}" for h in m.get("cnn_history", []))
     refit = (f"\n  The CNN was trained by `{m['cnn_command']}`; the run above (`--max-steps 0`) kept it and refitted "
              "the Fourier model, the fusion and the calibration." if m.get("cnn_command") else "")
-    text = CARD.format(m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=round(100 * c["coverage"]), history=history or "none",
+    jitter = m["config"].get("coverage_jitter") or 0
+    cover = f"{100 * c['coverage']:g}% of the crop" + (f"; training crops at {100 * c['coverage']:g} +- {100 * jitter:g}%"
+                                                      if jitter and not m.get("cnn_command") else "")
+    if m.get("cnn_trained_coverage") not in (None, c["coverage"]):
+        cover += f"; the CNN was trained on crops at {100 * m['cnn_trained_coverage']:g}%"
+    text = CARD.format(m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
                        d=m["data"], start=start, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=tolerance,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
@@ -53,7 +58,7 @@ metadata); {size} in all, no pickle.
 
 ## Models
 - **Face CNN**: {m[cnn_params]} parameters, {arch} on a {c[size]}x{c[size]} aligned RGB face crop
-  (landmark box = {cover}% of the crop), widths {c[widths]}, one logit. {m[cnn_steps]} Adam steps of
+  (landmark box = {cover}), widths {c[widths]}, one logit. {m[cnn_steps]} Adam steps of
   {m[config][batch]} crops (half fake) in {m[cnn_seconds]} s, peak learning rate {m[config][lr]:g} (cosine),
   {m[config][threads]} torch threads; started from: {start}. Checkpointed and validated every
   {m[config][checkpoint_minutes]:g} minutes on {m[val_faces]} corpus identities of the fusion part (never

@@ -66,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--cnn", choices=sorted(CNN_SHAPES), default="resnet",
                    help="CNN shape: resnet (1.2M parameters, 128 px) or plain (47k, 64 px: quick runs)")
     t.add_argument("--init", metavar="DIR", help="weights folder whose CNN (same shape) training starts from")
+    t.add_argument("--crop-coverage", type=float, metavar="C",
+                   help="share of the CNN's crop the face's landmark box spans, in training and in every scan "
+                        f"(default: the shape's, {config.RESNET.coverage:g} for resnet); with --init: the init's unless given")
+    t.add_argument("--coverage-jitter", type=float, default=d["coverage_jitter"], metavar="J",
+                   help="training crops take a coverage within +- J of --crop-coverage (scale augmentation)")
     t.add_argument("--resume", action="store_true",
                    help="continue the CNN from the checkpoint an interrupted run left in the -o folder")
     t.add_argument("--lr", type=float, default=d["lr"], help="CNN peak learning rate (cosine decay)")
@@ -107,6 +112,22 @@ def run(args: argparse.Namespace) -> int:
     return _analyse_all(files, args, ref)
 
 
+def cnn_shape(args: argparse.Namespace) -> config.CNNConfig:
+    """The CNN shape and crop of a `detect train` run: --cnn's, at --crop-coverage, else (with --init) at the
+    init's coverage, else the shape's; DoppelError for a crop that cannot be cut or a jitter beyond it."""
+    shape = CNN_SHAPES[args.cnn]
+    if args.init and args.crop_coverage is None:  # a continued CNN keeps the scale it learnt unless told
+        from .detectors import Detectors
+        shape = dataclasses.replace(shape, coverage=Detectors.load(args.init).cnn.cfg.coverage)
+    if args.crop_coverage is not None:
+        if not 0.3 <= args.crop_coverage <= 0.9:
+            raise DoppelError(f"--crop-coverage must be from 0.3 to 0.9 (got {args.crop_coverage})")
+        shape = dataclasses.replace(shape, coverage=args.crop_coverage)
+    if not 0.0 <= args.coverage_jitter <= shape.coverage - 0.3:
+        raise DoppelError(f"--coverage-jitter must be from 0 to {shape.coverage - 0.3:g} (got {args.coverage_jitter})")
+    return shape
+
+
 def _train(args: argparse.Namespace) -> int:
     from . import train
     if len(args.inputs) > 1:
@@ -118,13 +139,14 @@ def _train(args: argparse.Namespace) -> int:
                           f"(known: {', '.join(train.FAKE_KINDS)})")
     if not 0.0 <= args.mark_share <= 1.0:
         raise DoppelError(f"--mark-share must be from 0 to 1 (got {args.mark_share})")
+    shape = cnn_shape(args)
     if not args.output:  # never the shipped weights by default: a retrain is copied there only if it is better
         raise DoppelError("give the folder for the new weights with -o DIR")
     cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, fakes=args.fakes,
                             fakes_train=kinds, corpus=args.corpus, corpus_fusion=args.corpus_fusion, init=args.init,
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
-                            cnn=CNN_SHAPES[args.cnn], val=args.val, threads=args.threads, resume=args.resume,
-                            mark_share=args.mark_share)
+                            cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
+                            mark_share=args.mark_share, coverage_jitter=args.coverage_jitter)
     # the command as given, less what only changes where files go or how fast (cache, resume, threads)
     skip = {"cache", "resume", "threads", "fakes_train"}
     changed = [(k, v) for k, v in vars(args).items() if k in TRAIN_FLAGS and k not in skip

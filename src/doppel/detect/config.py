@@ -70,6 +70,9 @@ class TrainConfig:
     # share of blends given doppel's watermark, as if cut from a doppel output; real faces get it as often as
     # fakes do in all (the fake videos always carry it), so the mark tells the CNN nothing about the class
     mark_share: float = 0.5
+    # CNN training crops take a landmark-box coverage drawn uniformly within +- this of cnn.coverage, so the
+    # CNN does not hang on one exact scale (a scan crops every face at cnn.coverage); 0: always that one
+    coverage_jitter: float = 0.0
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
     corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
     corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)

@@ -234,7 +234,10 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tu
     crops, labels = [], []
     for j in range(cfg.batch):
         img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share)
-        c = detectors.cnn_crop(img, lm, cfg.cnn)
+        shape = cfg.cnn
+        if cfg.coverage_jitter:  # its own draw after the sample's: a run without jitter keeps its batches
+            shape = replace(shape, coverage=shape.coverage + rng.uniform(-cfg.coverage_jitter, cfg.coverage_jitter))
+        c = detectors.cnn_crop(img, lm, shape)
         crops.append(c[:, ::-1] if rng.random() < 0.5 else c)
         labels.append(j % 2)
     return np.ascontiguousarray(np.stack(crops)), np.array(labels, np.float32)
@@ -443,7 +446,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     cnn_deadline = max(deadline - rest, time.monotonic() + CNN_MIN_SHARE * max(deadline - time.monotonic(), 10))
     if cfg.init:
         start = detectors.Detectors.load(cfg.init).cnn
-        if start.cfg != cfg.cnn:
+        if replace(start.cfg, coverage=cfg.cnn.coverage) != cfg.cnn:  # the crop's coverage may change
             raise DoppelError(f"--init: the CNN in {cfg.init} has another shape ({start.cfg})")
         cnn.load_state_dict(start.state_dict())
     has_corpus = (Path(data_dir) / "corpus").is_dir()  # without one the CNN trains unvalidated (last weights kept)
@@ -479,7 +482,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
                     cnn_best_val_auc=fit.best_auc, val_faces=int(len(val[1]) // 2) if val else 0)
     if cfg.init and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
         prev = detectors.Detectors.load(cfg.init).meta
-        det.meta.update({k: prev[k] for k in CNN_RECORD if k in prev}, cnn_command=prev.get("cnn_command", prev["command"]))
+        det.meta.update({k: prev[k] for k in CNN_RECORD if k in prev}, cnn_command=prev.get("cnn_command", prev["command"]),
+                        cnn_trained_coverage=prev.get("cnn_trained_coverage", prev["config"]["cnn"]["coverage"]))
     det.save(out_dir)
     det.meta["version"] = _version(Path(out_dir))
     det.save(out_dir)
