@@ -1,7 +1,7 @@
 """Compare detector weight folders on the same held-out faces and the same doppel blends.
 
 Usage: python benchmarks/detect_heldout.py [WEIGHTS_DIR ...] [--limit N] [--corpus N] [--clips N]
-       [--seed S] [--cache DIR] [--fakes DIR] [--mark-reals]
+       [--seed S] [--cache DIR] [--fakes DIR] [--mark-reals] [--bootstrap N]
 Default: the shipped weights only. Three held-out sets, each face scored as it is
 and as a fresh doppel blend (self-blended or X-ray, train.features), both through
 the same random degradations, with one seed, so every folder sees identical inputs:
@@ -16,7 +16,9 @@ them for later runs) and each folder's CNN, Fourier model and fusion score them.
 Prints per set and folder the frame-level AUC of the CNN and of the fusion, the
 pseudo-clip AUC (video rule) where there are clips, and for the clips the share of
 real pseudo-clips the calibrated verdict calls FAKE (p >= 0.7); then the ratio of each
-AUC to the first folder's (the baseline, measured in the same run).
+AUC to the first folder's (the baseline, measured in the same run). With --bootstrap N, each
+folder's fused frame-AUC difference to the first, per kind, with a 95% interval over N
+resamplings of whole clips: whether a difference is more than the few clips' noise.
 """
 from __future__ import annotations
 
@@ -148,6 +150,10 @@ def main() -> None:
     ap.add_argument("--mark-reals", action="store_true",
                     help="give every real face and blend doppel's watermark first, as the fake videos have it: "
                          "AUCs that the mark cannot help")
+    ap.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="also give each folder's fused frame-AUC difference to the first folder, per kind, with a "
+                         "95%% interval from N resamplings of whole clips (a clip's real faces, one fake video, one "
+                         "clip's blends: the units that vary together)")
     ap.add_argument("--card", help="weights folder whose MODEL_CARD.md gets these figures as its Test section")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -166,9 +172,45 @@ def main() -> None:
                      + (f" and {len(fakes)} faces of doppel's fake videos" if fakes else "")
                      + f"; AUC (ratio to {a.weights[0]})")
         lines += [f"  {w}: " + ", ".join(_cell(k, v, base.get(k)) for k, v in r.items()) for w, r in table.items()]
-        print("\n".join(lines[-1 - len(table):]), flush=True)
+        if a.bootstrap and len(a.weights) > 1:
+            lines += intervals(a.weights, prep, a.bootstrap, a.seed)
+        print("\n".join(lines[-1 - len(table) - (len(a.weights) - 1 if a.bootstrap else 0):]), flush=True)
     if a.card:
         write_test_section(Path(a.card), lines, a)
+
+
+def intervals(weights: list[str], prep: dict, n: int, seed: int) -> list[str]:
+    """Per folder after the first, per kind: fused frame AUC minus the first folder's, on the same faces,
+    with the 2.5 and 97.5 percentiles of that difference over `n` resamplings (with replacement) of the
+    real units (a clip, or for photos an identity) and of the fake units of the kind (a fake video, or
+    one clip's or identity's blends), drawn alike for both folders. A held-out set of a few clips gives
+    wide intervals: a difference inside one is noise."""
+    from sklearn.metrics import roc_auc_score
+    y, k, g = prep["y"].astype(int), np.array(prep["kind"]), np.array(prep["group"])
+    fused = []
+    for w in weights:
+        det = detectors.Detectors.load(w)
+        fused.append(det.fusion.logit(rows(det, prep)))
+    unit = np.array([f"{a}|{b}" for a, b in zip(g, k)])
+    out = []
+    for j, w in enumerate(weights[1:], 1):
+        cells = []
+        for kind in [train.BLEND] + sorted(set(k) - {"real", train.BLEND}):
+            rng = np.random.default_rng(seed)
+            reals, fakes = sorted(set(unit[k == "real"])), sorted(set(unit[k == kind]))
+            at = {u: np.flatnonzero(unit == u) for u in reals + fakes}
+            whole = np.flatnonzero(np.isin(k, ["real", kind]))
+            diff = lambda ix: roc_auc_score(y[ix], fused[j][ix]) - roc_auc_score(y[ix], fused[0][ix])  # noqa: E731
+            draws = []
+            for _ in range(n):
+                ix = np.concatenate([at[u] for u in rng.choice(reals, len(reals))] +
+                                    [at[u] for u in rng.choice(fakes, len(fakes))])
+                if len(set(y[ix])) == 2:
+                    draws.append(diff(ix))
+            lo, hi = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
+            cells.append(f"{kind} {diff(whole):+.3f} [{lo:+.3f}, {hi:+.3f}] ({len(reals)} real units, {len(fakes)} fake units)")
+        out.append(f"  {w} - {weights[0]}, fused frame AUC, 95% interval over clips: " + "; ".join(cells))
+    return out
 
 
 def fake_faces(folder: Path, limit: int) -> list:
@@ -190,7 +232,7 @@ def write_test_section(folder: Path, lines: list[str], a: argparse.Namespace) ->
     text = text.split("\n## Test (held out", 1)[0].rstrip() + "\n"
     cmd = "python benchmarks/detect_heldout.py " + " ".join(a.weights) + f" --limit {a.limit} --corpus {a.corpus} " \
           f"--clips {a.clips} --seed {a.seed}" + (f" --fakes {a.fakes}" if a.fakes else "") + \
-          (" --mark-reals" if a.mark_reals else "")
+          (" --mark-reals" if a.mark_reals else "") + (f" --bootstrap {a.bootstrap}" if a.bootstrap else "")
     text += ("\n## Test (held out, scored once after training)\n"
              "Identities and clips no training, fusion or calibration step used: corpus photos of the test\n"
              "part and the corpus/talking clips (MEAD, two presenters), each real and as a fresh blend; with\n"

@@ -47,7 +47,9 @@ def tiny(tmp_path_factory, data_dir):
 RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
     "detect_cnn_speed": (["--threads", "1", "--batch", "2"], "baseline)"),
     "detect_eval": (["{root}/list.csv", "--step", "4"], "baseline majority class"),
-    "detect_heldout": (["--limit", "4", "--clips", "1"], "held-out faces"),
+    "detect_heldout": (["--limit", "4", "--clips", "1", "--bootstrap", "20", str(ROOT / "src/doppel/detect/weights"),
+                        str(ROOT / "src/doppel/detect/weights")],  # a folder against itself: no difference at all
+                       "blend +0.000 [+0.000, +0.000]"),
     "detect_scale": (["--limit", "4", "--corpus", "6", "--coverages", "0.56"], "[val] 6 corpus identities"),
     "detect_speed": (["--video", "{a}", "--repeat", "1", "--step", "4"], "baseline decode only"),
     "extract_speed": (["--clip", "{a}", "--repeat", "1"], "extract f/s"),
