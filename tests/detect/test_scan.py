@@ -207,9 +207,9 @@ def test_detect_train_rejects_a_mark_share_outside_0_1(capsys, tmp_path):
     assert "--mark-share must be from 0 to 1" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("flags, message", [(["--crop-coverage", "0.2"], "--crop-coverage must be from 0.3 to 0.9"),
-                                            (["--crop-coverage", "0.5", "--coverage-jitter", "0.25"],
-                                             "--coverage-jitter must be from 0 to 0.2")])
+@pytest.mark.parametrize("flags, message", [(["--crop-coverage", "0.45"], "--crop-coverage must be from 0.48 to 0.9"),
+                                            (["--crop-coverage", "0.5", "--coverage-jitter", "0.05"],
+                                             "--coverage-jitter must be from 0 to 0.02 at coverage 0.5")])
 def test_detect_train_rejects_a_crop_it_cannot_cut(capsys, tmp_path, flags, message):
     assert cli.main(["detect", "train", *flags, "-o", str(tmp_path / "w")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "w").exists()

@@ -119,12 +119,15 @@ def cnn_shape(args: argparse.Namespace) -> config.CNNConfig:
     if args.init and args.crop_coverage is None:  # a continued CNN keeps the scale it learnt unless told
         from .detectors import Detectors
         shape = dataclasses.replace(shape, coverage=Detectors.load(args.init).cnn.cfg.coverage)
+    from .train import LOOSEST_COVERAGE as loosest
     if args.crop_coverage is not None:
-        if not 0.3 <= args.crop_coverage <= 0.9:
-            raise DoppelError(f"--crop-coverage must be from 0.3 to 0.9 (got {args.crop_coverage})")
+        if not loosest <= args.crop_coverage <= 0.9:
+            raise DoppelError(f"--crop-coverage must be from {loosest:g} to 0.9 (got {args.crop_coverage}): "
+                              "training cuts its crops from a window that holds no looser one")
         shape = dataclasses.replace(shape, coverage=args.crop_coverage)
-    if not 0.0 <= args.coverage_jitter <= shape.coverage - 0.3:
-        raise DoppelError(f"--coverage-jitter must be from 0 to {shape.coverage - 0.3:g} (got {args.coverage_jitter})")
+    if not 0.0 <= args.coverage_jitter <= round(shape.coverage - loosest, 6):
+        raise DoppelError(f"--coverage-jitter must be from 0 to {shape.coverage - loosest:.2f} at coverage "
+                          f"{shape.coverage:g} (got {args.coverage_jitter})")
     return shape
 
 

@@ -42,7 +42,10 @@ from .config import CALIB_CLIPS, FUSION_CLIPS, TrainConfig  # noqa: F401 (re-exp
 
 log = logging.getLogger(__name__)
 
-CNN_SIDE = 160  # central part of the context window that the CNN crop (coverage 0.7) fits in
+CNN_SIDE = 160  # central part of the context window that the CNN's training crops are cut from
+# the loosest CNN crop that fits in it (the landmark box spans dataset.CONTEXT_COVERAGE of the context window):
+# a looser one would take in replicated border that no scan sees
+LOOSEST_COVERAGE = dataset.CONTEXT * dataset.CONTEXT_COVERAGE / CNN_SIDE
 BATCH_TIMEOUT = 300  # seconds to wait for a batch from the worker before giving up
 BATCH_WORKERS = 2  # batch-making processes: a batch (blends, degradations) costs ~3x a training step
 FUSION_SETS = {"cnn": ["cnn"], "models": ["cnn", "fourier"], "all": list(scan.FUSION_FEATURES)}  # simplest first
