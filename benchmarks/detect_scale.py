@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import detect_heldout as heldout  # noqa: E402  (prepare, fake faces: the same inputs as the test)
+import detect_heldout as heldout  # noqa: E402  (prepared: faces blended and degraded as the test's are)
 
 from doppel import media  # noqa: E402
 from doppel.detect import cnn_fit, dataset, detectors, train  # noqa: E402
