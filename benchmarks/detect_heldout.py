@@ -37,9 +37,11 @@ from doppel.faces import finder
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def calib_faces(limit: int, cache: str | None) -> list:
+def calib_faces(limit: int, cache: str | None, clips: tuple[str, ...] = train.CALIB_CLIPS) -> list:
+    """Faces (with previous frames) of every 3rd frame, up to `limit` a clip, of sample clips (by default the
+    calibration clips of `detect train`)."""
     faces = []
-    for clip in train.CALIB_CLIPS:
+    for clip in clips:
         path = next(DATA.glob(f"*/{clip}.mp4"))
         faces += dataset.cached(cache, {"clip": str(path.resolve()), "every": 3, "limit": limit},
                                 lambda: dataset.faces_from_video(path, 3, limit))
@@ -112,11 +114,10 @@ def rows(det: detectors.Detectors, prep: dict) -> np.ndarray:
     return x[:, [scan.FUSION_FEATURES.index(n) for n in det.fusion.names]]
 
 
-def scores(folder: str, prep: dict, clips: bool) -> dict:
-    """AUCs (and for clips the calibrated verdict's calls) of one folder: real against blends, then real
-    against each kind of doppel fake video there is."""
-    det = detectors.Detectors.load(folder)
-    x, y, g, k = rows(det, prep), prep["y"].astype(int), np.array(prep["group"]), np.array(prep["kind"])
+def scores(det: detectors.Detectors, x: np.ndarray, prep: dict, clips: bool) -> dict:
+    """AUCs (and for clips the calibrated verdict's calls) of one folder's models, given its rows(): real
+    against blends, then real against each kind of doppel fake video there is."""
+    y, g, k = prep["y"].astype(int), np.array(prep["group"]), np.array(prep["kind"])
     fused, cnn = det.fusion.logit(x), x[:, det.fusion.names.index("cnn")]
     cfg, out = train.TrainConfig(), {}
     for kind in [train.BLEND] + sorted(set(k) - {"real", train.BLEND}):
@@ -163,34 +164,33 @@ def main() -> None:
     if a.clips:
         sets["clips"] = (test_clips(a.clips, a.cache), True)
     lines = []
+    models = {w: detectors.Detectors.load(w) for w in a.weights}
     for name, (faces, clips) in sets.items():
         fakes = fake_faces(Path(a.fakes), a.clips) if a.fakes and name == "clips" else []
         prep = prepared(faces, a.seed, name, a.samples, fakes, a.mark_reals)
-        table = {w: scores(w, prep, clips) for w in a.weights}
+        xs = {w: rows(det, prep) for w, det in models.items()}  # the CNN's logits: once a folder and set
+        table = {w: scores(models[w], xs[w], prep, clips) for w in a.weights}
         base = table[a.weights[0]]
         lines.append(f"[{name}] {len(faces)} held-out faces (x2: real and blended{', all with the mark' if a.mark_reals else ''})"
                      + (f" and {len(fakes)} faces of doppel's fake videos" if fakes else "")
                      + f"; AUC (ratio to {a.weights[0]})")
         lines += [f"  {w}: " + ", ".join(_cell(k, v, base.get(k)) for k, v in r.items()) for w, r in table.items()]
         if a.bootstrap and len(a.weights) > 1:
-            lines += intervals(a.weights, prep, a.bootstrap, a.seed)
+            lines += intervals(a.weights, [models[w].fusion.logit(xs[w]) for w in a.weights], prep, a.bootstrap, a.seed)
         print("\n".join(lines[-1 - len(table) - (len(a.weights) - 1 if a.bootstrap else 0):]), flush=True)
     if a.card:
         write_test_section(Path(a.card), lines, a)
 
 
-def intervals(weights: list[str], prep: dict, n: int, seed: int) -> list[str]:
-    """Per folder after the first, per kind: fused frame AUC minus the first folder's, on the same faces,
+def intervals(weights: list[str], fused: list[np.ndarray], prep: dict, n: int, seed: int) -> list[str]:
+    """Per folder after the first, per kind: fused frame AUC (`fused`: each folder's fused logits of the
+    prepared faces) minus the first folder's, on the same faces,
     with the 2.5 and 97.5 percentiles of that difference over `n` resamplings (with replacement) of the
     real units (a clip, or for photos an identity) and of the fake units of the kind (a fake video, or
     one clip's or identity's blends), drawn alike for both folders. A held-out set of a few clips gives
     wide intervals: a difference inside one is noise."""
     from sklearn.metrics import roc_auc_score
     y, k, g = prep["y"].astype(int), np.array(prep["kind"]), np.array(prep["group"])
-    fused = []
-    for w in weights:
-        det = detectors.Detectors.load(w)
-        fused.append(det.fusion.logit(rows(det, prep)))
     unit = np.array([f"{a}|{b}" for a, b in zip(g, k)])
     out = []
     for j, w in enumerate(weights[1:], 1):
@@ -213,13 +213,17 @@ def intervals(weights: list[str], prep: dict, n: int, seed: int) -> list[str]:
     return out
 
 
-def fake_faces(folder: Path, limit: int) -> list:
-    """Faces (with previous frames) of every 3rd frame, up to `limit` a video, of the fake videos in `folder`;
-    group: the clip it was made from (so its pseudo-clips pair with that clip's reals), kind: from the name."""
+def fake_faces(folder: Path, limit: int, clips: tuple[str, ...] | None = None, cache: str | None = None) -> list:
+    """Faces (with previous frames) of every 3rd frame, up to `limit` a video, of the fake videos in `folder`
+    (only those made of `clips`, when given; through the face cache, when given); group: the clip it was
+    made from (so its pseudo-clips pair with that clip's reals), kind: from the name."""
     out = []
     for p in sorted(q for q in folder.glob("*") if media.is_video_path(q)):
         kind, clip = train.fake_kind(p)
-        for f in dataset.faces_from_video(p, 3, limit):
+        if clips is not None and clip not in clips:
+            continue
+        for f in dataset.cached(cache, {"fake": str(p.resolve()), "every": 3, "limit": limit},
+                                lambda: dataset.faces_from_video(p, 3, limit)):
             f.group, f.kind = clip, kind
             out.append(f)
     return out

@@ -24,36 +24,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import detect_heldout as heldout  # noqa: E402  (prepared: faces blended and degraded as the test's are)
+import detect_heldout as heldout  # noqa: E402  (the same faces, fakes and preparation as the test's)
 
-from doppel import media  # noqa: E402
-from doppel.detect import cnn_fit, dataset, detectors, train  # noqa: E402
+from doppel.detect import cnn_fit, detectors, train  # noqa: E402
 
 DATA = heldout.DATA
-
-
-def clip_faces(clips: tuple[str, ...], limit: int, cache: str | None) -> list:
-    faces = []
-    for clip in clips:
-        path = next(DATA.glob(f"*/{clip}.mp4"))
-        faces += dataset.cached(cache, {"clip": str(path.resolve()), "every": 3, "limit": limit},
-                                lambda: dataset.faces_from_video(path, 3, limit))
-    return faces
-
-
-def fake_faces(folder: Path, clips: tuple[str, ...], limit: int, cache: str | None) -> list:
-    """Faces (every 3rd frame, up to `limit` a video) of the fake videos in `folder` made of `clips`; group: the
-    clip, kind: from the name (as detect_heldout.fake_faces, but only these clips, through the face cache)."""
-    out = []
-    for p in sorted(q for q in folder.glob("*") if media.is_video_path(q)):
-        kind, clip = train.fake_kind(p)
-        if clip not in clips:
-            continue
-        for f in dataset.cached(cache, {"fake": str(p.resolve()), "every": 3, "limit": limit},
-                                lambda: dataset.faces_from_video(p, 3, limit)):
-            f.group, f.kind = clip, kind
-            out.append(f)
-    return out
 
 
 def logits(det: detectors.Detectors, prep: dict, coverage: float) -> np.ndarray:
@@ -92,10 +67,10 @@ def main() -> None:
     torch.set_num_threads(1)
     covers = [float(c) for c in a.coverages.split(",") if c]
     dets = {w: detectors.Detectors.load(w) for w in a.weights}
-    fakes = fake_faces(Path(a.fakes), train.CALIB_CLIPS + train.FUSION_CLIPS, a.limit // 2, a.cache) \
+    fakes = heldout.fake_faces(Path(a.fakes), a.limit // 2, train.CALIB_CLIPS + train.FUSION_CLIPS, a.cache) \
         if a.fakes and a.limit else []
     for name, clips in (("calib", train.CALIB_CLIPS), ("fusion", train.FUSION_CLIPS)) if a.limit else ():
-        faces = clip_faces(clips, a.limit, a.cache)
+        faces = heldout.calib_faces(a.limit, a.cache, clips)
         mine = [f for f in fakes if f.group in clips]
         prep = heldout.prepared(faces, a.seed, f"scale-{name}", a.samples, mine)
         print(f"[{name}] {len(faces)} real faces of {', '.join(clips)} (and as many blends), {len(mine)} faces of "
