@@ -68,7 +68,7 @@ def embeddings(video: Path) -> np.ndarray:
         faces = finder.find_faces(f.image)
         if faces:
             out.append(finder.embedding(np.ascontiguousarray(f.image), faces[0].landmarks))
-    return np.array(out)
+    return np.array(out).reshape(-1, 128)  # (0, 128) when no frame has a face (a swap too blurred to find)
 
 
 def mean_embedding(faceset: Path, n: int = 16) -> np.ndarray:
@@ -89,6 +89,11 @@ def mean_embedding(faceset: Path, n: int = 16) -> np.ndarray:
 
 def dist(e: np.ndarray, m: np.ndarray) -> np.ndarray:
     return np.linalg.norm(e - m[None], axis=1)
+
+
+def mean(x: np.ndarray) -> float:
+    """Rounded mean; NaN (printed, not raised) over no faces at all."""
+    return round(float(x.mean()), 4) if len(x) else float("nan")
 
 
 def train_and_eval(root: Path, init: str, minutes: float, batch: int, lr: float) -> dict:
@@ -114,11 +119,10 @@ def train_and_eval(root: Path, init: str, minutes: float, batch: int, lr: float)
     ma, mb = mean_embedding(root / "faces_a"), mean_embedding(root / "faces_b")
     e = embeddings(out)
     db, da = dist(e, mb), dist(e, ma)
-    r.update(swapped_faces=len(e), dist_b=round(float(db.mean()), 4), within_06=round(float((db < 0.6).mean()), 3),
-             nearer_b=round(float((db < da).mean()), 3), dist_a=round(float(da.mean()), 4))
+    r.update(swapped_faces=len(e), dist_b=mean(db), within_06=mean(db < 0.6), nearer_b=mean(db < da), dist_a=mean(da))
     ea, eb = embeddings(root / "held_a.mp4"), embeddings(root / "held_b.mp4")
-    r["baseline_a_unswapped_dist_b"] = round(float(dist(ea, mb).mean()), 4)
-    r["baseline_b_own_dist_b"] = round(float(dist(eb, mb).mean()), 4)
+    r["baseline_a_unswapped_dist_b"] = mean(dist(ea, mb))
+    r["baseline_b_own_dist_b"] = mean(dist(eb, mb))
     (root / f"{name}.json").write_text(json.dumps(r, indent=1))
     return r
 
