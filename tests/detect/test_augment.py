@@ -219,3 +219,50 @@ def test_coverage_jitter_varies_the_training_crop_scale_within_its_bounds():
     ratio = jittered.max() / jittered.min()
     assert 1.12 < ratio < (0.61 / 0.51) * 1.04  # about the full range is used, and no more
     assert abs(np.median(jittered) - np.median(fixed)) <= 3  # centred on the scan's coverage
+
+
+@pytest.fixture(scope="module")
+def far_frames(data_dir):
+    """Context faces of one clip's frames 0 and 40 (the mouth has moved), and of frame 1."""
+    from doppel import media
+    from doppel.detect import dataset
+    from doppel.faces import finder
+    frames = media.read_frames(data_dir / "talking" / "retalking_face_1.mp4")
+    out = []
+    for i in (0, 40, 1):
+        box = finder.find_faces(frames[i].image)[0].box
+        out.append(dataset._context(frames[i].image, finder.landmarks68(frames[i].image, box), group="clip"))
+    return out
+
+
+def test_reenact_blend_redraws_the_mouth_from_the_other_frame_and_nothing_above_it(far_frames):
+    face, other, _ = far_frames
+    changed = []
+    for seed in range(6):
+        fake = sbi.reenact_blend(face.image, face.landmarks, other.image, other.landmarks, np.random.default_rng(seed))
+        diff = np.abs(fake.astype(int) - face.image).sum(2)
+        eyes = int(face.landmarks[36:48, 1].max())  # above the lower eyelids: at most the mask's feathered tail
+        assert diff[:eyes].max() <= 9, seed
+        lips = cues.hull_mask(face.landmarks[48:60], face.image.shape[:2]) > 0
+        changed.append(diff[lips].mean())
+    assert min(changed) > 5  # the lips are the other frame's: every seed changes them
+
+
+def test_training_blends_reenact_only_from_another_frame_and_only_with_the_option(far_frames, monkeypatch):
+    from doppel.detect import dataset
+    face, other, near = far_frames
+    faces = [face, near] + [near] * 3 + [other]  # the other frame is 5 places on; frame 1 is too near
+    groups = dataset.by_group(faces)
+    rng = np.random.default_rng(0)
+    assert all(dataset.same_person(faces, groups, 0, rng, tries=8) in ([other], []) for _ in range(20))
+    assert dataset.same_person([face], dataset.by_group([face]), 0, rng) == []  # a one-photo identity: none
+    used = []
+    monkeypatch.setattr(sbi, "reenact_blend", lambda t, tl, s, sl, r: used.append(s) or t)
+    monkeypatch.setattr(augment, "degrade", lambda imgs, rng: imgs)
+    for share, want in ((0.0, 0), (1.0, 1)):
+        used.clear()
+        for seed in range(40):
+            r = np.random.default_rng(seed)
+            if r.integers(len(faces)) == 0:  # the draws sample() makes: face 0, whose donor is 5 places on
+                train.sample(faces, np.random.default_rng(seed), True, groups=groups, reenact_share=share)
+        assert used and all(s is other.image for s in used) if want else not used

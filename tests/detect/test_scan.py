@@ -202,9 +202,10 @@ def test_detect_train_rejects_an_unknown_fake_kind(capsys):
     assert "unknown kind deepfake" in capsys.readouterr().err
 
 
-def test_detect_train_rejects_a_mark_share_outside_0_1(capsys, tmp_path):
-    assert cli.main(["detect", "train", "--mark-share", "1.5", "-o", str(tmp_path / "w")]) == 2
-    assert "--mark-share must be from 0 to 1" in capsys.readouterr().err and not (tmp_path / "w").exists()
+@pytest.mark.parametrize("flag", ["--mark-share", "--reenact-share"])
+def test_detect_train_rejects_a_share_outside_0_1(capsys, tmp_path, flag):
+    assert cli.main(["detect", "train", flag, "1.5", "-o", str(tmp_path / "w")]) == 2
+    assert f"{flag} must be from 0 to 1" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
 @pytest.mark.parametrize("flags, message", [(["--crop-coverage", "0.45"], "--crop-coverage must be from 0.48 to 0.9"),

@@ -31,10 +31,15 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     jitter = m["config"].get("coverage_jitter") or 0
     cover = f"{100 * c['coverage']:g}% of the crop" + (f"; training crops at {100 * c['coverage']:g} +- {100 * jitter:g}%"
                                                       if jitter and not m.get("cnn_command") else "")
+    share = m["config"].get("reenact_share") or 0
+    reenact = (f"\nOf the CNN's blends of a face whose clip or person has other faces, {100 * share:g}% are reenactment "
+               "blends\n(the person's own mouth or lower face from a frame at least 10 frames away, or another photo,\n"
+               "aligned on the lower face and blended through a part mask); the fusion's and calibration's are not."
+               if share and not m.get("cnn_command") else "")
     if m.get("cnn_trained_coverage") not in (None, c["coverage"]):
         cover += f"; the CNN was trained on crops at {100 * m['cnn_trained_coverage']:g}%"
     text = CARD.format(m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
-                       d=m["data"], start=start, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
+                       d=m["data"], start=start, reenact=reenact, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=tolerance,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
     with media.atomic_path(folder / "MODEL_CARD.md") as tmp:
@@ -105,7 +110,7 @@ faces: a doppel swap or lip-sync of the clip (above), or a self-blended image
 through a deformed landmark mask) or, for 30%, a face-X-ray-style blend of
 another real face aligned by landmarks. Mask shapes: 70% a face shape (hull,
 inner face or ellipse), 30% a part (lower face, or the mouth); eroded or
-dilated, feathered, blend ratio 0.5-1.
+dilated, feathered, blend ratio 0.5-1.{reenact}
 Both classes get the same class-neutral degradations (`detect/augment.py`):
 downscale-upscale (30%, x0.35-0.9), blur (15%), noise (15%), an H.264 re-encode
 through PyAV (20%, CRF 20-38) and JPEG (45%, quality 30-96); in the fusion and

@@ -71,6 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"(default: the shape's, {config.RESNET.coverage:g} for resnet); with --init: the init's unless given")
     t.add_argument("--coverage-jitter", type=float, default=d["coverage_jitter"], metavar="J",
                    help="training crops take a coverage within +- J of --crop-coverage (scale augmentation)")
+    t.add_argument("--reenact-share", type=float, default=d["reenact_share"], metavar="P",
+                   help="share of the CNN's blends that are reenactment blends: the person's own mouth or lower "
+                        "face from another frame of the clip (or another photo), aligned and blended in")
     t.add_argument("--resume", action="store_true",
                    help="continue the CNN from the checkpoint an interrupted run left in the -o folder")
     t.add_argument("--lr", type=float, default=d["lr"], help="CNN peak learning rate (cosine decay)")
@@ -140,8 +143,9 @@ def _train(args: argparse.Namespace) -> int:
     if unknown:
         raise DoppelError(f"--fakes-train: unknown kind {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(train.FAKE_KINDS)})")
-    if not 0.0 <= args.mark_share <= 1.0:
-        raise DoppelError(f"--mark-share must be from 0 to 1 (got {args.mark_share})")
+    for flag in ("mark_share", "reenact_share"):
+        if not 0.0 <= getattr(args, flag) <= 1.0:
+            raise DoppelError(f"--{flag.replace('_', '-')} must be from 0 to 1 (got {getattr(args, flag)})")
     shape = cnn_shape(args)
     if not args.output:  # never the shipped weights by default: a retrain is copied there only if it is better
         raise DoppelError("give the folder for the new weights with -o DIR")
@@ -149,7 +153,8 @@ def _train(args: argparse.Namespace) -> int:
                             fakes_train=kinds, corpus=args.corpus, corpus_fusion=args.corpus_fusion, init=args.init,
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
                             cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
-                            mark_share=args.mark_share, coverage_jitter=args.coverage_jitter)
+                            mark_share=args.mark_share, coverage_jitter=args.coverage_jitter,
+                            reenact_share=args.reenact_share)
     # the command as given, less what only changes where files go or how fast (cache, resume, threads)
     skip = {"cache", "resume", "threads", "fakes_train"}
     changed = [(k, v) for k, v in vars(args).items() if k in TRAIN_FLAGS and k not in skip

@@ -73,6 +73,9 @@ class TrainConfig:
     # CNN training crops take a landmark-box coverage drawn uniformly within +- this of cnn.coverage, so the
     # CNN does not hang on one exact scale (a scan crops every face at cnn.coverage); 0: always that one
     coverage_jitter: float = 0.0
+    # share of the CNN's blends of a face whose clip or person holds other faces that are reenactment blends
+    # (sbi.reenact_blend: the person's own mouth or lower face from another frame); 0: none
+    reenact_share: float = 0.0
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
     corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
     corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 CONTEXT = 256  # side of the stored context window
 CONTEXT_COVERAGE = 0.3  # the landmark box spans this fraction of the context window
+# a reenactment blend's donor lies at least this many places from the face in its group's list: clips keep
+# every 2nd frame, so 10 frames (0.4 s) on, when the mouth has moved
+REENACT_GAP = 5
 
 
 @dataclass
@@ -107,18 +110,26 @@ def window(face: RealFace, image: np.ndarray | None = None, prev: bool = False) 
 
 
 def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
-              xray_share: float = 0.3, own_prev: float = 0.3) -> tuple[np.ndarray, np.ndarray | None]:
-    """A fake of `face` (and of its previous frame): SBI, or an X-ray blend from a donor.
+              xray_share: float = 0.3, own_prev: float = 0.3, same: list[RealFace] = (),
+              reenact_share: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fake of `face` (and of its previous frame): SBI, an X-ray blend from a donor or, with
+    probability `reenact_share` when `same` holds other faces of the person, a reenactment blend
+    (the mouth or lower face of one of them).
 
     Mostly the previous frame gets the same blend parameters (a steady fake);
     `own_prev` of the time its own (a fake that flickers, as per-frame swaps do).
     """
+    reenact = None
+    if reenact_share and len(same) and rng.random() < reenact_share:  # no draw at all without the option
+        reenact = same[int(rng.integers(len(same)))]
     seed = int(rng.integers(2 ** 31))
-    use_xray = donors and rng.random() < xray_share
+    use_xray = reenact is None and donors and rng.random() < xray_share
     donor = donors[int(rng.integers(len(donors)))] if use_xray else None
 
     def one(img, lm, s):
         r = np.random.default_rng(s)
+        if reenact is not None:
+            return sbi.reenact_blend(img, lm, reenact.image, reenact.landmarks, r)
         return sbi.xray_blend(img, lm, donor.image, donor.landmarks, r) if donor else sbi.self_blend(img, lm, r)
 
     fake = one(face.image, face.landmarks, seed)
@@ -126,6 +137,26 @@ def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
         return fake, None
     prev_seed = seed if rng.random() >= own_prev else int(rng.integers(2 ** 31))
     return fake, one(face.prev_image, face.prev_landmarks, prev_seed)
+
+
+def by_group(faces: list[RealFace]) -> dict[str, list[int]]:
+    """Indices of `faces` by group (identity or clip), in order."""
+    out: dict[str, list[int]] = {}
+    for i, f in enumerate(faces):
+        out.setdefault(f.group, []).append(i)
+    return out
+
+
+def same_person(faces: list[RealFace], groups: dict[str, list[int]], i: int, rng: np.random.Generator,
+                gap: int = REENACT_GAP, tries: int = 4) -> list[RealFace]:
+    """One other face of face i's group at least `gap` places from it (another frame of its clip, another
+    photo of its person) as a one-element list, or [] when a few draws find none (one-photo identities)."""
+    g = groups.get(faces[i].group, [])
+    for _ in range(tries if len(g) > 1 else 0):
+        j = g[int(rng.integers(len(g)))]
+        if abs(j - i) >= gap:
+            return [faces[j]]
+    return []
 
 
 def centre(face: RealFace, side: int) -> RealFace:

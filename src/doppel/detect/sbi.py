@@ -5,6 +5,9 @@ into a colour- and geometry-jittered copy of itself through a deformed
 landmark-hull mask, so the only evidence is the blending itself (boundary,
 tone step, resampling). Face X-ray style (Li et al. 2020): the face of one real
 image is aligned onto another real face by their landmarks and blended in.
+Reenactment style: the mouth or lower face of the same person in another frame
+(or photo) is aligned onto the face and blended in, a redrawn mouth of the
+right person, as reenactment (Face2Face, NeuralTextures) and lip-sync make.
 
 Images are (H, W, 3) uint8 RGB, landmarks (68, 2) float64 pixels, masks
 (H, W) float32 in [0, 1]. Every function takes a numpy Generator for its
@@ -48,11 +51,14 @@ def mask_points(landmarks: np.ndarray, shape: str) -> np.ndarray:
     return landmarks.copy()
 
 
-def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A random mask shape, elastically deformed, grown or shrunk, feathered and scaled by a
-    blend ratio: (H, W) float32 in [0, 1] (its maximum is the blend ratio, 1 half of the time)."""
+def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
+                  shapes: tuple[str, ...] | None = None) -> np.ndarray:
+    """A random mask shape (of `shapes`; by default a part with probability PART_SHARE, else a face
+    shape), elastically deformed, grown or shrunk, feathered and scaled by a blend ratio: (H, W)
+    float32 in [0, 1] (its maximum is the blend ratio, 1 half of the time)."""
     size = cues.face_scale(landmarks)
-    shapes = PART_SHAPES if rng.random() < PART_SHARE else FACE_SHAPES
+    if shapes is None:
+        shapes = PART_SHAPES if rng.random() < PART_SHARE else FACE_SHAPES
     name = shapes[int(rng.integers(len(shapes)))]
     pts = mask_points(landmarks, name)
     pts = pts + rng.normal(0, 0.02 * size, pts.shape)
@@ -134,3 +140,18 @@ def xray_blend(target: np.ndarray, t_landmarks: np.ndarray, source: np.ndarray, 
     if rng.random() < 0.5:
         warped = quality_jitter(warped, rng)
     return blend(target, warped, deformed_mask(t_landmarks, target.shape[:2], rng))
+
+
+def reenact_blend(target: np.ndarray, t_landmarks: np.ndarray, source: np.ndarray, s_landmarks: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Reenactment-style fake: the mouth or lower face of `source`, the same person in another frame or
+    photo, aligned onto `target` by the lower face's landmarks (jaw, nose base, lips) and blended in
+    through a part mask; colour-matched 70% of the time, softened (`quality_jitter`) half of it."""
+    pts = np.r_[LOWER_JAW, NOSE_BASE, OUTER_LIP]
+    m = align.umeyama(s_landmarks[pts], t_landmarks[pts])[:2]
+    warped = cv2.warpAffine(source, m, target.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    if rng.random() < 0.7:
+        warped = match_colour(warped, target, cues.hull_mask(t_landmarks, target.shape[:2]) > 0)
+    if rng.random() < 0.5:
+        warped = quality_jitter(warped, rng)
+    return blend(target, warped, deformed_mask(t_landmarks, target.shape[:2], rng, PART_SHAPES))

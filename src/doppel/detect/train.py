@@ -217,15 +217,23 @@ def mark_alike(images: list[np.ndarray], rng: np.random.Generator) -> list[np.nd
 
 
 def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
-           fake_share: float = 0.0, mark_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+           fake_share: float = 0.0, mark_share: float = 0.0, groups: dict | None = None,
+           reenact_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One (image, landmarks) training sample at context resolution: real, or a fake (a fresh blend,
     or with probability `fake_share` a face of a fake video), degraded alike; real faces and blends get
-    doppel's watermark as often as `mark_shares` says (fake videos have it already)."""
+    doppel's watermark as often as `mark_shares` says (fake videos have it already). With
+    `reenact_share` and `groups` (dataset.by_group of faces), that share of the blends of a face
+    whose group holds other faces are reenactment blends (dataset.make_fake)."""
     if fake and len(fakes) and rng.random() < fake_share:
         f = fakes[int(rng.integers(len(fakes)))]
         return augment.degrade([f.image], rng)[0], f.landmarks
-    f = faces[int(rng.integers(len(faces)))]
-    img = dataset.make_fake(f, faces, rng)[0] if fake else f.image
+    i = int(rng.integers(len(faces)))
+    f = faces[i]
+    if fake and reenact_share and groups:  # draws only with the option: runs without it keep their batches
+        same = dataset.same_person(faces, groups, i, rng)
+        img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share)[0]
+    else:
+        img = dataset.make_fake(f, faces, rng)[0] if fake else f.image
     if mark_share and rng.random() < mark_shares(fake_share, mark_share, len(fakes) > 0)[int(fake)]:
         img = mark_like_an_output(img, rng)
     return augment.degrade([img], rng)[0], f.landmarks
@@ -235,8 +243,9 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tu
     """(crops (B, S, S, 3) uint8, labels (B,) float32): half fake, random flips."""
     rng = np.random.default_rng(seed)
     crops, labels = [], []
+    groups = dataset.by_group(faces) if cfg.reenact_share else None
     for j in range(cfg.batch):
-        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share)
+        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups, cfg.reenact_share)
         shape = cfg.cnn
         if cfg.coverage_jitter:  # its own draw after the sample's: a run without jitter keeps its batches
             shape = replace(shape, coverage=shape.coverage + rng.uniform(-cfg.coverage_jitter, cfg.coverage_jitter))
