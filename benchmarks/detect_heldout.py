@@ -1,7 +1,7 @@
 """Compare detector weight folders on the same held-out faces and the same doppel blends.
 
 Usage: python benchmarks/detect_heldout.py [WEIGHTS_DIR ...] [--limit N] [--corpus N] [--clips N]
-       [--seed S] [--cache DIR] [--fakes DIR] [--mark-reals] [--bootstrap N]
+       [--seed S] [--cache DIR] [--fakes DIR] [--mark-reals] [--bootstrap N] [--reenact]
 Default: the shipped weights only. Three held-out sets, each face scored as it is
 and as a fresh doppel blend (self-blended or X-ray, train.features), both through
 the same random degradations, with one seed, so every folder sees identical inputs:
@@ -11,6 +11,8 @@ the same random degradations, with one seed, so every folder sees identical inpu
   never trained on, fused or calibrated by `detect train --corpus`), no temporal cues;
 - clips: --clips frames (every 3rd) of each real clip of corpus/talking (MEAD and the
   two presenters: used by no `detect train`), with temporal cues.
+With --reenact, the faces of the clip sets also get reenactment blends (kind "reenact": the face's own
+mouth or lower face from another frame of its clip, what `detect train --reenact-share` trains on).
 The blends, degradations and cues are drawn and measured once (`--samples DIR` keeps
 them for later runs) and each folder's CNN, Fourier model and fusion score them.
 Prints per set and folder the frame-level AUC of the CNN and of the fusion, the
@@ -35,6 +37,7 @@ from doppel.detect import augment, cues, dataset, detectors, scan, train
 from doppel.faces import finder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REENACT = "reenact"  # kind of the reenactment blends of --reenact
 
 
 def calib_faces(limit: int, cache: str | None, clips: tuple[str, ...] = train.CALIB_CLIPS) -> list:
@@ -57,12 +60,15 @@ def test_clips(limit: int, cache: str | None) -> list:
     return faces
 
 
-def prepare(faces: list, seed: int, desc: str, fakes: list = (), mark: bool = False) -> dict:
+def prepare(faces: list, seed: int, desc: str, fakes: list = (), mark: bool = False, reenact: bool = False) -> dict:
     """Every face as it is and as a fresh blend, degraded, landmarks refitted, cues measured: the
     inputs of train.features, drawn draw for draw as it draws them, but without any model, so the
     cues (most of the cost) are measured once for every folder. Returns arrays (npz-able).
     With `mark`, real faces and blends get doppel's watermark first (train.mark_alike), as doppel's
-    fake videos have it: the mark is then in every sample and tells nothing about the class."""
+    fake videos have it: the mark is then in every sample and tells nothing about the class.
+    With `reenact`, every face with another face of its clip far enough away (dataset.same_person)
+    also gets a reenactment blend of kind "reenact" (sbi.reenact_blend), drawn after all the rest,
+    so the other rows stay those of a run without it."""
     rng = np.random.default_rng(seed)
     mark_rng = np.random.default_rng(seed + 1)  # its own stream: the other draws stay those of an unmarked run
     out = {k: [] for k in ("image", "landmarks", "spectrum", "cues", "y", "group", "kind")}
@@ -87,18 +93,27 @@ def prepare(faces: list, seed: int, desc: str, fakes: list = (), mark: bool = Fa
         add([fake, fake_prev], f.landmarks, 1, f.group, train.BLEND)
     for f in tqdm(fakes, desc=desc + " (fake videos)", unit="face", leave=False):
         add([f.image, f.prev_image], f.landmarks, 1, f.group, f.kind)
+    if reenact:
+        r, groups = np.random.default_rng(seed + 2), dataset.by_group(faces)
+        for i, f in enumerate(tqdm(faces, desc=desc + " (reenactment blends)", unit="face", leave=False)):
+            same = dataset.same_person(faces, groups, i, r)
+            if same:
+                fake, fake_prev = dataset.make_fake(f, [], r, same=same, reenact_share=1.0)
+                add([fake, fake_prev], f.landmarks, 1, f.group, REENACT)
     return {k: np.array(v, dtype=np.float64 if k == "cues" else None) for k, v in out.items()}
 
 
-def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list = (), mark: bool = False) -> dict:
-    """prepare(), kept in `folder` (a run with the same faces, seed and marking reuses it)."""
+def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list = (), mark: bool = False,
+             reenact: bool = False) -> dict:
+    """prepare(), kept in `folder` (a run with the same faces, seed, marking and reenactment reuses it)."""
     if not folder:
-        return prepare(faces, seed, name, fakes, mark)
-    path = Path(folder) / f"heldout-{name}-{len(faces)}-{len(fakes)}-{seed}{'-marked' if mark else ''}.npz"
+        return prepare(faces, seed, name, fakes, mark, reenact)
+    path = Path(folder) / (f"heldout-{name}-{len(faces)}-{len(fakes)}-{seed}{'-marked' if mark else ''}"
+                           f"{'-reenact' if reenact else ''}.npz")
     if path.is_file():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
-    prep = prepare(faces, seed, name, fakes, mark)
+    prep = prepare(faces, seed, name, fakes, mark, reenact)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **prep)
     return prep
@@ -155,6 +170,9 @@ def main() -> None:
                     help="also give each folder's fused frame-AUC difference to the first folder, per kind, with a "
                          "95%% interval from N resamplings of whole clips (a clip's real faces, one fake video, one "
                          "clip's blends: the units that vary together)")
+    ap.add_argument("--reenact", action="store_true",
+                    help="also score reenactment blends of the clips' faces (each face's own mouth or lower face "
+                         "from another frame of its clip: sbi.reenact_blend), kind 'reenact'")
     ap.add_argument("--card", help="weights folder whose MODEL_CARD.md gets these figures as its Test section")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -167,7 +185,7 @@ def main() -> None:
     models = {w: detectors.Detectors.load(w) for w in a.weights}
     for name, (faces, clips) in sets.items():
         fakes = fake_faces(Path(a.fakes), a.clips) if a.fakes and name == "clips" else []
-        prep = prepared(faces, a.seed, name, a.samples, fakes, a.mark_reals)
+        prep = prepared(faces, a.seed, name, a.samples, fakes, a.mark_reals, a.reenact and clips)
         xs = {w: rows(det, prep) for w, det in models.items()}  # the CNN's logits: once a folder and set
         table = {w: scores(models[w], xs[w], prep, clips) for w in a.weights}
         base = table[a.weights[0]]

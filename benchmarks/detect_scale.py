@@ -1,12 +1,13 @@
 """How a detector CNN's AUC moves with the scale of its face crop, on selection data (never the test set).
 
 Usage: python benchmarks/detect_scale.py [WEIGHTS_DIR ...] [--coverages 0.52,0.56,0.6] [--fakes DIR]
-       [--limit N] [--corpus N] [--cache DIR] [--samples DIR] [--seed S]
+       [--limit N] [--corpus N] [--cache DIR] [--samples DIR] [--seed S] [--reenact]
 A scan cuts every face at the coverage the weights record (the landmark box's share of the crop);
 this scores each folder's CNN on the same prepared faces cut at other coverages too. Sets:
 - calib / fusion: every 3rd frame (up to --limit) of the calibration or fusion clips of `detect
   train` (no CNN training saw them), each real and as a fresh blend, plus with --fakes the faces of
   doppel's fake videos of those clips (<kind>_<clip>.mp4, scripts/make_detect_fakes.py), by kind;
+  with --reenact, reenactment blends of the clips' faces too (kind "reenact");
 - val: --corpus photos of the corpus identities that validate the CNN as it trains (fusion part),
   real and blended through `cnn_fit.validation_crops`, as training validates.
 Prints per set, folder and coverage the frame AUC against each kind (and the pseudo-clip AUC, video
@@ -62,6 +63,8 @@ def main() -> None:
     ap.add_argument("--corpus", type=int, default=300, help="validation corpus identities (0: none)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--cache", help="face cache folder (as for detect train --cache)")
+    ap.add_argument("--reenact", action="store_true",
+                    help="also score reenactment blends of the clips' faces (kind 'reenact', detect_heldout --reenact)")
     ap.add_argument("--samples", help="folder keeping the prepared (blended, degraded) faces for later runs")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -72,7 +75,7 @@ def main() -> None:
     for name, clips in (("calib", train.CALIB_CLIPS), ("fusion", train.FUSION_CLIPS)) if a.limit else ():
         faces = heldout.calib_faces(a.limit, a.cache, clips)
         mine = [f for f in fakes if f.group in clips]
-        prep = heldout.prepared(faces, a.seed, f"scale-{name}", a.samples, mine)
+        prep = heldout.prepared(faces, a.seed, f"scale-{name}", a.samples, mine, reenact=a.reenact)
         print(f"[{name}] {len(faces)} real faces of {', '.join(clips)} (and as many blends), {len(mine)} faces of "
               "doppel's fake videos; frame AUC / pseudo-clip AUC (ratio of the frame AUC to the folder's own coverage)")
         for w, det in dets.items():

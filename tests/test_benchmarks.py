@@ -50,7 +50,7 @@ RUNS = {  # name -> (argv with {a}, {b}, {root}; a line the output must hold)
     "detect_heldout": (["--limit", "4", "--clips", "1", "--bootstrap", "20", str(ROOT / "src/doppel/detect/weights"),
                         str(ROOT / "src/doppel/detect/weights")],  # a folder against itself: no difference at all
                        "blend +0.000 [+0.000, +0.000]"),
-    "detect_scale": (["--limit", "4", "--corpus", "6", "--coverages", "0.56"], "[val] 6 corpus identities"),
+    "detect_scale": (["--limit", "8", "--corpus", "6", "--coverages", "0.56", "--reenact"], ", reenact 0."),
     "detect_speed": (["--video", "{a}", "--repeat", "1", "--step", "4"], "baseline decode only"),
     "extract_speed": (["--clip", "{a}", "--repeat", "1"], "extract f/s"),
     "face_recall": (["--scenes", "2", "--faces", "2"], "false/100 fr"),
