@@ -97,7 +97,7 @@ def prepare(faces: list, seed: int, desc: str, fakes: list = (), mark: bool = Fa
         r, groups = np.random.default_rng(seed + 2), dataset.by_group(faces)
         for i, f in enumerate(tqdm(faces, desc=desc + " (reenactment blends)", unit="face", leave=False)):
             same = dataset.same_person(faces, groups, i, r)
-            if same:
+            if same is not None:
                 fake, fake_prev = dataset.make_fake(f, [], r, same=same, reenact_share=1.0)
                 add([fake, fake_prev], f.landmarks, 1, f.group, REENACT)
     return {k: np.array(v, dtype=np.float64 if k == "cues" else None) for k, v in out.items()}

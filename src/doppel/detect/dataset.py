@@ -110,18 +110,17 @@ def window(face: RealFace, image: np.ndarray | None = None, prev: bool = False) 
 
 
 def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
-              xray_share: float = 0.3, own_prev: float = 0.3, same: list[RealFace] = (),
+              xray_share: float = 0.3, own_prev: float = 0.3, same: RealFace | None = None,
               reenact_share: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
     """A fake of `face` (and of its previous frame): SBI, an X-ray blend from a donor or, with
-    probability `reenact_share` when `same` holds other faces of the person, a reenactment blend
-    (the mouth or lower face of one of them).
+    probability `reenact_share` when `same` is another face of the person (same_person), a
+    reenactment blend (its mouth or lower face).
 
     Mostly the previous frame gets the same blend parameters (a steady fake);
     `own_prev` of the time its own (a fake that flickers, as per-frame swaps do).
     """
-    reenact = None
-    if reenact_share and len(same) and rng.random() < reenact_share:  # no draw at all without the option
-        reenact = same[int(rng.integers(len(same)))]
+    # no draw at all without the option or a donor: such runs keep their batches
+    reenact = same if reenact_share and same is not None and rng.random() < reenact_share else None
     seed = int(rng.integers(2 ** 31))
     use_xray = reenact is None and donors and rng.random() < xray_share
     donor = donors[int(rng.integers(len(donors)))] if use_xray else None
@@ -148,15 +147,15 @@ def by_group(faces: list[RealFace]) -> dict[str, list[int]]:
 
 
 def same_person(faces: list[RealFace], groups: dict[str, list[int]], i: int, rng: np.random.Generator,
-                gap: int = REENACT_GAP, tries: int = 4) -> list[RealFace]:
+                gap: int = REENACT_GAP, tries: int = 4) -> RealFace | None:
     """One other face of face i's group at least `gap` places from it (another frame of its clip, another
-    photo of its person) as a one-element list, or [] when a few draws find none (one-photo identities)."""
+    photo of its person), or None when a few draws find none (one-photo identities)."""
     g = groups.get(faces[i].group, [])
     for _ in range(tries if len(g) > 1 else 0):
         j = g[int(rng.integers(len(g)))]
         if abs(j - i) >= gap:
-            return [faces[j]]
-    return []
+            return faces[j]
+    return None
 
 
 def centre(face: RealFace, side: int) -> RealFace:

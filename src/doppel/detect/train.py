@@ -229,11 +229,9 @@ def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
         return augment.degrade([f.image], rng)[0], f.landmarks
     i = int(rng.integers(len(faces)))
     f = faces[i]
-    if fake and reenact_share and groups:  # draws only with the option: runs without it keep their batches
-        same = dataset.same_person(faces, groups, i, rng)
-        img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share)[0]
-    else:
-        img = dataset.make_fake(f, faces, rng)[0] if fake else f.image
+    # draws only with the option: runs without it keep their batches
+    same = dataset.same_person(faces, groups, i, rng) if fake and reenact_share and groups else None
+    img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share)[0] if fake else f.image
     if mark_share and rng.random() < mark_shares(fake_share, mark_share, len(fakes) > 0)[int(fake)]:
         img = mark_like_an_output(img, rng)
     return augment.degrade([img], rng)[0], f.landmarks
