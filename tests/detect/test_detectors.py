@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from doppel.detect import cnn_fit, dataset, detectors, scan, train
+from doppel.errors import DoppelError
 
 from detect_helpers import blank_detectors
 
@@ -209,3 +210,97 @@ def test_the_card_names_the_reenactment_blends_only_when_the_cnn_learnt_from_the
         card.write_card(tmp_path, det, 0.005, "blend")
         text = (tmp_path / "MODEL_CARD.md").read_text()
         assert ("40% are reenactment blends" in text) == says, (share, cnn_command)
+
+
+def test_flip_scores_a_face_as_the_mean_of_its_crop_and_its_mirror_image(tmp_path, clip_frames):
+    """CNNConfig.flip: the logit is the mean over the crop and its mirror image; it survives saving; a crop
+    that is its own mirror image scores as without it."""
+    from dataclasses import replace
+    frames, lms = clip_frames
+    det = blank_detectors(seed=5)
+    crops = np.stack([detectors.cnn_crop(f, lm, det.cnn.cfg) for f, lm in zip(frames, lms)])
+    plain = detectors.cnn_logits(det.cnn, crops)
+    mirrored = detectors.cnn_logits(det.cnn, np.ascontiguousarray(crops[:, :, ::-1]))
+    assert np.abs(plain - mirrored).max() > 1e-3  # the untrained CNN is not mirror-symmetric: the test can tell
+    det.cnn.cfg = replace(det.cnn.cfg, flip=True)
+    assert np.allclose(detectors.cnn_logits(det.cnn, crops, batch=4), (plain + mirrored) / 2, atol=1e-6)
+    symmetric = np.concatenate([crops[:, :, :32], crops[:, :, :32][:, :, ::-1]], axis=2)
+    det.cnn.cfg = replace(det.cnn.cfg, flip=False)
+    unflipped = detectors.cnn_logits(det.cnn, symmetric)
+    det.cnn.cfg = replace(det.cnn.cfg, flip=True)
+    assert np.allclose(detectors.cnn_logits(det.cnn, symmetric), unflipped, atol=1e-6)
+    det.save(tmp_path)
+    back = detectors.Detectors.load(tmp_path)
+    assert back.cnn.cfg.flip and np.allclose(detectors.cnn_logits(back.cnn, crops), (plain + mirrored) / 2, atol=2e-2)
+    assert not detectors.Detectors.load().cnn.cfg.flip or (detectors.WEIGHTS_DIR / "MODEL_CARD.md").read_text().count(
+        "mirror image") > 0  # shipped weights that flip say so in their card
+
+
+def test_soup_averages_the_cnns_and_refuses_other_shapes(tmp_path):
+    from dataclasses import replace
+    a, b = blank_detectors(seed=1), blank_detectors(seed=2)
+    with torch.no_grad():  # planted: b's batch-norm statistics differ too, so they are averaged as well
+        b.cnn.features[1].running_mean += 1.0
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    # as stored (fp16), then averaged
+    sa, sb = (detectors.Detectors.load(tmp_path / n).cnn.state_dict() for n in "ab")
+    mixed = detectors.soup([tmp_path / "a", tmp_path / "b"]).state_dict()
+    for k, v in mixed.items():
+        want = (sa[k] + sb[k]) / 2 if v.is_floating_point() else sa[k]
+        assert torch.allclose(v, want), k
+    same = detectors.soup([tmp_path / "a", tmp_path / "a"])
+    x = np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    assert np.allclose(detectors.cnn_logits(same, x), detectors.cnn_logits(detectors.Detectors.load(tmp_path / "a").cnn, x))
+    b.cnn.cfg = replace(b.cnn.cfg, coverage=0.65)
+    b.save(tmp_path / "b")
+    with pytest.raises(DoppelError, match="another shape"):
+        detectors.soup([tmp_path / "a", tmp_path / "b"])
+
+
+def test_detect_train_takes_several_inits_and_flip_and_records_them(tmp_path, monkeypatch):
+    """`--init A B --flip-tta`: the run gets both folders (a soup) and a flipping CNN, and the card's command
+    reads as typed; one --init stays a plain folder, and flip follows the init unless told."""
+    from dataclasses import replace
+
+    from doppel import cli
+    runs = []
+
+    class Done:
+        version, meta = "x", {"validation": {"frame_auc": {}}}
+
+    monkeypatch.setattr(train, "train", lambda data, out, cfg, command: runs.append((cfg, command)) or Done())
+    a, b = blank_detectors(seed=1), blank_detectors(seed=2)
+    a.cnn.cfg = b.cnn.cfg = replace(detectors.RESNET, flip=False)
+    a.cnn, b.cnn = detectors.FaceCNN(a.cnn.cfg), detectors.FaceCNN(b.cnn.cfg)
+    a.save(tmp_path / "a")
+    b.cnn.cfg = replace(b.cnn.cfg, flip=True)
+    b.save(tmp_path / "b")
+    base = ["detect", "train", "--data", "d", "-o", str(tmp_path / "out"), "--max-steps", "0"]
+    assert cli.main(base + ["--init", str(tmp_path / "a"), str(tmp_path / "b"), "--flip-tta"]) == 0
+    assert cli.main(base + ["--init", str(tmp_path / "b")]) == 0
+    assert cli.main(base + ["--init", str(tmp_path / "b"), "--no-flip-tta"]) == 0
+    (soup, cmd), (one, _), (off, cmd_off) = runs
+    assert soup.init == (str(tmp_path / "a"), str(tmp_path / "b")) and soup.cnn.flip
+    assert f" --init {tmp_path / 'a'} {tmp_path / 'b'} --flip-tta" in cmd
+    assert one.init == str(tmp_path / "b") and one.cnn.flip  # the init's setting
+    assert not off.cnn.flip and "--no-flip-tta" in cmd_off
+
+
+def test_the_card_of_a_refitted_soup_names_its_cnns_and_says_it_was_not_trained(tmp_path):
+    from dataclasses import replace
+
+    from doppel.detect import card
+    det = detectors.Detectors.load()
+    det.cnn.cfg = replace(det.cnn.cfg, flip=True)
+    det.meta["config"] = {**det.meta["config"], "init": ["/w/a", "/w/b"], "cnn": {**det.meta["config"]["cnn"], "flip": True}}
+    det.meta.pop("cnn_command", None)
+    det.meta.update(cnn_steps=0, cnn_best_val_auc=0.96, cnn_soup=[
+        {"folder": f"/w/{n}", "version": f"detect-{n}", "cnn_best_val_auc": 0.95, "cnn_steps": 10,
+         "command": f"doppel detect train -o /w/{n}"} for n in "ab"])
+    det.save(tmp_path)
+    card.write_card(tmp_path, det, 0.005, "blend")
+    text = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "Not trained further (`--max-steps 0`): the CNN is the average" in text and "0 Adam steps" not in text
+    assert "`/w/b` (`detect-b`, 10 steps, best validation AUC 0.95): `doppel detect train -o /w/b`" in text
+    assert "mean of the logits of its crop and its mirror image" in text

@@ -222,10 +222,10 @@ def test_a_continued_cnn_keeps_the_crop_it_learnt_unless_told(tmp_path):
     det.cnn.cfg = dataclasses.replace(det.cnn.cfg, coverage=0.56)
     det.save(tmp_path)
     args = lambda **kw: argparse.Namespace(**{"cnn": "resnet", "init": None, "crop_coverage": None,  # noqa: E731
-                                              "coverage_jitter": 0.0, **kw})
+                                              "coverage_jitter": 0.0, "flip_tta": None, **kw})
     assert detect_cli.cnn_shape(args()).coverage == 0.6  # the resnet shape's
-    assert detect_cli.cnn_shape(args(init=str(tmp_path))).coverage == 0.56  # the init's
-    assert detect_cli.cnn_shape(args(init=str(tmp_path), crop_coverage=0.5)).coverage == 0.5  # as told
+    assert detect_cli.cnn_shape(args(init=[str(tmp_path)])).coverage == 0.56  # the init's
+    assert detect_cli.cnn_shape(args(init=[str(tmp_path)], crop_coverage=0.5)).coverage == 0.5  # as told
 
 
 def test_missing_report_folder_is_a_clear_error(capsys, real_clip):

@@ -20,7 +20,10 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef))
     sel = m["fusion_selection"]
     table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
-    start = f"the CNN of `{m['config']['init']}`" if m["config"].get("init") else "random initialisation"
+    init = m["config"].get("init")
+    start = ("the average (a uniform weight soup: weights and batch-norm statistics) of the CNNs of "
+             + ", ".join(f"`{f}`" for f in init) if isinstance(init, list)
+             else f"the CNN of `{init}`" if init else "random initialisation")
     corpus = {"train": 0, "fusion": 0, **m["data"].get("corpus_identities", {})}
     c = m["config"]["cnn"]
     arch = ("a stride-2 stem and one residual block per stage (ResNet-style)" if c.get("arch") == "resnet"
@@ -28,6 +31,9 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     history = "; ".join(f"{h['step']}: {h['loss']}, {h['val_auc']}" for h in m.get("cnn_history", []))
     refit = (f"\n  The CNN was trained by `{m['cnn_command']}`; the run above (`--max-steps 0`) kept it and refitted "
              "the Fourier model, the fusion and the calibration." if m.get("cnn_command") else "")
+    if m.get("cnn_soup"):
+        refit += "\n  The CNNs averaged (each: its folder, version, steps, best validation AUC and the command that trained it):" \
+            + soup_text(m["cnn_soup"])
     jitter = m["config"].get("coverage_jitter") or 0
     cover = f"{100 * c['coverage']:g}% of the crop" + (f"; training crops at {100 * c['coverage']:g} +- {100 * jitter:g}%"
                                                       if jitter and not m.get("cnn_command") else "")
@@ -38,7 +44,14 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
                if share and not m.get("cnn_command") else "")
     if m.get("cnn_trained_coverage") not in (None, c["coverage"]):
         cover += f"; the CNN was trained on crops at {100 * m['cnn_trained_coverage']:g}%"
-    text = CARD.format(m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
+    if m.get("cnn_soup") and not m["cnn_steps"]:  # a soup refitted as it is: nothing was trained
+        training = (f"Not trained further (`--max-steps 0`): the CNN is {start}. Its AUC on {m['val_faces']} corpus "
+                    f"identities of the fusion part (never trained on), real against blends: {m['cnn_best_val_auc']}.")
+    else:
+        training = TRAINING.format(m=m, start=start, history=history or "none")
+    if c.get("flip"):
+        training = "A face's score is the mean of the logits of its crop and its mirror image. " + training
+    text = CARD.format(training=training, m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
                        d=m["data"], start=start, reenact=reenact, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=tolerance,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
@@ -46,9 +59,22 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
         tmp.write_text(text)
 
 
+def soup_text(parts: list[dict]) -> str:
+    """The card's lines on the CNNs a soup averaged: version, best validation AUC and how each was trained."""
+    return "".join(f"\n  - `{p['folder']}` (`{p['version']}`, {p['cnn_steps']} steps, best validation AUC "
+                   f"{p['cnn_best_val_auc']}): `{p['command']}`" for p in parts)
+
+
 def _size(folder: Path) -> str:
     return f"{sum(p.stat().st_size for p in folder.glob('*') if p.is_file()) / 1024:.0f} KiB"
 
+
+TRAINING = """{m[cnn_steps]} Adam steps of
+  {m[config][batch]} crops (half fake) in {m[cnn_seconds]} s, peak learning rate {m[config][lr]:g} (cosine),
+  {m[config][threads]} torch threads; started from: {start}. Checkpointed and validated every
+  {m[config][checkpoint_minutes]:g} minutes on {m[val_faces]} corpus identities of the fusion part (never
+  trained on), real against blends; the weights kept are the best validated (step {m[cnn_best_step]},
+  AUC {m[cnn_best_val_auc]}). Validation as it trained (step: training loss, AUC): {history}."""
 
 CARD = """# doppel detect: model card
 
@@ -63,12 +89,7 @@ metadata); {size} in all, no pickle.
 
 ## Models
 - **Face CNN**: {m[cnn_params]} parameters, {arch} on a {c[size]}x{c[size]} aligned RGB face crop
-  (landmark box = {cover}), widths {c[widths]}, one logit. {m[cnn_steps]} Adam steps of
-  {m[config][batch]} crops (half fake) in {m[cnn_seconds]} s, peak learning rate {m[config][lr]:g} (cosine),
-  {m[config][threads]} torch threads; started from: {start}. Checkpointed and validated every
-  {m[config][checkpoint_minutes]:g} minutes on {m[val_faces]} corpus identities of the fusion part (never
-  trained on), real against blends; the weights kept are the best validated (step {m[cnn_best_step]},
-  AUC {m[cnn_best_val_auc]}). Validation as it trained (step: training loss, AUC): {history}.{refit}
+  (landmark box = {cover}), widths {c[widths]}, one logit. {training}{refit}
 - **Fourier model**: logistic regression on the azimuthally averaged log power
   spectrum (32 radii) of the 64x64 grey inner-face crop.
 - **Fusion**: logistic regression over standardised features (coefficients below),

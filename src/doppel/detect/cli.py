@@ -65,7 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="faces per fusion or calibration clip (every 3rd frame)")
     t.add_argument("--cnn", choices=sorted(CNN_SHAPES), default="resnet",
                    help="CNN shape: resnet (1.2M parameters, 128 px) or plain (47k, 64 px: quick runs)")
-    t.add_argument("--init", metavar="DIR", help="weights folder whose CNN (same shape) training starts from")
+    t.add_argument("--init", metavar="DIR", nargs="+",
+                   help="weights folder whose CNN (same shape) training starts from; several: their CNNs averaged "
+                        "(a weight soup of fine-tunes of one CNN; with --max-steps 0 the soup itself is refitted)")
+    t.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="score each face as the mean of the CNN's logits of its crop and its mirror image (twice "
+                        "the CNN's cost a face; training is unchanged); default: the (first) --init's setting, else off")
     t.add_argument("--crop-coverage", type=float, metavar="C",
                    help="share of the CNN's crop the face's landmark box spans, in training and in every scan "
                         f"(default: the shape's, {config.RESNET.coverage:g} for resnet); with --init: the init's unless given")
@@ -119,9 +124,13 @@ def cnn_shape(args: argparse.Namespace) -> config.CNNConfig:
     """The CNN shape and crop of a `detect train` run: --cnn's, at --crop-coverage, else (with --init) at the
     init's coverage, else the shape's; DoppelError for a crop that cannot be cut or a jitter beyond it."""
     shape = CNN_SHAPES[args.cnn]
-    if args.init and args.crop_coverage is None:  # a continued CNN keeps the scale it learnt unless told
+    if args.init:  # a continued CNN keeps the scale it learnt and how it is scored unless told
         from .detectors import Detectors
-        shape = dataclasses.replace(shape, coverage=Detectors.load(args.init).cnn.cfg.coverage)
+        first = Detectors.load(args.init[0]).cnn.cfg
+        shape = dataclasses.replace(shape, coverage=first.coverage if args.crop_coverage is None else shape.coverage,
+                                    flip=first.flip)
+    if args.flip_tta is not None:
+        shape = dataclasses.replace(shape, flip=args.flip_tta)
     from .train import LOOSEST_COVERAGE as loosest
     if args.crop_coverage is not None:
         if not loosest <= args.crop_coverage <= 0.9:
@@ -150,7 +159,8 @@ def _train(args: argparse.Namespace) -> int:
     if not args.output:  # never the shipped weights by default: a retrain is copied there only if it is better
         raise DoppelError("give the folder for the new weights with -o DIR")
     cfg = train.TrainConfig(minutes=args.minutes, seed=args.seed, max_steps=args.max_steps, fakes=args.fakes,
-                            fakes_train=kinds, corpus=args.corpus, corpus_fusion=args.corpus_fusion, init=args.init,
+                            fakes_train=kinds, corpus=args.corpus, corpus_fusion=args.corpus_fusion,
+                            init=(args.init[0] if len(args.init) == 1 else tuple(args.init)) if args.init else None,
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
                             cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
                             mark_share=args.mark_share, coverage_jitter=args.coverage_jitter,
@@ -159,14 +169,23 @@ def _train(args: argparse.Namespace) -> int:
     skip = {"cache", "resume", "threads", "fakes_train"}
     changed = [(k, v) for k, v in vars(args).items() if k in TRAIN_FLAGS and k not in skip
                and v != TRAIN_FLAGS[k] and v is not None]
-    cmd = "doppel detect train --data " + str(args.data) + "".join(
-        f" --{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f" --{k.replace('_', '-')} {v}" for k, v in changed)
+    cmd = "doppel detect train --data " + str(args.data) + "".join(_flag(k, v) for k, v in changed)
     cmd += f" --fakes-train {args.fakes_train}" if args.fakes else ""
     cmd += f" -o {args.output}"
     det = train.train(args.data, args.output, cfg, command=cmd)
     print(f"wrote {args.output} (version {det.version}); validation: "
           f"{json.dumps(det.meta['validation']['frame_auc'])}")
     return 0
+
+
+def _flag(dest: str, value) -> str:
+    """One flag of the card's command as it would be typed."""
+    name = "--" + dest.replace("_", "-")
+    if isinstance(value, bool):
+        return f" {name}" if value else f" --no-{name[2:]}"
+    if isinstance(value, (list, tuple)):
+        return f" {name} " + " ".join(str(v) for v in value)
+    return f" {name} {value:g}" if isinstance(value, float) else f" {name} {value}"
 
 
 def expand(inputs: list[str]) -> list[Path]:

@@ -19,11 +19,13 @@ class CNNConfig:
     coverage: float = 0.7  # landmark box share of the crop; leaves the hull boundary inside
     widths: tuple[int, ...] = (16, 32, 48, 64)  # channels per stage; all but the last are pooled 2x
     arch: str = "plain"  # "plain": one conv per stage; "resnet": a stride-2 stem, one residual block a stage
+    flip: bool = False  # score a face as the mean logit of its crop and its mirror image (training is unchanged)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CNNConfig":
-        """From a saved config (older ones have no `arch`: plain)."""
-        return cls(int(d["size"]), float(d["coverage"]), tuple(int(w) for w in d["widths"]), str(d.get("arch", "plain")))
+        """From a saved config (older ones have no `arch`: plain, and no `flip`: off)."""
+        return cls(int(d["size"]), float(d["coverage"]), tuple(int(w) for w in d["widths"]), str(d.get("arch", "plain")),
+                   bool(d.get("flip", False)))
 
 
 # the shipped detector's CNN: ResNet-style, 1.2M parameters; measured on this 2-core machine at batch 64:
@@ -79,7 +81,8 @@ class TrainConfig:
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
     corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
     corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)
-    init: str | None = None  # weights folder whose CNN (same shape) training starts from; None: from scratch
+    init: str | tuple[str, ...] | None = None  # weights folder whose CNN (same shape) training starts from; several:
+    # their CNNs averaged, weights and batch-norm statistics (a uniform weight soup); None: from scratch
     cache: str | None = None  # folder keeping the faces found, so a rerun skips finding them; None: no cache
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -94,10 +94,30 @@ def to_tensor(crops: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def cnn_logits(model: FaceCNN, crops: np.ndarray, batch: int = 256) -> np.ndarray:
-    """(N,) float64 logits of (N, S, S, 3) uint8 crops, model in eval mode."""
+    """(N,) float64 logits of (N, S, S, 3) uint8 crops, model in eval mode; with `cfg.flip` the mean of each
+    crop's and its mirror image's logit."""
     model.eval()
     out = [model(to_tensor(crops[i:i + batch])).numpy() for i in range(0, len(crops), batch)]
+    if model.cfg.flip and out:
+        mirrored = np.ascontiguousarray(crops[:, :, ::-1])
+        out = [(a + model(to_tensor(mirrored[i:i + batch])).numpy()) / 2 for a, i in zip(out, range(0, len(crops), batch))]
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def soup(folders: list[str | Path]) -> FaceCNN:
+    """The CNNs of several weights folders averaged, weights and batch-norm statistics alike (a uniform
+    weight soup, Wortsman et al. 2022: fine-tunes of one CNN sit in one basin, and their average is often
+    better than each on data none of them saw). DoppelError if their shapes differ."""
+    cnns = [Detectors.load(f).cnn for f in folders]
+    shape = cnns[0].cfg
+    for f, c in zip(folders, cnns):
+        if replace(c.cfg, flip=shape.flip) != shape:  # how a face is scored may differ, the net may not
+            raise DoppelError(f"--init: the CNN in {f} has another shape ({c.cfg}) than the one in {folders[0]} ({shape})")
+    states = [c.state_dict() for c in cnns]
+    out = FaceCNN(shape)
+    out.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+                         for k, v in states[0].items()})
+    return out.eval()
 
 
 def gradcam(model: FaceCNN, crop: np.ndarray) -> np.ndarray:

@@ -454,10 +454,11 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
     rest = REST_FIXED_S + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
     cnn_deadline = max(deadline - rest, time.monotonic() + CNN_MIN_SHARE * max(deadline - time.monotonic(), 10))
-    if cfg.init:
-        start = detectors.Detectors.load(cfg.init).cnn
-        if replace(start.cfg, coverage=cfg.cnn.coverage) != cfg.cnn:  # the crop's coverage may change
-            raise DoppelError(f"--init: the CNN in {cfg.init} has another shape ({start.cfg})")
+    inits = init_folders(cfg)
+    if inits:
+        start = detectors.soup(inits) if len(inits) > 1 else detectors.Detectors.load(inits[0]).cnn
+        if replace(start.cfg, coverage=cfg.cnn.coverage, flip=cfg.cnn.flip) != cfg.cnn:  # crop and flip may change
+            raise DoppelError(f"--init: the CNN in {inits[0]} has another shape ({start.cfg})")
         cnn.load_state_dict(start.state_dict())
     has_corpus = (Path(data_dir) / "corpus").is_dir()  # without one the CNN trains unvalidated (last weights kept)
     val = cnn_fit.validation_crops(corpus(data_dir, "fusion", cfg.val if has_corpus else 0, cfg.cache, CNN_SIDE),
@@ -490,8 +491,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     det.meta.update(fusion_selection=selection, after_cnn_seconds=round(time.monotonic() - t_cnn, 1),
                     cnn_steps=fit.steps, cnn_seconds=fit.seconds, cnn_history=fit.history, cnn_best_step=fit.best_step,
                     cnn_best_val_auc=fit.best_auc, val_faces=int(len(val[1]) // 2) if val else 0)
-    if cfg.init and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
-        prev = detectors.Detectors.load(cfg.init).meta
+    if len(inits) > 1:  # the CNNs averaged, each with the record of how it was made
+        det.meta["cnn_soup"] = [_cnn_record(f) for f in inits]
+    if len(inits) == 1 and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
+        prev = detectors.Detectors.load(inits[0]).meta
         det.meta.update({k: prev[k] for k in CNN_RECORD if k in prev}, cnn_command=prev.get("cnn_command", prev["command"]),
                         cnn_trained_coverage=prev.get("cnn_trained_coverage", prev["config"]["cnn"]["coverage"]))
     det.save(out_dir)
@@ -500,6 +503,18 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     (Path(out_dir) / cnn_fit.STATE_FILE).unlink(missing_ok=True)  # the run is done: the weights say it all
     card.write_card(Path(out_dir), det, FUSION_TOLERANCE, BLEND)
     return det
+
+
+def init_folders(cfg: TrainConfig) -> list[str]:
+    """The weights folders the CNN starts from: none, one, or several to average (TrainConfig.init)."""
+    return [cfg.init] if isinstance(cfg.init, str) else list(cfg.init or ())
+
+
+def _cnn_record(folder: str) -> dict:
+    """Where a CNN of a soup came from: its folder, version, best validation and the command that trained it."""
+    m = detectors.Detectors.load(folder).meta
+    return {"folder": str(folder), "version": m.get("version"), "cnn_best_val_auc": m.get("cnn_best_val_auc"),
+            "cnn_steps": m.get("cnn_steps"), "command": m.get("cnn_command", m.get("command"))}
 
 
 def _seconds_per_face(split: Split, seed: int, n: int = 4) -> float:
