@@ -26,10 +26,15 @@ from make_detect_fakes import finish, make, run  # one way to run doppel command
 
 TRAIN = {"a": ["M030_front_neutral_level1_001", "M030_front_happy_level3_001"],
          "b": ["W009_front_neutral_level1_001", "W009_front_happy_level3_001"]}
-SWAPPED = {"b": ["M030_front_angry_level3_001", "M030_front_sad_level3_001", "M030_front_surprised_level3_001"],
-           "a": ["W009_front_angry_level3_001", "W009_front_sad_level3_001", "W009_front_surprised_level3_001"]}
+# the first three of each (and of LIPSYNCED the first four) made the test set until 2026-12-07; the rest
+# were added then, to give each kind 8-12 fake videos instead of 4-6
+SWAPPED = {"b": ["M030_front_angry_level3_001", "M030_front_sad_level3_001", "M030_front_surprised_level3_001",
+                 "M030_front_contempt_level3_001", "M030_front_disgusted_level3_001", "M030_front_fear_level3_001"],
+           "a": ["W009_front_angry_level3_001", "W009_front_sad_level3_001", "W009_front_surprised_level3_001",
+                 "W009_front_contempt_level3_001", "W009_front_disgusted_level3_001", "W009_front_fear_level3_001"]}
 LIPSYNCED = ["W011_front_neutral_level1_001", "W011_front_angry_level3_001", "W011_front_happy_level3_001",
-             "W011_front_sad_level3_001"]
+             "W011_front_sad_level3_001", "W011_front_contempt_level3_001", "W011_front_disgusted_level3_001",
+             "W011_front_fear_level3_001", "W011_front_surprised_level3_001"]
 # each starts with its mask (--mask X); the GAN swaps keep the rest and use the mask the GAN draws
 STYLES = [["--mask", "hull", "--color", "reinhard"], ["--mask", "ellipse", "--color", "avg", "--seamless"],
           ["--mask", "hull", "--color", "hist", "--sharpen", "0.5"]]
