@@ -39,8 +39,10 @@ CUES: dict[str, str] = {
     "eye_aspect_ratio": "eye opening (low = closed); blinks are counted per video",
     "mouth_blur": "mouth blurrier than the rest of the face, the lip-sync tell (Laplacian variance, log ratio "
                   "face/mouth)",
+    "mouth_open": "gap between the inner lips / distance between the eye centres; how far it swings while "
+                  "there is speech is the articulation check",
 }
-NOT_FUSED = ("eye_aspect_ratio",)  # reported (blink counting) but no evidence of a fake by itself
+NOT_FUSED = ("eye_aspect_ratio", "mouth_open")  # reported (blinks, articulation) but no evidence of a fake by itself
 FUSED = tuple(name for name in CUES if name not in NOT_FUSED)  # the cues the fusion weighs, in this order
 
 
@@ -306,7 +308,8 @@ def face_cues(frame: np.ndarray, landmarks: np.ndarray,
     masks = region_masks(win.landmarks, win.image.shape[:2])
     out = {"blur": blur(win, masks), "hf_deficit": hf_deficit(win), "tone_step": tone_step(win, masks),
            "double_edge": double_edge(win), "pose_mismatch": pose_mismatch(landmarks),
-           "eye_aspect_ratio": eye_aspect_ratio(landmarks), "mouth_blur": mouth_blur(win, masks)}
+           "eye_aspect_ratio": eye_aspect_ratio(landmarks), "mouth_blur": mouth_blur(win, masks),
+           "mouth_open": mouth_open(landmarks)}
     nan = float("nan")
     out.update(flicker=nan, occlusion_flicker=nan, landmark_jitter=nan)
     if prev_frame is not None and prev_landmarks is not None:
@@ -315,6 +318,16 @@ def face_cues(frame: np.ndarray, landmarks: np.ndarray,
         out.update(flicker=flicker(prev, win, fixed, masks), occlusion_flicker=occlusion_flicker(prev, win, masks),
                    landmark_jitter=landmark_jitter(prev_landmarks, landmarks))
     return out
+
+
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))  # upper and lower inner-lip points facing each other
+
+
+def mouth_open(landmarks: np.ndarray) -> float:
+    """Mean gap of the three facing inner-lip point pairs over the distance between the eye centres."""
+    gap = np.mean([np.linalg.norm(landmarks[a] - landmarks[b]) for a, b in INNER_LIP_PAIRS])
+    eyes = np.linalg.norm(landmarks[RIGHT_EYE].mean(0) - landmarks[LEFT_EYE].mean(0))
+    return float(gap / (eyes + EPS))
 
 
 def count_blinks(ear: np.ndarray, closed: float = 0.2) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import media, provenance
-from . import cues, identity, scan
+from . import articulation, cues, identity, scan
 from .result import FaceResult, ScanResult, Verdict
 
 BAND_COLOURS = {"FAKE": (220, 40, 40), "UNCERTAIN": (230, 160, 0), "REAL": (40, 170, 60)}  # RGB
@@ -101,6 +101,40 @@ def _identity_section(result: ScanResult) -> str:
             f"not whether the video was manipulated.</p>{plot}")
 
 
+def _speech_measured(result: ScanResult) -> bool:
+    """Whether the articulation check had speech to look at (its summary is worth a sentence)."""
+    a = result.articulation
+    return bool(a) and (a["articulation"] is not None or a["speech_frames"] > 0)
+
+
+def articulation_plot(a: dict) -> str:
+    """Inner-lip opening over time, frames with speech marked, base64 PNG."""
+    t, v, speech = (np.array(c) for c in zip(*a["series"]))
+    speech = speech.astype(bool)
+    fig = Figure(figsize=(9, 2.2))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(t, v, color="grey", lw=1, label="inner-lip opening")
+    ax.scatter(t[speech], v[speech], s=8, color="tab:blue", label="frames with speech", zorder=3)
+    if a["articulation"] is not None:  # the spread the check measures: 10th to 90th percentile in speech
+        lo, hi = np.percentile(v[speech], [10, 90])
+        ax.axhspan(lo, hi, color="tab:blue", alpha=0.12, label=f"10th-90th percentile in speech ({hi - lo:.3f})")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("opening / eye distance")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _articulation_section(result: ScanResult) -> str:
+    a = result.articulation
+    if not _speech_measured(result):
+        return ""
+    plot = f'<img src="data:image/png;base64,{articulation_plot(a)}" alt="articulation">' if a["series"] else ""
+    return (f"<h2>Mouth during speech</h2><p>{html.escape(articulation.sentence(a))}. {html.escape(a['note'])}. "
+            "Lip-sync models tend to under-articulate; a person who mumbles, or a voice that is not the person on "
+            f"screen, reads as low too, so this never changes the probability.</p>{plot}")
+
+
 def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 128) -> np.ndarray:
     """Crop (S, S, 3) uint8 with a heatmap (S, S) in [0, 1] blended on top, resized to `size`."""
     jet = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
@@ -124,9 +158,13 @@ def summary(result: ScanResult) -> str:
     if v.model_probability is not None:
         parts.append(f"Over {v.faces_analysed} analysed faces the detectors' calibrated chance of "
                      f"manipulation is {100 * v.model_probability:.0f}% ({_band_words(v.model_label)}).")
-        parts.append("Main reasons: " + "; ".join(r for r in v.reasons if not r.startswith("identity:")) + ".")
+        parts.append("Main reasons: " + "; ".join(r for r in v.reasons if not r.startswith(("identity:", "articulation:")))
+                     + ".")
     if result.identity:
         line = identity.sentence(result.identity)
+        parts.append(line[0].upper() + line[1:] + ".")
+    if _speech_measured(result):
+        line = articulation.sentence(result.articulation)
         parts.append(line[0].upper() + line[1:] + ".")
     if result.truncated:
         parts.append(f"The file ended early: {result.decoded_frames} of {result.video['frames']} frames "
@@ -179,7 +217,7 @@ def write_html(result: ScanResult, path: str | Path) -> Path:
         name=html.escape(Path(result.file).name), colour=colour, label=html.escape(v.label),
         prob="n/a" if v.probability is None else f"{100 * v.probability:.0f}%",
         summary=html.escape(summary(result)), reasons="".join(f"<li>{html.escape(r)}</li>" for r in v.reasons),
-        rule=html.escape(v.rule), components=_components_table(v), plots=plots + _identity_section(result),
+        rule=html.escape(v.rule), components=_components_table(v), plots=plots + _identity_section(result) + _articulation_section(result),
         thumbs=_thumbs(result), cues=cue_rows,
         models=html.escape(json.dumps(result.models)), video=html.escape(json.dumps(result.video)))
     with media.atomic_path(path) as tmp:

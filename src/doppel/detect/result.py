@@ -10,7 +10,7 @@ names rather than one field per cue. What other modules make stays their plain J
 dicts inside the typed result: `video` (the file's size, rate and length), `config`
 (the scan's step and face-finder settings), `label` (provenance.read_label), `models`
 (the detectors' versions), `provenance` (provenance.check), `blinks` (scan.blinks) and
-`identity` (identity.summarise). Treat them as read-only; `to_json()` hands out copies.
+`identity` (identity.summarise) and `articulation` (articulation.summarise). Treat them as read-only; `to_json()` hands out copies.
 
 Light on purpose (no torch, OpenCV or dlib), so anything may import it.
 """
@@ -155,6 +155,7 @@ class ScanResult:
     frames_without_face: int  # of the analysed frames
     truncated: bool  # decoding stopped well before the frame count the container claims
     elapsed_s: float
+    articulation: dict | None = None  # articulation.summarise (None for an image)
     crops: tuple[Crop, ...] = field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict:
@@ -165,6 +166,8 @@ class ScanResult:
                "provenance": c(self.provenance), "verdict": self.verdict.to_json()}
         if self.identity is not None:
             out["identity"] = c(self.identity)
+        if self.articulation is not None:
+            out["articulation"] = c(self.articulation)
         out.update(blinks=c(self.blinks), decoded_frames=self.decoded_frames,
                    frames_without_face=self.frames_without_face, truncated=self.truncated, elapsed_s=self.elapsed_s)
         return out
@@ -177,6 +180,7 @@ class ScanResult:
             return cls(d["file"], c(d["video"]), tuple(FrameResult.from_json(f) for f in d["frames"]),
                        c(d["config"]), c(d["label"]), c(d["models"]), c(d["provenance"]),
                        Verdict.from_json(d["verdict"]), c(d.get("identity")), c(d["blinks"]), d["decoded_frames"],
-                       d["frames_without_face"], d["truncated"], d["elapsed_s"], tuple(crops))
+                       d["frames_without_face"], d["truncated"], d["elapsed_s"], c(d.get("articulation")),
+                       tuple(crops))
         except (KeyError, TypeError) as e:
             raise DoppelError(f"not a doppel detect result: {e.__class__.__name__} {e}") from e

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .. import media, provenance
 from ..faces import finder
-from . import cues, identity, detectors
+from . import articulation, cues, identity, detectors
 from .config import ScanConfig  # noqa: F401 (re-exported)
 from .result import Component, Crop, FaceResult, FrameResult, ScanResult, Verdict
 
@@ -147,6 +147,9 @@ def scan(path: str | Path, det: detectors.Detectors, cfg: ScanConfig = ScanConfi
     ident = identity.summarise(frames, reference) if reference is not None else None
     if ident is not None:
         call = dataclasses.replace(call, reasons=(*call.reasons, identity.sentence(ident)))
+    speech = None if info.is_image else articulation.measure(path, frames)
+    if speech is not None and speech["low"]:
+        call = dataclasses.replace(call, reasons=(*call.reasons, articulation.sentence(speech)))
     return ScanResult(
         file=str(path), video=_info(info), frames=frames,
         config={"step": cfg.step, "face_finder": cfg.detect.record()}, label=label,
@@ -154,7 +157,7 @@ def scan(path: str | Path, det: detectors.Detectors, cfg: ScanConfig = ScanConfi
         identity=ident, blinks=blinks(frames, info.fps / cfg.step), decoded_frames=decoded,
         frames_without_face=sum(1 for f in frames if not f.faces),
         truncated=bool(info.frame_count and decoded < 0.9 * info.frame_count),
-        elapsed_s=round(time.monotonic() - t0, 2),
+        elapsed_s=round(time.monotonic() - t0, 2), articulation=speech,
         crops=tuple(Crop(f, i, s, c, detectors.gradcam(det.cnn, c)) for f, i, s, c in crops))
 
 
