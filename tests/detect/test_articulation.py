@@ -1,5 +1,6 @@
 """The articulation check: speech found in the audio, the mouth's swing measured on real faces, reported
 beside the verdict without moving it."""
+import dataclasses
 import json
 
 import numpy as np
@@ -83,3 +84,8 @@ def test_the_check_is_in_the_reports_but_never_moves_p(speaking, data_dir, tmp_p
     assert "Mouth during speech" in page and "lip-sync tell" in page and 'alt="articulation"' in page
     assert "Articulation: the mouth opens and closes less" in report.summary(flagged)
     assert "Main reasons: articulation" not in report.summary(flagged)  # said once, in its own sentence
+    short = dataclasses.replace(speaking, articulation={**speaking.articulation, "articulation": None,
+                                                        "note": "speech in 9 analysed frames, too few"})
+    page = report.write_html(short, tmp_path / "s.html").read_text()
+    section = page.split("<h2>Mouth during speech</h2>")[1].split("</p>")[0]
+    assert section.count("speech in 9 analysed frames, too few") == 1 and "10th-90th" not in page

@@ -130,7 +130,8 @@ def _articulation_section(result: ScanResult) -> str:
     if not _speech_measured(result):
         return ""
     plot = f'<img src="data:image/png;base64,{articulation_plot(a)}" alt="articulation">' if a["series"] else ""
-    return (f"<h2>Mouth during speech</h2><p>{html.escape(articulation.sentence(a))}. {html.escape(a['note'])}. "
+    how = f" {html.escape(a['note'])}." if a["articulation"] is not None else ""  # else the sentence is the note
+    return (f"<h2>Mouth during speech</h2><p>{html.escape(articulation.sentence(a))}.{how} "
             "Lip-sync models tend to under-articulate; a person who mumbles, or a voice that is not the person on "
             f"screen, reads as low too, so this never changes the probability.</p>{plot}")
 
