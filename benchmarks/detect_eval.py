@@ -17,7 +17,8 @@ mean over frames lies on the fake side of the fusion's reference mean (no
 threshold is tuned on the evaluated videos); the verdict uses its calibrated bands. A doppel
 synthetic label would force FAKE, so videos doppel made are judged by the models alone (the
 verdict's model_probability). Baseline in the same run: majority class (accuracy) and chance
-(AUC 0.5).
+(AUC 0.5). The articulation check (detect/articulation.py), which never enters the verdict, gets a video-level
+row of its own where the videos have speech in their audio (low = suspicious).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from doppel.detect import detectors, scan
+from doppel.detect import articulation, detectors, scan
 from doppel.errors import DoppelError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -92,7 +93,7 @@ def main() -> None:
     extra = [1.0] * len(report_only)  # own direction (higher = more suspicious); no reference mean to call by
     sign = np.where(np.array(det.fusion.coef + extra + [1.0]) < 0, -1.0, 1.0)
     ref = np.array(det.fusion.mean + [np.nan] * len(report_only) + [0.0])
-    tables, labels, verdicts = [], [], []
+    tables, labels, verdicts, spreads = [], [], [], []
     t0 = time.monotonic()
     for path, y in read_list(a.list):
         if time.monotonic() - t0 > a.minutes * 60:
@@ -112,6 +113,7 @@ def main() -> None:
         tables.append(t)
         labels.append(y)
         verdicts.append(v)
+        spreads.append((r.articulation or {}).get("articulation"))
     if not tables:
         raise SystemExit("nothing could be evaluated")
     y_frames = np.concatenate([np.full(len(t), y) for t, y in zip(tables, labels)])
@@ -125,6 +127,13 @@ def main() -> None:
         calls = (means - ref[k]) * sign[k] > 0
         acc = f"{np.mean(calls == labels.astype(bool)):.3f}" if np.isfinite(ref[k]) else "n/a"
         print(f"{n:<18} {auc(y_frames, allf[:, k] * sign[k]):>9} {auc(labels, vids):>9} {acc:>9}")
+    measured = [(-s, y) for s, y in zip(spreads, labels) if s is not None]  # low articulation = suspicious
+    if measured:
+        low = [(s > -articulation.LOW, y) for s, y in measured]
+        print(f"{'articulation':<18} {'':>9} {auc(np.array([y for _, y in measured]), np.array([s for s, _ in measured])):>9} "
+              f"{'':>9}  (video level; measured on {len(measured)} of {len(labels)} videos, below LOW: "
+              f"{sum(f for f, y in low if y)} of {sum(y for _, y in low)} fakes, {sum(f for f, y in low if not y)} of "
+              f"{sum(1 - y for _, y in low)} reals; never part of the verdict)")
     decided = [(v["label"] == "FAKE") == bool(y) for v, y in zip(verdicts, labels) if v["label"] in ("FAKE", "REAL")]
     at_half = np.mean([(v["probability"] or 0) >= 0.5 for v in verdicts] == labels.astype(bool))
     majority = max(labels.mean(), 1 - labels.mean())
