@@ -127,13 +127,14 @@ def main() -> None:
         calls = (means - ref[k]) * sign[k] > 0
         acc = f"{np.mean(calls == labels.astype(bool)):.3f}" if np.isfinite(ref[k]) else "n/a"
         print(f"{n:<18} {auc(y_frames, allf[:, k] * sign[k]):>9} {auc(labels, vids):>9} {acc:>9}")
-    measured = [(-s, y) for s, y in zip(spreads, labels) if s is not None]  # low articulation = suspicious
+    measured = [(s, y) for s, y in zip(spreads, labels) if s is not None]
     if measured:
-        low = [(s > -articulation.LOW, y) for s, y in measured]
-        print(f"{'articulation':<18} {'':>9} {auc(np.array([y for _, y in measured]), np.array([s for s, _ in measured])):>9} "
-              f"{'':>9}  (video level; measured on {len(measured)} of {len(labels)} videos, below LOW: "
-              f"{sum(f for f, y in low if y)} of {sum(y for _, y in low)} fakes, {sum(f for f, y in low if not y)} of "
-              f"{sum(1 - y for _, y in low)} reals; never part of the verdict)")
+        spread, y_art = (np.array(c) for c in zip(*measured))
+        low = spread < articulation.LOW
+        print(f"{'articulation':<18} {'':>9} {auc(y_art, -spread):>9} {'':>9}  (video level, low = suspicious; "
+              f"measured on {len(measured)} of {len(labels)} videos, below LOW: {low[y_art == 1].sum()} of "
+              f"{(y_art == 1).sum()} fakes, {low[y_art == 0].sum()} of {(y_art == 0).sum()} reals; never part of "
+              "the verdict)")
     decided = [(v["label"] == "FAKE") == bool(y) for v, y in zip(verdicts, labels) if v["label"] in ("FAKE", "REAL")]
     at_half = np.mean([(v["probability"] or 0) >= 0.5 for v in verdicts] == labels.astype(bool))
     majority = max(labels.mean(), 1 - labels.mean())
