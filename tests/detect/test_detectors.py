@@ -280,6 +280,7 @@ def test_detect_train_takes_several_inits_and_flip_and_records_them(tmp_path, mo
     assert cli.main(base + ["--init", str(tmp_path / "a"), str(tmp_path / "b"), "--flip-tta"]) == 0
     assert cli.main(base + ["--init", str(tmp_path / "b")]) == 0
     assert cli.main(base + ["--init", str(tmp_path / "b"), "--no-flip-tta"]) == 0
+    assert cli.main(base + ["--init", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2  # before any training
     (soup, cmd), (one, _), (off, cmd_off) = runs
     assert soup.init == (str(tmp_path / "a"), str(tmp_path / "b")) and soup.cnn.flip
     assert f" --init {tmp_path / 'a'} {tmp_path / 'b'} --flip-tta" in cmd

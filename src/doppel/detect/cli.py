@@ -125,7 +125,9 @@ def cnn_shape(args: argparse.Namespace) -> config.CNNConfig:
     init's coverage, else the shape's; DoppelError for a crop that cannot be cut or a jitter beyond it."""
     shape = CNN_SHAPES[args.cnn]
     if args.init:  # a continued CNN keeps the scale it learnt and how it is scored unless told
-        from .detectors import Detectors
+        from .detectors import Detectors, soup
+        if len(args.init) > 1:
+            soup(args.init)  # every folder loads and has the first's shape: fail now, not after finding faces
         first = Detectors.load(args.init[0]).cnn.cfg
         shape = dataclasses.replace(shape, coverage=first.coverage if args.crop_coverage is None else shape.coverage,
                                     flip=first.flip)
