@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import interrupt
 from .errors import DoppelError
 
 # name -> (module, one-line help)
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     for opt, env in PROVENANCE_ENV.items():
         if getattr(args, opt, None):
             os.environ[env] = getattr(args, opt)
+    interrupt.install()  # Ctrl-C is remembered, so a loop notices it even if a finalizer swallowed it
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except DoppelError as e:

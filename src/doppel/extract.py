@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import media
+from . import interrupt, media
 from .errors import DoppelError
 from .faces import align, finder, quality
 from .faces.quality import QualityConfig
@@ -173,6 +173,7 @@ class _Run:
         try:
             for frame in tqdm(frames, total=total, unit="frame", desc=Path(info.path).name, leave=False,
                               disable=None):
+                interrupt.check()
                 faces = _photo_faces(frame.image, self.cfg.detect) if info.is_image else tracker(frame.image)
                 self.frame(info, frame, faces)
         finally:

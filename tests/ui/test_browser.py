@@ -134,7 +134,12 @@ def test_train_preview_and_swap_video_in_a_browser(browser_page, data_dir):
     page.wait_for_selector("img.preview")
     shot(page, "train_running", result=True)
     page.click("text=Stop")
-    page.wait_for_selector(".badge.state >> text=stopped", timeout=90_000)
+    job_log = server.app.queue.folder(page.url.rstrip("/").rsplit("/", 1)[-1]) / "log.txt"
+    try:
+        page.wait_for_selector(".badge.state >> text=stopped", timeout=90_000)
+    except Exception:  # say where the worker was: a hung stop dumps its threads' stacks into its log
+        pytest.fail("the training job did not stop; end of its log:\n" + job_log.read_text(errors="replace")[-6000:])
+    assert "stopped on request" in page.inner_text("p.error")  # a clean stop (it saved), not a kill
 
     page.goto(base + "/swap")
     page.select_option("#model", "m")

@@ -172,6 +172,8 @@ mode = job["params"]["mode"]
 if mode == "crash":
     print("about to crash", flush=True)
     os._exit(3)
+if mode == "stubborn":  # a worker whose Ctrl-C goes missing
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 try:
     for i in range(600):
         print(f"\\rstep {i}", end="", file=sys.stderr, flush=True)
@@ -200,6 +202,26 @@ def test_queue_runs_one_at_a_time_stops_and_reports_a_crash(tmp_path):
         assert wait(base, ids[0], 20)["state"] == "stopped"
         crashed = wait(base, ids[1], 20)
         assert crashed["state"] == "failed" and "exited with code 3" in crashed["error"] and "about to crash" in crashed["error"]
+    finally:
+        stop(server)
+
+
+def test_a_worker_that_ignores_stop_is_killed_and_shown_as_stopped_by_force(tmp_path, monkeypatch):
+    from doppel.ui import jobs
+    monkeypatch.setattr(jobs, "STOP_GRACE_S", 1.0)
+    script = tmp_path / "fake_worker.py"
+    script.write_text(WORKER)
+    server = start(tmp_path / "w", worker=[sys.executable, str(script)])
+    q = server.app.queue
+    try:
+        job_id, _ = q.new_folder()
+        q.submit(job_id, "test", "stubborn", {"mode": "stubborn"})
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        wait(base, job_id, 20, until=lambda j: j["state"] == "running" and j["progress"].startswith("step"))
+        q.stop(job_id)
+        job = wait(base, job_id, 20)
+        assert job["state"] == "stopped" and job["error"].startswith("stopped by force") and "step" in job["error"]
+        assert job["pid"] is None and not jobs._alive(q.get(job_id)["pid"], job_id)
     finally:
         stop(server)
 

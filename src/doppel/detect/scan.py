@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import media, provenance
+from .. import interrupt, media, provenance
 from ..faces import finder
 from . import articulation, cues, identity, detectors
 from .config import ScanConfig  # noqa: F401 (re-exported)
@@ -127,6 +127,7 @@ def scan(path: str | Path, det: detectors.Detectors, cfg: ScanConfig = ScanConfi
             yield fr
 
     for fr in media.prefetch(decoded_frames()):
+        interrupt.check()
         if fr.index % cfg.step == 0:
             ref = reference["mean"] if reference is not None and fr.index % embed_every == 0 else None
             faces, p = _analyse_frame(det, tracker, fr, prev, cfg, ref)

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
-from .. import audio, media, provenance
+from .. import audio, interrupt, media, provenance
 from ..errors import DoppelError
 from ..faces import align
 from ..faces.landmarks import MOUTH
@@ -104,6 +104,7 @@ def _write(out, foot, target, src, mouths, draw, cfg: LipsyncConfig, speech_path
     with provenance.video_writer(out, foot.fps, "lipsync", details, parent=parent, crf=cfg.crf, audio=sound,
                                  max_duration=seconds) as w, footage.FrameReader(foot.path, foot.times) as frames:
         for i in tqdm(range(len(src)), desc="lipsync", unit="frame"):
+            interrupt.check()
             j = src[i]
             frame = frames[j]
             if target.found[j]:

@@ -29,7 +29,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
-from .. import filetypes, media, provenance
+from .. import filetypes, interrupt, media, provenance
 from ..errors import DoppelError
 from ..faces import align, blend, finder
 from ..faces import mask as masks
@@ -483,6 +483,7 @@ def _write(frames: Iterable[media.Frame], input: Path, output: Path, photo: bool
     with provenance.video_writer(output, fps, KIND, details, parent=input, crf=settings.crf,
                                  audio=str(input)) as writer:
         for batch in _batches(frames, settings.batch):
+            interrupt.check()
             for f, out in zip(batch, renderer.render(batch, placements)):
                 writer.write(out)
                 if f.index in shown:

@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from .. import checkpoint, provenance
+from .. import checkpoint, interrupt, provenance
 from ..errors import DoppelError
 from ..faceset import FaceSet
 from . import augment, gan, losses
@@ -386,6 +386,7 @@ def _run(model, opt, start, sets, datas, out, cfg, rank, world, device, critics=
                     la, lb = train_step(net, opt, batch, lcfg, window, device, cfg.channels_last)
                 step += 1
                 mon.after_step(step, la, lb, opt)
+                interrupt.check()  # a Stop whose KeyboardInterrupt was lost in a finalizer
                 if step >= stop or _time_up(deadline, world, device):
                     break
     except KeyboardInterrupt:

@@ -194,12 +194,12 @@ class JobQueue:
         if job["state"] == QUEUED:
             proc = self._launch(job_id, folder)
             self._update(job_id, state=RUNNING, started=time.time(), pid=proc.pid)
-            code = self._wait(proc, job_id)
+            code, killed = self._wait(proc, job_id)
         else:  # still running from before a restart: not our child, so poll its pid
             while _alive(job["pid"], job_id):
                 time.sleep(POLL_S)
-            code = None
-        self._finish(job_id, code)
+            code, killed = None, False
+        self._finish(job_id, code, killed)
 
     def _launch(self, job_id: str, folder: Path) -> subprocess.Popen:
         import doppel
@@ -211,24 +211,32 @@ class JobQueue:
             return subprocess.Popen(self.worker + [str(folder)], stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, cwd=self.cwd, env=env)
 
-    def _wait(self, proc: subprocess.Popen, job_id: str) -> int:
-        asked = None
+    def _wait(self, proc: subprocess.Popen, job_id: str) -> tuple[int, bool]:
+        """The worker's exit code, and whether it had to be killed after a stop request."""
+        asked, killed = None, False
         while proc.poll() is None:
             time.sleep(POLL_S)
             job = read_json(self.folder(job_id) / "job.json") or {}
             if job.get("stop_requested") and asked is None:
                 asked = time.monotonic()
             if asked is not None and time.monotonic() - asked > STOP_GRACE_S:
-                log.warning("job %s did not stop within %.0f s; killing it", job_id, STOP_GRACE_S)
-                proc.kill()
-        return proc.returncode
+                if not killed:
+                    log.warning("job %s did not stop within %.0f s; killing it", job_id, STOP_GRACE_S)
+                    proc.kill()
+                killed = True
+        return proc.returncode, killed
 
-    def _finish(self, job_id: str, code: int | None) -> None:
+    def _finish(self, job_id: str, code: int | None, killed: bool = False) -> None:
         folder = self.folder(job_id)
         res = read_json(folder / "result.json")
         if res is None:  # it died before it could say why
-            why = f"the worker exited with code {code}" if code is not None else "the worker is gone"
             tail = log_tail(folder / "log.txt", 1500).strip()
-            res = {"state": FAILED, "error": why + (f"; end of its log:\n{tail}" if tail else ""), "result": None}
+            if killed:  # the user asked for the stop: it is stopped, but not cleanly, and says so
+                state, why = STOPPED, (f"stopped by force: it did not stop within {STOP_GRACE_S:.0f} s of the request, "
+                                       "so anything since its last checkpoint is lost")
+            else:
+                state = FAILED
+                why = f"the worker exited with code {code}" if code is not None else "the worker is gone"
+            res = {"state": state, "error": why + (f"; end of its log:\n{tail}" if tail else ""), "result": None}
         self._update(job_id, state=res["state"], error=res.get("error"), result=res.get("result"),
                      finished=time.time(), pid=None)

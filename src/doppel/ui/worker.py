@@ -12,13 +12,13 @@ import argparse
 import base64
 import json
 import logging
-import signal
 import sys
 import traceback
 from pathlib import Path
 
+from .. import interrupt
 from ..errors import DoppelError
-from .jobs import DONE, FAILED, STOPPED, read_json, write_json
+from .jobs import DONE, FAILED, STOP_GRACE_S, STOPPED, read_json, write_json
 
 log = logging.getLogger("doppel.ui.worker")
 
@@ -124,8 +124,9 @@ RUNNERS = {"detect": run_detect, "extract": run_extract, "train": run_train, "sw
 
 def main(folder: str) -> int:
     # the Stop button sends SIGINT; a server started in the background (`doppel ui &`, nohup) has SIGINT
-    # ignored, and its workers would inherit that and never stop
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # ignored, and its workers would inherit that and never stop. A stop that still hangs dumps every
+    # thread's stack into log.txt before the queue kills it (jobs.STOP_GRACE_S).
+    interrupt.install(dump_after_s=STOP_GRACE_S - 10)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     folder = Path(folder)
     job = read_json(folder / "job.json")
