@@ -222,6 +222,8 @@ def test_a_worker_that_ignores_stop_is_killed_and_shown_as_stopped_by_force(tmp_
         job = wait(base, job_id, 20)
         assert job["state"] == "stopped" and job["error"].startswith("stopped by force") and "step" in job["error"]
         assert job["pid"] is None and not jobs._alive(q.get(job_id)["pid"], job_id)
+        page = get(base, f"/jobs/{job_id}")[2]
+        assert "<h2>Stopped</h2>" in page and "stopped by force" in page and "<h2>Error</h2>" not in page
     finally:
         stop(server)
 

@@ -109,7 +109,8 @@ def job_header(job: dict, log_tail: str) -> str:
                      '<button type="submit">Stop</button></form> <span class=note>This page refreshes itself; '
                      "closing it does not stop the job.</span>")
     if job.get("error"):
-        parts.append(f'<h2>Error</h2><p class="warn error">{esc(job["error"])}</p>')
+        title = "Stopped" if job["state"] == J.STOPPED else "Error"  # a stop the user asked for is no error
+        parts.append(f'<h2>{title}</h2><p class="warn error">{esc(job["error"])}</p>')
     parts.append(f"<details><summary>Log</summary><pre>{esc(log_tail)}</pre></details>")
     return "".join(parts)
 
