@@ -96,6 +96,10 @@ def test_html_report_names_the_verdict_reasons_and_label(shipped_scans, tmp_path
     real_label = shipped_scans["real"].verdict.label  # REAL or UNCERTAIN (see the test above)
     words = {"REAL": "no sign of manipulation found", "UNCERTAIN": "uncertain: look at the plots"}[real_label]
     assert f'<p class="verdict">{real_label} &middot;' in real_page and words in real_page
+    # short of FAKE, the report says what these weights miss (measured per version: docs/detect.md)
+    version = shipped_scans["real"].models["version"]
+    assert version in report.BLIND_SPOTS, f"measure {version}'s test misses and add them to report.BLIND_SPOTS"
+    assert html.escape(report.blind_spots(version)) in real_page and "What it can miss" not in page
     labelled = dataclasses.replace(fake, label={"kind": "swap"},
                                    verdict=dataclasses.replace(v, label="FAKE", probability=1.0))
     page = report.write_html(labelled, tmp_path / "labelled.html").read_text()

@@ -144,6 +144,22 @@ def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 128) -> np.ndarray:
     return cv2.resize(pair, (2 * size, size), interpolation=cv2.INTER_NEAREST)
 
 
+# What a verdict short of FAKE can miss, as measured for a shipped version on its test fakes (people it
+# never saw; docs/detect.md, "Known limits"). Weights without an entry get the general sentence.
+BLIND_SPOTS = {
+    "detect-955cedfdb8": ("What it can miss: in its held-out test (fakes of people it never saw) this version called 75% of "
+                          "doppel's GAN-swap clips and 50% of its lip-sync clips REAL, and it calls the "
+                          "FaceForensics++ sample fake (the same person's mouth redrawn) REAL; plain doppel "
+                          "swaps were never called REAL"),
+}
+BLIND_SPOT_GENERAL = "What it can miss is measured per version in docs/detect.md, Known limits"
+
+
+def blind_spots(version: str | None) -> str:
+    """What a REAL or UNCERTAIN verdict of these weights cannot rule out, in a sentence."""
+    return BLIND_SPOTS.get(version or "", BLIND_SPOT_GENERAL) + "."
+
+
 def summary(result: ScanResult) -> str:
     """Plain-language verdict: what was found and why, in a few sentences."""
     v = result.verdict
@@ -161,6 +177,8 @@ def summary(result: ScanResult) -> str:
                      f"manipulation is {100 * v.model_probability:.0f}% ({_band_words(v.model_label)}).")
         parts.append("Main reasons: " + "; ".join(r for r in v.reasons if not r.startswith(("identity:", "articulation:")))
                      + ".")
+        if v.model_label != "FAKE" and not prov.get("evidence") and not result.label:
+            parts.append(blind_spots((result.models or {}).get("version")))
     if result.identity:
         line = identity.sentence(result.identity)
         parts.append(line[0].upper() + line[1:] + ".")
