@@ -62,3 +62,19 @@ def test_install_refuses_off_the_main_thread():
     t.start()
     t.join()
     assert out == [False]
+
+
+def test_also_handles_sigterm_the_same_way():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert interrupt.install(also=(signal.SIGTERM,))
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(2)  # the handler raises here, at the next bytecode
+        assert interrupt.requested()
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+    finally:
+        interrupt.reset()
+        for s, h in before.items():
+            signal.signal(s, h)

@@ -8,7 +8,8 @@ call `check()` once per step or frame, which raises it again if it went missing.
 already unwinding (a training run saving its checkpoint) calls no `check()`, so nothing interrupts
 the save.
 
-`install(dump_after_s=...)` also arms a stack dump of every thread to stderr that many seconds after
+`install(also=(signal.SIGTERM,))` treats `kill` the same way (`doppel pretrain`, run in the
+background). `install(dump_after_s=...)` also arms a stack dump of every thread to stderr that many seconds after
 the first request, so a stop that still hangs says where in the log instead of nothing.
 """
 from __future__ import annotations
@@ -31,13 +32,15 @@ def _handler(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def install(dump_after_s: float | None = None) -> bool:
-    """Handle SIGINT as above (also where it was ignored, as under nohup); False off the main thread."""
+def install(dump_after_s: float | None = None, also: tuple[int, ...] = ()) -> bool:
+    """Handle SIGINT as above (also where it was ignored, as under nohup), and the signals in `also` the
+    same way (SIGTERM, for runs stopped with `kill`); False off the main thread."""
     global _dump_after_s
     if threading.current_thread() is not threading.main_thread():
         return False
     _dump_after_s = dump_after_s
-    signal.signal(signal.SIGINT, _handler)
+    for sig in (signal.SIGINT, *also):
+        signal.signal(sig, _handler)
     return True
 
 

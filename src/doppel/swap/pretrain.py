@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import interrupt
+
 log = logging.getLogger(__name__)
 
 PRIOR_FILE = "prior.safetensors"
@@ -339,6 +341,7 @@ class _PriorRun:
                     self.validate(step, logf)
                 if cfg.save_every and step % cfg.save_every == 0:
                     self.checkpoint(step)
+                interrupt.check()  # a stop whose KeyboardInterrupt was lost in a finalizer
                 if step >= stop or (deadline is not None and time.monotonic() > deadline):
                     break
         except KeyboardInterrupt:
@@ -438,10 +441,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", metavar="FILE", help="instead of training: write PRIOR's weights as fp16 to FILE")
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -452,7 +451,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    signal.signal(signal.SIGTERM, _stop)  # `kill` saves a checkpoint like Ctrl-C (background jobs ignore SIGINT)
+    interrupt.install(also=(signal.SIGTERM,))  # `kill` saves a checkpoint like Ctrl-C (background jobs ignore SIGINT)
     if args.batch < 1 or not 0 < args.hold_out < 1:
         raise DoppelError("--batch must be positive and --hold-out between 0 and 1")
     cfg = PretrainConfig(preset=args.preset, steps=args.steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
