@@ -6,6 +6,7 @@ import logging
 import signal
 from pathlib import Path
 
+from .. import interrupt
 from ..errors import DoppelError
 
 log = logging.getLogger(__name__)
@@ -17,17 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860, help="TCP port (0: any free one)")
     p.add_argument("--workdir", default="doppel_ui", help="folder for uploads, jobs, face sets and models")
     p.add_argument("--max-upload-mb", type=int, default=1024, help="largest upload accepted (MiB)")
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _stop_on_signals() -> None:
-    """SIGINT and SIGTERM stop the server as Ctrl-C does (the running job saves first), also when it was
-    started in the background, where the shell leaves SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     host, port = server.server_address[:2]
     print(f"doppel ui: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/  (work folder "
           f"{server.app.root}; Ctrl-C to quit)", flush=True)
-    _stop_on_signals()
+    # SIGINT and SIGTERM stop the server as Ctrl-C does (the running job saves first), also when it was
+    # started in the background, where the shell leaves SIGINT ignored
+    interrupt.install(also=(signal.SIGTERM,))
     server.app.queue.start()
     try:
         server.serve_forever()
