@@ -1,9 +1,9 @@
 """Make doppel's own manipulated videos of every sample clip, as extra detector data.
 
-    python scripts/make_detect_fakes.py --swap-model MODEL --lip-model LIPMODEL [--gan-model GAN] -o FAKES_DIR
+    python scripts/make_detect_fakes.py --lip-model LIPMODEL [--swap-model MODEL] [--gan-model GAN] -o FAKES_DIR
 
-Two or three kinds, one video of each per real clip of talking/ and video/ (data/deepfake/
-is never touched):
+One to three kinds (lip-syncs always, swaps with a swap model), one video of each per real clip
+of talking/ and video/ (data/deepfake/ is never touched):
 - `swap_<clip>.mp4`: `doppel swap` with MODEL's decoder A or B drawn over every
   face (identity check off), mask, colour matching and seamless cloning varied
   from clip to clip;
@@ -77,7 +77,7 @@ def finish(prog: str, folder: Path, failed: list[str], total: int | None = None)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
-    ap.add_argument("--swap-model", required=True, help="a doppel swap model folder")
+    ap.add_argument("--swap-model", help="a doppel swap model folder (without it: no swap_<clip>.mp4)")
     ap.add_argument("--lip-model", required=True, help="a LIPMODEL from `doppel lipsync train`")
     ap.add_argument("--gan-model", help="a GAN swap model folder (`doppel train --gan`): also make gan_<clip>.mp4")
     ap.add_argument("-o", "--out", type=Path, required=True)
@@ -92,17 +92,19 @@ def main() -> None:
             sys.exit(f"make_detect_fakes: {what} not found: {path}")
     a.out.mkdir(parents=True, exist_ok=True)
     failed = []
-    for i, clip in enumerate(clips):
-        out = a.out / f"swap_{clip.stem}.mp4"
-        make(out, ["swap", str(clip), "-m", a.swap_model, "-o", str(out), "--match-distance", "10",
-                   "--max-frames", str(a.max_frames), *SWAP_STYLES[i % len(SWAP_STYLES)]], failed)
+    for i, clip in enumerate(clips):  # lip-syncs first: they need no swap model, so a first pass can run without one
         out = a.out / f"lipsync_{clip.stem}.mp4"
         make(out, ["lipsync", str(clip), str(speech[i % len(speech)]), "-m", a.lip_model, "-o", str(out)], failed)
+    for i, clip in enumerate(clips):
+        if a.swap_model:
+            out = a.out / f"swap_{clip.stem}.mp4"
+            make(out, ["swap", str(clip), "-m", a.swap_model, "-o", str(out), "--match-distance", "10",
+                       "--max-frames", str(a.max_frames), *SWAP_STYLES[i % len(SWAP_STYLES)]], failed)
         if a.gan_model:
             out = a.out / f"gan_{clip.stem}.mp4"
             make(out, ["swap", str(clip), "-m", a.gan_model, "-o", str(out), "--match-distance", "10", "--mask",
                        "learned", "--max-frames", str(a.max_frames), *GAN_STYLES[i % len(GAN_STYLES)]], failed)
-    finish("make_detect_fakes", a.out, failed, (3 if a.gan_model else 2) * len(clips))
+    finish("make_detect_fakes", a.out, failed, (1 + bool(a.swap_model) + bool(a.gan_model)) * len(clips))
 
 if __name__ == "__main__":
     main()

@@ -68,6 +68,10 @@ def main() -> None:
     work = a.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     failed = []
+    for j, c in enumerate(LIPSYNCED):  # first: they need no swap model
+        out = a.out / f"lipsync_{c}.mp4"
+        make(out, ["lipsync", str(mead / f"{c}.mp4"), str(speech[j % len(speech)]), "-m", "grid_s1", "-o", str(out)],
+             failed)
     for who, clips in TRAIN.items():
         faces = work / f"faces_{who}"
         if not faces.is_dir() and not run(["extract", *[str(mead / f"{c}.mp4") for c in clips], "-o", str(faces)]):
@@ -85,10 +89,6 @@ def main() -> None:
                 make(out, ["swap", str(mead / f"{c}.mp4"), "-m", str(gan), "-o", str(out), "--to", to,
                            "--match-distance", "10", "--mask", "learned", *STYLES[i % len(STYLES)][2:]], failed)
             i += 1
-    for j, c in enumerate(LIPSYNCED):
-        out = a.out / f"lipsync_{c}.mp4"
-        make(out, ["lipsync", str(mead / f"{c}.mp4"), str(speech[j % len(speech)]), "-m", "grid_s1", "-o", str(out)],
-             failed)
     finish("make_test_fakes", a.out, failed)
 
 if __name__ == "__main__":
