@@ -112,7 +112,9 @@ def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list 
                            f"{'-reenact' if reenact else ''}.npz")
     if path.is_file():
         with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+            kept = {k: z[k] for k in z.files}
+        if kept["cues"].shape[1] == len(scan.FUSION_FEATURES):  # else kept under another feature list: redo
+            return kept
     prep = prepare(faces, seed, name, fakes, mark, reenact)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **prep)
@@ -126,6 +128,9 @@ def rows(det: detectors.Detectors, prep: dict) -> np.ndarray:
     x = prep["cues"].copy()
     x[:, scan.FUSION_FEATURES.index("cnn")] = detectors.cnn_logits(det.cnn, crops)
     x[:, scan.FUSION_FEATURES.index("fourier")] = det.fourier.logit(prep["spectrum"])
+    if det.mouth is not None:  # the second CNN, on the mouth's crop (else the column stays NaN: no evidence)
+        mouths = np.stack([detectors.cnn_crop(i, lm, det.mouth.cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
+        x[:, scan.FUSION_FEATURES.index("mouth_cnn")] = detectors.cnn_logits(det.mouth, mouths)
     return x[:, [scan.FUSION_FEATURES.index(n) for n in det.fusion.names]]
 
 

@@ -128,10 +128,11 @@ def test_blurred_lips_raise_mouth_blur_and_a_blurred_face_does_not(clip_frames):
 
 def test_every_cue_computed_is_named_once_and_the_fusion_takes_the_named_ones(clip_frames):
     """cues.CUES names every cue face_cues computes (the report's words); the fusion's features are the
-    two models and cues.FUSED, so a cue added or renamed in one place cannot go missing in another."""
+    two models, cues.FUSED and the optional mouth CNN, so a cue added or renamed in one place cannot go missing
+    in another."""
     from doppel.detect import scan
     frames, lms = clip_frames
     computed = cues.face_cues(frames[1], lms[1], frames[0], lms[0])
     assert set(computed) == set(cues.CUES)
-    assert scan.FUSION_FEATURES == ["cnn", "fourier", *[c for c in cues.CUES if c not in cues.NOT_FUSED]]
+    assert scan.FUSION_FEATURES == ["cnn", "fourier", *[c for c in cues.CUES if c not in cues.NOT_FUSED], "mouth_cnn"]
     assert all(np.isfinite(computed[c]) for c in cues.FUSED)  # with a previous frame every fused cue has a value

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from .. import media
-from . import detectors
+from . import detectors, sbi
 
 
 def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: str) -> None:
@@ -51,7 +51,23 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
         training = TRAINING.format(m=m, start=start, history=history or "none")
     if c.get("flip"):
         training = "A face's score is the mean of the logits of its crop and its mirror image. " + training
-    text = CARD.format(training=training, m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
+    part = m["config"].get("part_share", 0.3)
+    parts = f"{100 * (1 - part):g}% a face shape (hull,\ninner face or ellipse), {100 * part:g}% a part (lower face, or the mouth)"
+    if part != sbi.PART_SHARE:
+        parts += f" (the CNN's blends; the fusion's and calibration's: {100 * sbi.PART_SHARE:g}% a part)"
+    if c.get("region") == "mouth":
+        title, what = "CNN (mouth)", (f"a {c['size']}x{c['size']} RGB crop of the mouth (the face's alignment, "
+                                      "centred on the outer lips; the face's")
+    else:
+        title, what = "Face CNN", f"a {c['size']}x{c['size']} aligned RGB face crop\n  ("
+    mouth = ""
+    if m.get("mouth_cnn"):
+        r, mc = m["mouth_cnn"], det.mouth.cfg
+        mouth = (f"\n- **Mouth CNN** (`mouth.safetensors`, the fusion's `mouth_cnn`): a {mc.size}x{mc.size} crop of the "
+                 f"mouth at the face CNN's pixel scale (the face's landmark box = {100 * mc.coverage:g}% of the crop, "
+                 f"centred on the outer lips), kept as it was trained: `{r['folder']}` (`{r['version']}`, "
+                 f"{r['cnn_steps']} steps, best validation AUC {r['cnn_best_val_auc']}): `{r['command']}`.")
+    text = CARD.format(training=training, title=title, what=what, mouth=mouth, parts=parts, m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
                        d=m["data"], start=start, reenact=reenact, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=tolerance,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
@@ -88,13 +104,13 @@ Files: `cnn.safetensors` (CNN weights, config in its metadata) and `models.json`
 metadata); {size} in all, no pickle.
 
 ## Models
-- **Face CNN**: {m[cnn_params]} parameters, {arch} on a {c[size]}x{c[size]} aligned RGB face crop
-  (landmark box = {cover}), widths {c[widths]}, one logit. {training}{refit}
+- **{title}**: {m[cnn_params]} parameters, {arch} on {what}landmark box = {cover}), widths {c[widths]}, one
+  logit. {training}{refit}{mouth}
 - **Fourier model**: logistic regression on the azimuthally averaged log power
   spectrum (32 radii) of the 64x64 grey inner-face crop.
 - **Fusion**: logistic regression over standardised features (coefficients below),
-  fitted on the fusion clips. Its feature set (CNN alone; CNN + Fourier; every
-  cue) and L2 strength were chosen by leave-one-clip-out log-loss on those clips,
+  fitted on the fusion clips. Its feature set (CNN alone; CNN + mouth CNN, when there is one; CNN +
+  Fourier; every cue) and L2 strength were chosen by leave-one-clip-out log-loss on those clips,
   simplest and most regularised first, a richer one kept only if it lowers the
   loss by {tol}: chosen **{sel[features]}**, C = {sel[c]:g} (CV log-loss {sel[cv_log_loss]}).
   The cues together can lower the CNN's share of the fused logit by at most {cap} (their
@@ -129,8 +145,7 @@ Every fake in training, fusion and calibration is made by doppel from those real
 faces: a doppel swap or lip-sync of the clip (above), or a self-blended image
 (the face blended into a colour-, quality- and geometry-jittered copy of itself
 through a deformed landmark mask) or, for 30%, a face-X-ray-style blend of
-another real face aligned by landmarks. Mask shapes: 70% a face shape (hull,
-inner face or ellipse), 30% a part (lower face, or the mouth); eroded or
+another real face aligned by landmarks. Mask shapes: {parts}; eroded or
 dilated, feathered, blend ratio 0.5-1.{reenact}
 Both classes get the same class-neutral degradations (`detect/augment.py`):
 downscale-upscale (30%, x0.35-0.9), blur (15%), noise (15%), an H.264 re-encode

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 LIST_EXTS = {".txt", ".csv", ".lst"}
 DEFAULT_DATA = "../shared/data"
-CNN_SHAPES = {"resnet": config.RESNET, "plain": config.CNNConfig()}
+CNN_SHAPES = {"resnet": config.RESNET, "plain": config.CNNConfig(), "mouth": config.MOUTH}
 TRAIN_FLAGS: dict = {}  # dest -> default of the 'detect train' flags (set by add_arguments), for the card's command
 
 
@@ -64,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--heldout-faces", type=int, default=d["heldout_limit"], metavar="N",
                    help="faces per fusion or calibration clip (every 3rd frame)")
     t.add_argument("--cnn", choices=sorted(CNN_SHAPES), default="resnet",
-                   help="CNN shape: resnet (1.2M parameters, 128 px) or plain (47k, 64 px: quick runs)")
+                   help="CNN shape: resnet (1.2M parameters, 128 px), plain (47k, 64 px: quick runs) or mouth (the "
+                        "resnet on a 64 px crop of the mouth at the same pixel scale; pair it with --part-share)")
     t.add_argument("--init", metavar="DIR", nargs="+",
                    help="weights folder whose CNN (same shape) training starts from; several: their CNNs averaged "
                         "(a weight soup of fine-tunes of one CNN; with --max-steps 0 the soup itself is refitted)")
@@ -79,6 +80,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--reenact-share", type=float, default=d["reenact_share"], metavar="P",
                    help="share of the CNN's blends that are reenactment blends: the person's own mouth or lower "
                         "face from another frame of the clip (or another photo), aligned and blended in")
+    t.add_argument("--mouth", metavar="DIR",
+                   help="weights folder of a mouth CNN (from 'detect train --cnn mouth'): added, as it is, as a second "
+                        "CNN whose logit the fusion may weigh")
+    t.add_argument("--part-share", type=float, default=d["part_share"], metavar="P",
+                   help="share of the blends made through a part mask (lower face, mouth) instead of a face shape")
     t.add_argument("--resume", action="store_true",
                    help="continue the CNN from the checkpoint an interrupted run left in the -o folder")
     t.add_argument("--lr", type=float, default=d["lr"], help="CNN peak learning rate (cosine decay)")
@@ -135,8 +141,9 @@ def cnn_shape(args: argparse.Namespace) -> config.CNNConfig:
         shape = dataclasses.replace(shape, flip=args.flip_tta)
     from .train import LOOSEST_COVERAGE as loosest
     if args.crop_coverage is not None:
-        if not loosest <= args.crop_coverage <= 0.9:
-            raise DoppelError(f"--crop-coverage must be from {loosest:g} to 0.9 (got {args.crop_coverage}): "
+        tightest = 0.9 if shape.region == "face" else 2.0  # a mouth crop holds less than the face
+        if not loosest <= args.crop_coverage <= tightest:
+            raise DoppelError(f"--crop-coverage must be from {loosest:g} to {tightest:g} (got {args.crop_coverage}): "
                               "training cuts its crops from a window that holds no looser one")
         shape = dataclasses.replace(shape, coverage=args.crop_coverage)
     if not 0.0 <= args.coverage_jitter <= round(shape.coverage - loosest, 6):
@@ -154,7 +161,7 @@ def _train(args: argparse.Namespace) -> int:
     if unknown:
         raise DoppelError(f"--fakes-train: unknown kind {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(train.FAKE_KINDS)})")
-    for flag in ("mark_share", "reenact_share"):
+    for flag in ("mark_share", "reenact_share", "part_share"):
         if not 0.0 <= getattr(args, flag) <= 1.0:
             raise DoppelError(f"--{flag.replace('_', '-')} must be from 0 to 1 (got {getattr(args, flag)})")
     shape = cnn_shape(args)
@@ -166,7 +173,8 @@ def _train(args: argparse.Namespace) -> int:
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
                             cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
                             mark_share=args.mark_share, coverage_jitter=args.coverage_jitter,
-                            reenact_share=args.reenact_share)
+                            reenact_share=args.reenact_share, part_share=args.part_share, mouth=args.mouth)
+    train.mouth_cnn(cfg)  # a bad --mouth folder fails now, not after the CNN's training
     # the command as given, less what only changes where files go or how fast (cache, resume, threads)
     skip = {"cache", "resume", "threads", "fakes_train"}
     changed = [(k, v) for k, v in vars(args).items() if k in TRAIN_FLAGS and k not in skip

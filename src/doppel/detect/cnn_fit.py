@@ -139,17 +139,19 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
     return FitResult(losses, step, round(elapsed(), 1), history, best_step, best_auc)
 
 
-def validation_crops(faces: list, cfg: detectors.CNNConfig, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+def validation_crops(faces: list, cfg: detectors.CNNConfig, seed: int,
+                     part_share: float | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """CNN crops of every face (dataset.RealFace) as it is and as a fresh blend (self-blended or X-ray
     from another validation face), both through the same kind of random degradations: (crops, labels),
-    drawn from `seed` alone, so every checkpoint is scored on the same inputs. None without faces."""
+    drawn from `seed` alone, so every checkpoint is scored on the same inputs; blends through a part mask
+    as often as `part_share` says (None: sbi's default). None without faces."""
     from . import augment, dataset
     if not faces:
         return None
     rng = np.random.default_rng([seed, 17])
     crops, labels = [], []
     for f in faces:
-        fake = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng)[0]
+        fake = dataset.make_fake(f, [d for d in faces if d.group != f.group], rng, part_share=part_share)[0]
         for y, img in ((0, f.image), (1, fake)):
             crops.append(detectors.cnn_crop(augment.degrade([img], rng)[0], f.landmarks, cfg))
             labels.append(y)

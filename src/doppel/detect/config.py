@@ -20,17 +20,24 @@ class CNNConfig:
     widths: tuple[int, ...] = (16, 32, 48, 64)  # channels per stage; all but the last are pooled 2x
     arch: str = "plain"  # "plain": one conv per stage; "resnet": a stride-2 stem, one residual block a stage
     flip: bool = False  # score a face as the mean logit of its crop and its mirror image (training is unchanged)
+    # "face": the crop centred on the face; "mouth": the face's rotation and scale (coverage is still the face's
+    # landmark box share, so above 1 the crop holds less than the face), centred on the mouth
+    region: str = "face"
 
     @classmethod
     def from_dict(cls, d: dict) -> "CNNConfig":
-        """From a saved config (older ones have no `arch`: plain, and no `flip`: off)."""
+        """From a saved config (older ones have no `arch`: plain, no `flip`: off, no `region`: face)."""
         return cls(int(d["size"]), float(d["coverage"]), tuple(int(w) for w in d["widths"]), str(d.get("arch", "plain")),
-                   bool(d.get("flip", False)))
+                   bool(d.get("flip", False)), str(d.get("region", "face")))
 
 
 # the shipped detector's CNN: ResNet-style, 1.2M parameters; measured on this 2-core machine at batch 64:
 # 2.1 s a training step on one thread (112 px: 1.1 s), 5.6 ms a face to score (the plain 64 px CNN: 0.3 ms)
 RESNET = CNNConfig(size=128, coverage=0.6, widths=(32, 64, 128, 256), arch="resnet")
+# the mouth CNN: the same net on a 64 px crop of the mouth at the face CNN's pixel scale (coverage 1.2 at 64 px is
+# 0.6 at 128 px), a quarter of its cost; the lower face from the nostrils to the chin, cheek to cheek
+MOUTH = CNNConfig(size=64, coverage=1.2, widths=(32, 64, 128, 256), arch="resnet", region="mouth")
+REGIONS = ("face", "mouth")
 
 
 
@@ -78,11 +85,17 @@ class TrainConfig:
     # share of the CNN's blends of a face whose clip or person holds other faces that are reenactment blends
     # (sbi.reenact_blend: the person's own mouth or lower face from another frame); 0: none
     reenact_share: float = 0.0
+    # share of the blends made through a part mask (the lower face or the mouth) rather than a face shape;
+    # a mouth CNN wants most of its blends' edges inside its crop
+    part_share: float = 0.3
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
     corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
     corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)
     init: str | tuple[str, ...] | None = None  # weights folder whose CNN (same shape) training starts from; several:
     # their CNNs averaged, weights and batch-norm statistics (a uniform weight soup); None: from scratch
+    # weights folder whose CNN (region "mouth", from a `detect train --cnn mouth` run) becomes the new detector's
+    # mouth CNN, as it is; its logit is the fusion's mouth_cnn, which the fusion may weigh or leave out
+    mouth: str | None = None
     cache: str | None = None  # folder keeping the faces found, so a rerun skips finding them; None: no cache
 
 

@@ -111,10 +111,11 @@ def window(face: RealFace, image: np.ndarray | None = None, prev: bool = False) 
 
 def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
               xray_share: float = 0.3, own_prev: float = 0.3, same: RealFace | None = None,
-              reenact_share: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+              reenact_share: float = 0.0, part_share: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A fake of `face` (and of its previous frame): SBI, an X-ray blend from a donor or, with
     probability `reenact_share` when `same` is another face of the person (same_person), a
-    reenactment blend (its mouth or lower face).
+    reenactment blend (its mouth or lower face). SBI and X-ray blends go through a part mask with
+    probability `part_share` (None: sbi.PART_SHARE), else through a face shape.
 
     Mostly the previous frame gets the same blend parameters (a steady fake);
     `own_prev` of the time its own (a fake that flickers, as per-frame swaps do).
@@ -129,7 +130,9 @@ def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
         r = np.random.default_rng(s)
         if reenact is not None:
             return sbi.reenact_blend(img, lm, reenact.image, reenact.landmarks, r)
-        return sbi.xray_blend(img, lm, donor.image, donor.landmarks, r) if donor else sbi.self_blend(img, lm, r)
+        if donor:
+            return sbi.xray_blend(img, lm, donor.image, donor.landmarks, r, part_share)
+        return sbi.self_blend(img, lm, r, part_share)
 
     fake = one(face.image, face.landmarks, seed)
     if face.prev_image is None:

@@ -20,11 +20,13 @@ from torch import nn
 from .. import checkpoint, media
 from ..errors import DoppelError
 from ..faces import align
-from .config import RESNET, WEIGHTS_DIR, CNNConfig  # noqa: F401 (re-exported)
+from ..faces.landmarks import OUTER_LIP
+from .config import MOUTH, RESNET, WEIGHTS_DIR, CNNConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 CNN_FILE = "cnn.safetensors"
+MOUTH_FILE = "mouth.safetensors"  # the optional second CNN, on the mouth (Detectors.mouth)
 MODELS_FILE = "models.json"
 FORMAT = "doppel-detect/1"
 FOURIER_SIZE = 64  # side of the grey crop whose spectrum is taken
@@ -80,9 +82,21 @@ class FaceCNN(nn.Module):
         return self.head(self.features(x).mean((2, 3)))[:, 0]
 
 
+def crop_matrix(landmarks: np.ndarray, cfg: CNNConfig = CNNConfig()) -> np.ndarray:
+    """The frame->crop matrix of the CNN's crop: the face aligned at `cfg.coverage`, and for the mouth region
+    shifted so that the outer lips' centre is the crop's centre."""
+    m = align.align_matrix(landmarks, cfg.size, cfg.coverage)
+    if cfg.region == "mouth":
+        m = m.copy()
+        m[:, 2] += cfg.size / 2 - align.transform_points(np.asarray(landmarks)[OUTER_LIP], m).mean(0)
+    elif cfg.region != "face":
+        raise ValueError(f"unknown CNN region {cfg.region!r} (known: face, mouth)")
+    return m
+
+
 def cnn_crop(image: np.ndarray, landmarks: np.ndarray, cfg: CNNConfig = CNNConfig()) -> np.ndarray:
-    """The CNN's aligned (size, size, 3) uint8 RGB crop of one face."""
-    return align.crop(image, align.align_matrix(landmarks, cfg.size, cfg.coverage), cfg.size)
+    """The CNN's aligned (size, size, 3) uint8 RGB crop of one face (or of its mouth, by `cfg.region`)."""
+    return align.crop(image, crop_matrix(landmarks, cfg), cfg.size)
 
 
 def to_tensor(crops: np.ndarray) -> torch.Tensor:
@@ -237,6 +251,14 @@ class Platt:
         return cls(max(0.0, float(lr.coef_[0, 0])), float(lr.intercept_[0]))
 
 
+def _load_cnn(path: Path, what: str) -> FaceCNN:
+    """A FaceCNN from its safetensors file (fp16 on disk, float32 in memory), in eval mode."""
+    tensors, header = checkpoint.load(path, FORMAT, what=what)
+    cnn = FaceCNN(CNNConfig.from_dict(header.config))
+    cnn.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+    return cnn.eval()
+
+
 @dataclass
 class Detectors:
     """Everything `scan` needs, rebuilt from a weights folder alone."""
@@ -245,15 +267,21 @@ class Detectors:
     fusion: Linear
     platt: Platt
     meta: dict = field(default_factory=dict)  # version, data, validation scores, command
+    mouth: FaceCNN | None = None  # a second CNN on the mouth's crop (region "mouth"), its logit the fusion's mouth_cnn
 
     def save(self, folder: str | Path = WEIGHTS_DIR) -> None:
         folder = Path(folder)
         # fp16 on disk (half the size; rounding fp32 weights to fp16 moved 200 faces' logits by at most 0.005, their
         # spread being 2.5), float32 in memory
-        half = {k: v.half() if v.is_floating_point() else v for k, v in self.cnn.state_dict().items()}
-        checkpoint.write(folder / CNN_FILE, FORMAT, half, self.cnn.cfg, {"version": self.version})
+        for net, name in ((self.cnn, CNN_FILE), (self.mouth, MOUTH_FILE)):
+            if net is not None:
+                half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+                checkpoint.write(folder / name, FORMAT, half, net.cfg, {"version": self.version})
+        if self.mouth is None:
+            (folder / MOUTH_FILE).unlink(missing_ok=True)  # a folder rewritten without one must not keep an old one
         doc = {"format": FORMAT, "cnn": asdict(self.cnn.cfg), "fourier": asdict(self.fourier),
-               "fusion": asdict(self.fusion), "platt": asdict(self.platt), "meta": self.meta}
+               "fusion": asdict(self.fusion), "platt": asdict(self.platt), "meta": self.meta,
+               "mouth": asdict(self.mouth.cfg) if self.mouth is not None else None}
         with media.atomic_path(folder / MODELS_FILE) as tmp:
             tmp.write_text(json.dumps(doc, indent=1))
 
@@ -263,15 +291,14 @@ class Detectors:
         try:
             doc = json.loads((folder / MODELS_FILE).read_text())
             checkpoint.check_format(doc.get("format", ""), FORMAT, folder / MODELS_FILE, "doppel detector")
-            tensors, header = checkpoint.load(folder / CNN_FILE, FORMAT, what="doppel detector CNN")
-            cnn = FaceCNN(CNNConfig.from_dict(header.config))
-            cnn.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()})
+            cnn = _load_cnn(folder / CNN_FILE, "doppel detector CNN")
+            mouth = _load_cnn(folder / MOUTH_FILE, "doppel detector mouth CNN") if doc.get("mouth") else None
         except DoppelError as e:
             raise DoppelError(f"{e}; run 'doppel detect train'") from None
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             raise DoppelError(f"no usable detector weights in {folder} ({e}); run 'doppel detect train'") from None
-        cnn.eval()
-        return cls(cnn, Linear(**doc["fourier"]), Linear(**doc["fusion"]), Platt(**doc["platt"]), doc.get("meta", {}))
+        return cls(cnn, Linear(**doc["fourier"]), Linear(**doc["fusion"]), Platt(**doc["platt"]), doc.get("meta", {}),
+                   mouth)
 
     @property
     def version(self) -> str:

@@ -49,11 +49,14 @@ def _series(result: ScanResult, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_plot(result: ScanResult) -> str:
-    """Fused, CNN and Fourier logits over time (most suspicious face per frame), base64 PNG."""
+    """Fused, CNN, mouth CNN (when there is one) and Fourier logits over time (most suspicious face per frame),
+    base64 PNG."""
     fig = Figure(figsize=(8, 2.6))
     ax = fig.add_subplot()
-    for key in ("fused", "cnn", "fourier"):
+    for key in ("fused", "cnn", "mouth_cnn", "fourier"):
         t, v = _series(result, key)
+        if not np.isfinite(v).any():
+            continue
         ax.plot(t, v, label=key, lw=2 if key == "fused" else 1)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("time (s)")

@@ -42,9 +42,11 @@ class FaceScores:
     cnn: float | None
     fourier: float | None
     fused: float | None  # the fusion of the CNN, the Fourier model and the cues
+    mouth_cnn: float | None = None  # the mouth CNN's logit; None without one (then left out of the JSON)
 
     def to_json(self) -> dict:
-        return {"cnn": self.cnn, "fourier": self.fourier, "fused": self.fused}
+        out = {"cnn": self.cnn, "fourier": self.fourier, "fused": self.fused}
+        return out if self.mouth_cnn is None else {**out, "mouth_cnn": self.mouth_cnn}
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class FaceResult:
     @classmethod
     def from_json(cls, d: dict) -> FaceResult:
         s = d["scores"]
-        return cls(d["face"], tuple(d["box"]), d["tracked"], FaceScores(s["cnn"], s["fourier"], s["fused"]),
+        return cls(d["face"], tuple(d["box"]), d["tracked"], FaceScores(s["cnn"], s["fourier"], s["fused"], s.get("mouth_cnn")),
                    dict(d["cues"]), d.get("identity"))
 
 

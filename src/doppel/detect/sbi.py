@@ -52,13 +52,13 @@ def mask_points(landmarks: np.ndarray, shape: str) -> np.ndarray:
 
 
 def deformed_mask(landmarks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator,
-                  shapes: tuple[str, ...] | None = None) -> np.ndarray:
-    """A random mask shape (of `shapes`; by default a part with probability PART_SHARE, else a face
-    shape), elastically deformed, grown or shrunk, feathered and scaled by a blend ratio: (H, W)
+                  shapes: tuple[str, ...] | None = None, part_share: float | None = None) -> np.ndarray:
+    """A random mask shape (of `shapes`; by default a part with probability `part_share` (None: PART_SHARE),
+    else a face shape), elastically deformed, grown or shrunk, feathered and scaled by a blend ratio: (H, W)
     float32 in [0, 1] (its maximum is the blend ratio, 1 half of the time)."""
     size = cues.face_scale(landmarks)
     if shapes is None:
-        shapes = PART_SHAPES if rng.random() < PART_SHARE else FACE_SHAPES
+        shapes = PART_SHAPES if rng.random() < (PART_SHARE if part_share is None else part_share) else FACE_SHAPES
     name = shapes[int(rng.integers(len(shapes)))]
     pts = mask_points(landmarks, name)
     pts = pts + rng.normal(0, 0.02 * size, pts.shape)
@@ -108,15 +108,16 @@ def blend(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
     return np.clip(source.astype(np.float32) * a + target.astype(np.float32) * (1 - a), 0, 255).astype(np.uint8)
 
 
-def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A self-blended fake of `image`: its jittered copy pasted back through a deformed hull."""
+def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator,
+               part_share: float | None = None) -> np.ndarray:
+    """A self-blended fake of `image`: its jittered copy pasted back through a deformed mask."""
     src = image
     if rng.random() < 0.8:
         src = color_jitter(src, rng)
     if rng.random() < 0.7:
         src = quality_jitter(src, rng)
     src = geometry_jitter(src, landmarks, rng)
-    return blend(image, src, deformed_mask(landmarks, image.shape[:2], rng))
+    return blend(image, src, deformed_mask(landmarks, image.shape[:2], rng, part_share=part_share))
 
 
 def match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -130,7 +131,7 @@ def match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np
 
 
 def xray_blend(target: np.ndarray, t_landmarks: np.ndarray, source: np.ndarray, s_landmarks: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
+               rng: np.random.Generator, part_share: float | None = None) -> np.ndarray:
     """Face X-ray style fake: `source`'s face aligned onto `target`'s landmarks and blended in."""
     m = align.umeyama(s_landmarks, t_landmarks)[:2]
     warped = cv2.warpAffine(source, m, target.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -139,7 +140,7 @@ def xray_blend(target: np.ndarray, t_landmarks: np.ndarray, source: np.ndarray, 
         warped = match_colour(warped, target, hull)
     if rng.random() < 0.5:
         warped = quality_jitter(warped, rng)
-    return blend(target, warped, deformed_mask(t_landmarks, target.shape[:2], rng))
+    return blend(target, warped, deformed_mask(t_landmarks, target.shape[:2], rng, part_share=part_share))
 
 
 def reenact_blend(target: np.ndarray, t_landmarks: np.ndarray, source: np.ndarray, s_landmarks: np.ndarray,

@@ -29,8 +29,10 @@ from .result import Component, Crop, FaceResult, FrameResult, ScanResult, Verdic
 
 log = logging.getLogger(__name__)
 
-FUSION_FEATURES = ["cnn", "fourier", *cues.FUSED]  # the models' logits, then the cues (named once, in cues.CUES)
-MODEL_NAMES = {"cnn": "face CNN", "fourier": "Fourier spectrum model"}
+# the models' logits, then the cues (named once, in cues.CUES); mouth_cnn is NaN (no evidence) without a mouth CNN
+FUSION_FEATURES = ["cnn", "fourier", *cues.FUSED, "mouth_cnn"]
+SCORES = ("cnn", "fourier", "mouth_cnn", "fused")  # a face's model scores (the rest of its features are cues)
+MODEL_NAMES = {"cnn": "face CNN", "fourier": "Fourier spectrum model", "mouth_cnn": "mouth CNN"}
 NO_FACE = "no face found"
 
 
@@ -44,15 +46,22 @@ def face_scores(det: detectors.Detectors, frame: np.ndarray, landmarks: np.ndarr
 
 def face_features(det: detectors.Detectors, frame: np.ndarray, landmarks: np.ndarray,
                   prev: np.ndarray | None = None, prev_landmarks: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-    """Every cue and the Fourier logit of one face, and its CNN crop (finish_scores adds the CNN and the fusion)."""
+    """Every cue and the Fourier logit of one face, and its CNN crop (finish_scores adds the CNN and the fusion);
+    with a mouth CNN, the mouth's crop waits in the features ("_mouth_crop") for finish_scores."""
     feats = cues.face_cues(frame, landmarks, prev, prev_landmarks)
     crop = detectors.cnn_crop(frame, landmarks, det.cnn.cfg)
     feats["fourier"] = float(det.fourier.logit(detectors.spectrum(frame, landmarks)[None])[0])
+    if det.mouth is not None:
+        feats["_mouth_crop"] = detectors.cnn_crop(frame, landmarks, det.mouth.cfg)
     return feats, crop
 
 
 def finish_scores(det: detectors.Detectors, feats: list[dict], crops: np.ndarray) -> None:
-    """Adds "cnn" and "fused" to each face's features (in place); the CNN scores the crops as one batch."""
+    """Adds "cnn", "mouth_cnn" (with a mouth CNN; the fusion reads a missing one as no evidence) and "fused" to
+    each face's features (in place); each CNN scores its crops as one batch."""
+    if det.mouth is not None and feats:
+        for f, m in zip(feats, detectors.cnn_logits(det.mouth, np.stack([f.pop("_mouth_crop") for f in feats]))):
+            f["mouth_cnn"] = float(m)
     for f, logit in zip(feats, detectors.cnn_logits(det.cnn, crops)):
         f["cnn"] = float(logit)
         f["fused"] = float(det.fusion.logit(feature_row(f, det.fusion.names))[0])
@@ -91,7 +100,7 @@ def _score_faces(det, pending: list) -> list:
     finish_scores(det, feats, np.stack([p[3] for p in pending]))
     crops = []
     for (index, entry, _, crop), f in zip(pending, feats):
-        entry["scores"] = {k: _num(f.pop(k)) for k in ("cnn", "fourier", "fused")}
+        entry["scores"] = {k: _num(f.pop(k)) for k in SCORES if k in f}  # mouth_cnn only with a mouth CNN
         entry["cues"] = {k: _num(v) for k, v in f.items()}
         crops.append((index, entry["face"], entry["scores"]["fused"], crop))
     return crops

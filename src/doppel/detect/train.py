@@ -48,7 +48,8 @@ CNN_SIDE = 160  # central part of the context window that the CNN's training cro
 LOOSEST_COVERAGE = dataset.CONTEXT * dataset.CONTEXT_COVERAGE / CNN_SIDE
 BATCH_TIMEOUT = 300  # seconds to wait for a batch from the worker before giving up
 BATCH_WORKERS = 2  # batch-making processes: a batch (blends, degradations) costs ~3x a training step
-FUSION_SETS = {"cnn": ["cnn"], "models": ["cnn", "fourier"], "all": list(scan.FUSION_FEATURES)}  # simplest first
+FUSION_SETS = {"cnn": ["cnn"], "mouth": ["cnn", "mouth_cnn"], "models": ["cnn", "fourier"],  # simplest first
+               "all": list(scan.FUSION_FEATURES)}
 FUSION_C = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # L2 inverse strengths tried for the fusion
 FUSION_CAP = 1.5  # logits the cues together may take off the CNN's (an unseen fake's cues can look clean)
 # least calibrated p (and 1 - the most): on the test clips' lip-syncs and the FF++ fake, kinds no calibration
@@ -218,7 +219,7 @@ def mark_alike(images: list[np.ndarray], rng: np.random.Generator) -> list[np.nd
 
 def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
            fake_share: float = 0.0, mark_share: float = 0.0, groups: dict | None = None,
-           reenact_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+           reenact_share: float = 0.0, part_share: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One (image, landmarks) training sample at context resolution: real, or a fake (a fresh blend,
     or with probability `fake_share` a face of a fake video), degraded alike; real faces and blends get
     doppel's watermark as often as `mark_shares` says (fake videos have it already). With
@@ -231,7 +232,8 @@ def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
     f = faces[i]
     # draws only with the option: runs without it keep their batches
     same = dataset.same_person(faces, groups, i, rng) if fake and reenact_share and groups else None
-    img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share)[0] if fake else f.image
+    img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share, part_share=part_share)[0] if fake \
+        else f.image
     if mark_share and rng.random() < mark_shares(fake_share, mark_share, len(fakes) > 0)[int(fake)]:
         img = mark_like_an_output(img, rng)
     return augment.degrade([img], rng)[0], f.landmarks
@@ -243,7 +245,8 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tu
     crops, labels = [], []
     groups = dataset.by_group(faces) if cfg.reenact_share else None
     for j in range(cfg.batch):
-        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups, cfg.reenact_share)
+        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups, cfg.reenact_share,
+                         cfg.part_share)
         shape = cfg.cnn
         if cfg.coverage_jitter:  # its own draw after the sample's: a run without jitter keeps its batches
             shape = replace(shape, coverage=shape.coverage + rng.uniform(-cfg.coverage_jitter, cfg.coverage_jitter))
@@ -370,16 +373,19 @@ def cv_loss(x: np.ndarray, y: np.ndarray, groups: list, use: list[str], c: float
     return float(np.mean(losses))
 
 
-def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list, kinds: list | None = None) -> tuple[detectors.Linear, dict]:
+def fit_fusion(x: np.ndarray, y: np.ndarray, groups: list, kinds: list | None = None,
+               mouth: bool = False) -> tuple[detectors.Linear, dict]:
     """The fusion chosen by leave-one-clip-out (and leave-one-kind-out, see cv_loss) log-loss over
     FUSION_SETS x FUSION_C, refitted on all.
 
     Candidates are tried simplest first (CNN alone, then both models, then every cue) and most
     regularised first; a later one must beat the best so far by FUSION_TOLERANCE. So cues that add
-    nothing on held-out clips stay out and cannot drown the CNN.
+    nothing on held-out clips stay out and cannot drown the CNN. Without a `mouth` CNN its set is not tried.
     """
     table, best = {}, None
     for name, use in FUSION_SETS.items():
+        if "mouth_cnn" in use and name != "all" and not mouth:
+            continue
         for c in FUSION_C:
             loss = cv_loss(x, y, groups, use, c, kinds)
             table[f"{name} C={c:g}"] = round(loss, 4)
@@ -462,7 +468,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
         cnn.load_state_dict(start.state_dict())
     has_corpus = (Path(data_dir) / "corpus").is_dir()  # without one the CNN trains unvalidated (last weights kept)
     val = cnn_fit.validation_crops(corpus(data_dir, "fusion", cfg.val if has_corpus else 0, cfg.cache, CNN_SIDE),
-                                   cfg.cnn, cfg.seed)
+                                   cfg.cnn, cfg.seed, cfg.part_share)
     torch.set_num_threads(cfg.threads)
     fit = cnn_fit.fit(cnn, lambda first: batches(split.train, cfg, cfg.seed, split.train_fakes, first), cfg.max_steps,
                       cfg.lr, cnn_deadline - time.monotonic(), out_dir, val, cfg.checkpoint_minutes * 60, cfg.resume)
@@ -472,10 +478,10 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share, cfg.mark_share)
     n = len(scan.FUSION_FEATURES)
     blank = detectors.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
-    det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0))
+    det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0), mouth=mouth_cnn(cfg))
     t_cnn = time.monotonic()
     xa, ya, ga, ka = features(det, split.fusion, rng, "fusion features", split.fusion_fakes)
-    det.fusion, selection = fit_fusion(xa, ya, ga, ka)
+    det.fusion, selection = fit_fusion(xa, ya, ga, ka, det.mouth is not None)
     xb, yb, gb, kb = features(det, split.calib, rng, "calibration features", split.calib_fakes)
     # Platt fitted at the level it is applied: video scores (scan.video_score) of pseudo-clips, every
     # kind of fake together, the two classes weighted alike; on the calibration clips and, scored by a
@@ -491,6 +497,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     det.meta.update(fusion_selection=selection, after_cnn_seconds=round(time.monotonic() - t_cnn, 1),
                     cnn_steps=fit.steps, cnn_seconds=fit.seconds, cnn_history=fit.history, cnn_best_step=fit.best_step,
                     cnn_best_val_auc=fit.best_auc, val_faces=int(len(val[1]) // 2) if val else 0)
+    if det.mouth is not None:
+        det.meta["mouth_cnn"] = _cnn_record(cfg.mouth)
     if len(inits) > 1:  # the CNNs averaged, each with the record of how it was made
         det.meta["cnn_soup"] = [_cnn_record(f) for f in inits]
     if len(inits) == 1 and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
@@ -503,6 +511,17 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     (Path(out_dir) / cnn_fit.STATE_FILE).unlink(missing_ok=True)  # the run is done: the weights say it all
     card.write_card(Path(out_dir), det, FUSION_TOLERANCE, BLEND)
     return det
+
+
+def mouth_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
+    """The CNN of the `cfg.mouth` folder (DoppelError unless it is a mouth CNN), or None without one."""
+    if not cfg.mouth:
+        return None
+    net = detectors.Detectors.load(cfg.mouth).cnn
+    if net.cfg.region != "mouth":
+        raise DoppelError(f"--mouth: the CNN in {cfg.mouth} is a {net.cfg.region} CNN, not a mouth CNN "
+                          "(train one with 'doppel detect train --cnn mouth')")
+    return net
 
 
 def init_folders(cfg: TrainConfig) -> list[str]:
@@ -530,7 +549,10 @@ def _seconds_per_face(split: Split, seed: int, n: int = 4) -> float:
 
 
 def _version(folder: Path) -> str:
-    digest = hashlib.sha256((folder / detectors.CNN_FILE).read_bytes()).hexdigest()[:10]
+    """detect- and a digest of the CNN file (and of the mouth CNN's, when there is one)."""
+    mouth = folder / detectors.MOUTH_FILE
+    data = (folder / detectors.CNN_FILE).read_bytes() + (mouth.read_bytes() if mouth.is_file() else b"")
+    digest = hashlib.sha256(data).hexdigest()[:10]
     return f"detect-{digest}"
 
 
