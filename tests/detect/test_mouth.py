@@ -157,3 +157,25 @@ def test_the_card_describes_a_mouth_cnn_and_a_mouth_run(tmp_path):
     assert "**CNN (mouth)**" in text and "crop of the mouth" in text and "landmark box = 120% of the crop" in text
     assert "20% a face shape" in text and "80% a part" in text and "**Mouth CNN**" not in text
     assert replace(detectors.Detectors.load(tmp_path).cnn.cfg) == detectors.MOUTH
+
+
+def test_a_card_without_a_mouth_cnn_has_no_mouth_rows(tmp_path):
+    import warnings
+
+    from doppel.detect import card
+    det = detectors.Detectors.load()
+    n = len(scan.FUSION_FEATURES)
+    x = np.random.default_rng(0).normal(0, 1, (40, n))
+    x[:, -1] = np.nan  # no mouth CNN: its column is empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fitting on an empty column warns about nothing
+        det.fusion = detectors.Linear.fit(x, np.tile([0, 1], 20), scan.FUSION_FEATURES)
+    det.meta["validation"]["frame_auc"] = {**det.meta["validation"]["frame_auc"], "mouth_cnn": None}
+    det.save(tmp_path)
+    card.write_card(tmp_path, det, 0.005, "blend")
+    text = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "| mouth_cnn |" not in text and "| cnn |" in text
+    det.mouth = detectors.FaceCNN(detectors.MOUTH).eval()
+    det.meta["mouth_cnn"] = {"folder": "m", "version": "v", "cnn_steps": 1, "cnn_best_val_auc": 0.5, "command": "c"}
+    card.write_card(tmp_path, det, 0.005, "blend")
+    assert "| mouth_cnn |" in (tmp_path / "MODEL_CARD.md").read_text()

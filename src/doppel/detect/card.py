@@ -12,12 +12,13 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     """MODEL_CARD.md beside the weights: data, parameters, validation, the command."""
     m = det.meta
     v = m["validation"]
-    aucs = "\n".join(f"| {k} | {a if a is not None else 'n/a'} |" for k, a in v["frame_auc"].items())
+    no_mouth = lambda k: k == "mouth_cnn" and det.mouth is None  # noqa: E731 (a row with nothing to say)
+    aucs = "\n".join(f"| {k} | {a if a is not None else 'n/a'} |" for k, a in v["frame_auc"].items() if not no_mouth(k))
     seen = set(m["config"]["fakes_train"]) | {blend}
     kinds = "\n".join(f"| {k} | {'yes' if k in seen else '**no**'} | {r['faces']} | {r['frame_auc_cnn']} | "
                       f"{r['frame_auc_fused']} | {r['clip_auc_fused']} | {r['clip_mean_p']} | "
                       f"{r['clip_accuracy_at_0.5']} |" for k, r in v.get("by_kind", {}).items())
-    fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef))
+    fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef) if not no_mouth(n))
     sel = m["fusion_selection"]
     table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
     init = m["config"].get("init")

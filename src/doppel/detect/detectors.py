@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -211,8 +212,10 @@ class Linear:
         `use` (default all); the other columns keep coefficient 0."""
         from sklearn.linear_model import LogisticRegression
         x = np.asarray(x, np.float64)
-        mean = np.nanmean(x, 0)
-        scale = np.nanstd(x, 0)
+        with warnings.catch_warnings():  # a column with no value at all (mouth_cnn without a mouth CNN) is fine
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(x, 0)
+            scale = np.nanstd(x, 0)
         scale = np.where(np.isfinite(scale) & (scale > 1e-9), scale, 1.0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         tmp = cls(list(names), mean.tolist(), scale.tolist(), [0.0] * len(names), 0.0)
