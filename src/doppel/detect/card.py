@@ -52,7 +52,7 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
         training = TRAINING.format(m=m, start=start, history=history or "none")
     if c.get("flip"):
         training = "A face's score is the mean of the logits of its crop and its mirror image. " + training
-    part = m["config"].get("part_share", 0.3)
+    part = m["config"].get("part_share", sbi.PART_SHARE)  # weights made before the option: the default
     parts = f"{100 * (1 - part):g}% a face shape (hull,\ninner face or ellipse), {100 * part:g}% a part (lower face, or the mouth)"
     if part != sbi.PART_SHARE:
         parts += f" (the CNN's blends; the fusion's and calibration's: {100 * sbi.PART_SHARE:g}% a part)"

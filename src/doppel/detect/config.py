@@ -37,7 +37,6 @@ RESNET = CNNConfig(size=128, coverage=0.6, widths=(32, 64, 128, 256), arch="resn
 # the mouth CNN: the same net on a 64 px crop of the mouth at the face CNN's pixel scale (coverage 1.2 at 64 px is
 # 0.6 at 128 px), a quarter of its cost; the lower face from the nostrils to the chin, cheek to cheek
 MOUTH = CNNConfig(size=64, coverage=1.2, widths=(32, 64, 128, 256), arch="resnet", region="mouth")
-REGIONS = ("face", "mouth")
 
 
 
