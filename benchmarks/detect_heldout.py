@@ -121,16 +121,19 @@ def prepared(faces: list, seed: int, name: str, folder: str | None, fakes: list 
     return prep
 
 
+def crops(prep: dict, cfg: detectors.CNNConfig) -> np.ndarray:
+    """(N, S, S, 3) CNN crops (face or mouth, by `cfg`) of the prepared faces."""
+    return np.stack([detectors.cnn_crop(i, lm, cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
+
+
 def rows(det: detectors.Detectors, prep: dict) -> np.ndarray:
     """The fusion features of prepared faces under one folder's models (what train.features gives),
     in the columns that folder's fusion reads (older weights read fewer cues)."""
-    crops = np.stack([detectors.cnn_crop(i, lm, det.cnn.cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
     x = prep["cues"].copy()
-    x[:, scan.FUSION_FEATURES.index("cnn")] = detectors.cnn_logits(det.cnn, crops)
+    x[:, scan.FUSION_FEATURES.index("cnn")] = detectors.cnn_logits(det.cnn, crops(prep, det.cnn.cfg))
     x[:, scan.FUSION_FEATURES.index("fourier")] = det.fourier.logit(prep["spectrum"])
     if det.mouth is not None:  # the second CNN, on the mouth's crop (else the column stays NaN: no evidence)
-        mouths = np.stack([detectors.cnn_crop(i, lm, det.mouth.cfg) for i, lm in zip(prep["image"], prep["landmarks"])])
-        x[:, scan.FUSION_FEATURES.index("mouth_cnn")] = detectors.cnn_logits(det.mouth, mouths)
+        x[:, scan.FUSION_FEATURES.index("mouth_cnn")] = detectors.cnn_logits(det.mouth, crops(prep, det.mouth.cfg))
     return x[:, [scan.FUSION_FEATURES.index(n) for n in det.fusion.names]]
 
 

@@ -33,9 +33,7 @@ DATA = heldout.DATA
 
 
 def logits(det: detectors.Detectors, prep: dict, coverage: float) -> np.ndarray:
-    shape = replace(det.cnn.cfg, coverage=coverage)
-    crops = np.stack([detectors.cnn_crop(i, lm, shape) for i, lm in zip(prep["image"], prep["landmarks"])])
-    return detectors.cnn_logits(det.cnn, crops)
+    return detectors.cnn_logits(det.cnn, heldout.crops(prep, replace(det.cnn.cfg, coverage=coverage)))
 
 
 def clip_table(det: detectors.Detectors, prep: dict, coverage: float) -> dict:
