@@ -62,3 +62,52 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
     other = detectors.FaceCNN(detectors.CNNConfig(size=32, coverage=0.7, widths=(4, 16), arch="plain"))
     with pytest.raises(DoppelError, match="another shape"):
         cnn_fit.fit(other, _batches, steps=12, lr=1e-2, state_dir=tmp_path, resume=True)
+
+
+def _seg_batches(first, stop_after=None):
+    """Planted data for the change head: every crop's mean decides nothing (half carry a square as 'fake'),
+    the square sits in a random quarter and the change mask says where; some masks unknown (NaN)."""
+    for i in range(first, 10_000):
+        if stop_after is not None and i >= stop_after:
+            raise KeyboardInterrupt
+        rng = np.random.default_rng(i)
+        x = rng.integers(0, 120, (8, 32, 32, 3)).astype(np.uint8)
+        y = np.array([0, 1] * 4, np.float32)
+        change = np.zeros((8, 32, 32), np.float16)
+        for j in range(1, 8, 2):
+            r, c = rng.integers(0, 2, 2) * 16
+            x[j, r:r + 16, c:c + 16] = 250
+            change[j, r:r + 16, c:c + 16] = 1
+        change[7] = np.nan  # a face of a fake video: no mask
+        yield x, y, change
+
+
+def test_the_change_head_learns_where_the_face_was_changed():
+    torch.set_num_threads(1)
+    model = _model()
+    res = cnn_fit.fit(model, _seg_batches, steps=80, lr=1e-2, seg_weight=1.0)
+    x, _, change = next(_seg_batches(9000))  # a batch it never saw
+    with torch.no_grad():
+        feats = model.features(detectors.to_tensor(x))
+        torch.manual_seed(1)
+        untrained = cnn_fit.change_loss(torch.nn.Conv2d(feats.shape[1], 1, 1), feats, change)
+        trained = cnn_fit.change_loss(res.seg, feats, change)
+    assert float(trained) < 0.35 < float(untrained)  # the square's cells told from the rest (chance: ~0.5-0.7)
+    assert float(cnn_fit.change_loss(res.seg, feats, np.full_like(change, np.nan))) == 0.0  # nothing known: no loss
+    assert cnn_fit.fit(_model(), _batches, steps=2, lr=1e-2).seg is None  # off by default
+
+
+def test_a_change_head_run_resumes_to_the_same_weights_and_is_not_resumed_without_it(tmp_path):
+    torch.set_num_threads(1)
+    whole = _model()
+    cnn_fit.fit(whole, _seg_batches, steps=10, lr=1e-2, seg_weight=0.5)
+    part = _model()
+    with pytest.raises(KeyboardInterrupt):
+        cnn_fit.fit(part, lambda first: _seg_batches(first, stop_after=4), steps=10, lr=1e-2, state_dir=tmp_path,
+                    seg_weight=0.5)
+    with pytest.raises(DoppelError, match="change head"):
+        cnn_fit.fit(_model(), _seg_batches, steps=10, lr=1e-2, state_dir=tmp_path, resume=True)
+    again = _model()
+    cnn_fit.fit(again, _seg_batches, steps=10, lr=1e-2, state_dir=tmp_path, resume=True, seg_weight=0.5)
+    for a, b in zip(whole.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)

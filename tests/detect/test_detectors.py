@@ -1,5 +1,7 @@
 """The CNN learns what carries over to an unseen person, Grad-CAM finds planted evidence, save/load
 work, calibration is monotone in [0, 1]."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -307,3 +309,26 @@ def test_the_card_of_a_refitted_soup_names_its_cnns_and_says_it_was_not_trained(
     assert "Not trained further (`--max-steps 0`): the CNN is the average" in text and "0 Adam steps" not in text
     assert "`/w/b` (`detect-b`, 10 steps, best validation AUC 0.95): `doppel detect train -o /w/b`" in text
     assert "mean of the logits of its crop and its mirror image" in text
+
+
+def test_change_masks_mark_the_blends_inside_the_face_and_leave_the_batches_alone(data_dir):
+    faces = _faces(data_dir, "Colin_Powell", 4)
+    plain = train.TrainConfig(batch=16, mark_share=0.0)
+    crops, labels, change = train.make_batch(faces, replace(plain, seg_weight=1.0), seed=5)
+    same = train.make_batch(faces, plain, seed=5)  # the masks take no draws: a run without them keeps its batches
+    assert len(same) == 2 and np.array_equal(same[0], crops) and np.array_equal(same[1], labels)
+    assert change.shape == crops.shape[:3] and not np.isnan(change).any()
+    assert (change[labels == 0] == 0).all()  # real faces: nothing changed
+    share = change[labels == 1].astype(np.float32).mean((1, 2))
+    # most blends changed some of the crop (a blend whose jitter moved no pixel by CHANGE_LEVEL has an empty mask) ...
+    assert (share > 0.01).mean() >= 0.75
+    s = crops.shape[1]
+    centre = change[labels == 1][:, s // 4:3 * s // 4, s // 4:3 * s // 4].astype(np.float32).mean((1, 2))
+    assert (centre[share > 0.01] > share[share > 0.01]).all()  # ... more of its middle, where the face is
+
+
+def test_a_fake_video_face_has_no_change_mask(data_dir):
+    faces = _faces(data_dir, "Colin_Powell", 2)
+    cfg = train.TrainConfig(batch=4, fake_share=1.0, mark_share=0.0, seg_weight=1.0)
+    _, labels, change = train.make_batch(faces, cfg, seed=2, fakes=faces)  # every fake from "a fake video"
+    assert np.isnan(change[labels == 1]).all() and (change[labels == 0] == 0).all()

@@ -214,8 +214,9 @@ def test_detect_train_rejects_a_share_outside_0_1(capsys, tmp_path, flag):
 
 @pytest.mark.parametrize("flags, message", [(["--crop-coverage", "0.45"], "--crop-coverage must be from 0.48 to 0.9"),
                                             (["--crop-coverage", "0.5", "--coverage-jitter", "0.05"],
-                                             "--coverage-jitter must be from 0 to 0.02 at coverage 0.5")])
-def test_detect_train_rejects_a_crop_it_cannot_cut(capsys, tmp_path, flags, message):
+                                             "--coverage-jitter must be from 0 to 0.02 at coverage 0.5"),
+                                            (["--seg-weight", "-1"], "--seg-weight must be 0 or more")])
+def test_detect_train_rejects_a_crop_it_cannot_cut_or_a_negative_weight(capsys, tmp_path, flags, message):
     assert cli.main(["detect", "train", *flags, "-o", str(tmp_path / "w")]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "w").exists()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import media
 from . import detectors, sbi
+from .config import CHANGE_LEVEL
 
 
 def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: str) -> None:
@@ -43,6 +44,12 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
                "blends\n(the person's own mouth or lower face from a frame at least 10 frames away, or another photo,\n"
                "aligned on the lower face and blended through a part mask); the fusion's and calibration's are not."
                if share and not m.get("cnn_command") else "")
+    seg = m["config"].get("seg_weight") or 0
+    if seg and not m.get("cnn_command"):
+        reenact += (f"\nThe CNN also learnt where each blend changed the face (loss weight {seg:g}): a 1x1 convolution on its "
+                    "last\nfeature map, trained on the share of each cell's pixels the blend moved by more than "
+                    f"{CHANGE_LEVEL} grey levels\n(Face X-ray's localisation target; faces of fake videos have no mask). "
+                    "That head was for training only: it is not shipped.")
     if m.get("cnn_trained_coverage") not in (None, c["coverage"]):
         cover += f"; the CNN was trained on crops at {100 * m['cnn_trained_coverage']:g}%"
     if m.get("cnn_soup") and not m["cnn_steps"]:  # a soup refitted as it is: nothing was trained

@@ -85,6 +85,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "CNN whose logit the fusion may weigh")
     t.add_argument("--part-share", type=float, default=d["part_share"], metavar="P",
                    help="share of the blends made through a part mask (lower face, mouth) instead of a face shape")
+    t.add_argument("--seg-weight", type=float, default=d["seg_weight"], metavar="W",
+                   help="weight of an auxiliary training loss: the CNN's last feature map also learns where a blend "
+                        "changed the face (a training-only head; 0: off)")
     t.add_argument("--resume", action="store_true",
                    help="continue the CNN from the checkpoint an interrupted run left in the -o folder")
     t.add_argument("--lr", type=float, default=d["lr"], help="CNN peak learning rate (cosine decay)")
@@ -164,6 +167,8 @@ def _train(args: argparse.Namespace) -> int:
     for flag in ("mark_share", "reenact_share", "part_share"):
         if not 0.0 <= getattr(args, flag) <= 1.0:
             raise DoppelError(f"--{flag.replace('_', '-')} must be from 0 to 1 (got {getattr(args, flag)})")
+    if args.seg_weight < 0:
+        raise DoppelError(f"--seg-weight must be 0 or more (got {args.seg_weight})")
     shape = cnn_shape(args)
     if not args.output:  # never the shipped weights by default: a retrain is copied there only if it is better
         raise DoppelError("give the folder for the new weights with -o DIR")
@@ -173,7 +178,8 @@ def _train(args: argparse.Namespace) -> int:
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
                             cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
                             mark_share=args.mark_share, coverage_jitter=args.coverage_jitter,
-                            reenact_share=args.reenact_share, part_share=args.part_share, mouth=args.mouth)
+                            reenact_share=args.reenact_share, part_share=args.part_share, mouth=args.mouth,
+                            seg_weight=args.seg_weight)
     train.mouth_cnn(cfg)  # a bad --mouth folder fails now, not after the CNN's training
     # the command as given, less what only changes where files go or how fast (cache, resume, threads)
     skip = {"cache", "resume", "threads", "fakes_train"}

@@ -10,6 +10,12 @@ continues from there batch for batch. At each checkpoint the CNN is scored on
 the validation crops (held-out identities, real against blends); the weights
 with the best validation AUC are what the run returns, so a run that stops
 improving does not end on worse weights.
+
+With `seg_weight` > 0 the batches carry a third array, each crop's change mask (the share of its pixels
+a blend changed; 0 for a real face, NaN where unknown, as for a face of a fake video), and a 1x1
+convolution on the CNN's last feature map learns to say where the face was changed (Face X-ray's and
+multi-task detectors' auxiliary localisation target), its loss weighted by `seg_weight`. The head is
+training-only: the saved CNN and the scan are those of a plain run.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -43,6 +50,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # per checkpoint: step, seconds, loss, val_auc
     best_step: int = 0  # step of the weights returned (best validation AUC; the last without validation)
     best_auc: float | None = None
+    seg: nn.Module | None = None  # the change head as the run left it (with seg_weight; for inspection, not saved)
 
 
 def val_auc(model: detectors.FaceCNN, val: tuple[np.ndarray, np.ndarray] | None) -> float | None:
@@ -54,23 +62,39 @@ def val_auc(model: detectors.FaceCNN, val: tuple[np.ndarray, np.ndarray] | None)
 
 
 def _save(path: Path, model, best: dict, opt, step: int, seconds: float, budget_s: float, steps: int,
-          history: list, best_step: int, best_auc) -> None:
+          history: list, best_step: int, best_auc, seg: nn.Module | None = None) -> None:
     opt_t, groups = checkpoint.optimizer_tensors(opt)
     rng_t, rng_meta = checkpoint.rng_state()
     tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
+               **({f"seg.{k}": v for k, v in seg.state_dict().items()} if seg is not None else {}),
                **{f"best.{k}": v for k, v in best.items()}, **opt_t, **rng_t}
     header = {"cnn": asdict(model.cfg), "step": step, "seconds": round(seconds, 1), "budget_s": budget_s,
               "steps": steps, "param_groups": groups, "rng": rng_meta, "history": history,
-              "best_step": best_step, "best_auc": best_auc}
+              "best_step": best_step, "best_auc": best_auc, "seg": seg is not None}
     checkpoint.save_state(path, FORMAT, tensors, header)
 
 
-def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarray, np.ndarray]]], steps: int,
+def change_loss(seg: nn.Module, feats: torch.Tensor, change: np.ndarray) -> torch.Tensor:
+    """BCE of the change head's per-cell logits on `feats` (N, C, h, w) against the share of each cell's
+    pixels that `change` (N, S, S; NaN: unknown) marks as changed; crops with an unknown mask are left out
+    (0 when every one is)."""
+    c = torch.as_tensor(np.asarray(change, np.float32))
+    known = ~torch.isnan(c).flatten(1).any(1)
+    if not bool(known.any()):
+        return feats.sum() * 0.0
+    target = F.adaptive_avg_pool2d(c[known][:, None], feats.shape[2:])[:, 0]
+    return F.binary_cross_entropy_with_logits(seg(feats[known])[:, 0], target)
+
+
+def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarray, ...]]], steps: int,
         lr: float, budget_s: float | None = None, state_dir: str | Path | None = None,
-        val: tuple[np.ndarray, np.ndarray] | None = None, every_s: float = 300.0, resume: bool = False) -> FitResult:
-    """Train `model` in place on `batches(first_step)` ((crops uint8, labels 0/1) each) and return the
-    run's figures; the model ends holding the best-validated weights (eval mode)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
+        val: tuple[np.ndarray, np.ndarray] | None = None, every_s: float = 300.0, resume: bool = False,
+        seg_weight: float = 0.0) -> FitResult:
+    """Train `model` in place on `batches(first_step)` ((crops uint8, labels 0/1[, change masks]) each) and
+    return the run's figures; the model ends holding the best-validated weights (eval mode)."""
+    seg = nn.Conv2d(model.head.in_features, 1, 1) if seg_weight > 0 else None
+    params = list(model.parameters()) + (list(seg.parameters()) if seg is not None else [])
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
     lossf = nn.BCEWithLogitsLoss()
     path = Path(state_dir) / STATE_FILE if state_dir else None
     start, spent, history, best_step, best_auc = 0, 0.0, [], 0, None
@@ -78,7 +102,12 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
         tensors, h = checkpoint.load_state(path, FORMAT)
         if detectors.CNNConfig.from_dict(h["cnn"]) != model.cfg:
             raise DoppelError(f"{path} holds a CNN of another shape ({h['cnn']}); cannot resume it as {asdict(model.cfg)}")
+        if bool(h.get("seg", False)) != (seg is not None):
+            raise DoppelError(f"{path} was trained {'with' if h.get('seg') else 'without'} the change head "
+                              "(--seg-weight); resume it the same way")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        if seg is not None:
+            seg.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("seg.")})
         checkpoint.load_optimizer(opt, tensors, h["param_groups"])
         checkpoint.set_rng_state(tensors, h["rng"])
         start, spent, budget_s, steps = int(h["step"]), float(h["seconds"]), h["budget_s"], int(h["steps"])
@@ -102,7 +131,7 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
         if auc is None or best_auc is None or auc >= best_auc:
             best, best_step, best_auc = copy.deepcopy(model.state_dict()), step, auc
         if path is not None:
-            _save(path, model, best, opt, step, elapsed(), budget_s, steps, history, best_step, best_auc)
+            _save(path, model, best, opt, step, elapsed(), budget_s, steps, history, best_step, best_auc, seg)
         log.info("CNN step %d, loss %s, validation AUC %s (best %s at step %d)", step, history[-1]["loss"], auc,
                  best_auc, best_step)
         last = time.monotonic()
@@ -111,13 +140,19 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
     step = start
     bar = tqdm(total=steps, initial=start, desc="CNN", unit="step", leave=False)
     try:
-        for crops, labels in batches(start):
+        for batch in batches(start):
             done = max(step / max(1, steps), elapsed() / budget_s if budget_s else 0.0)
             if step >= steps or (done >= 1.0 and step > start):
                 break
             for g in opt.param_groups:
                 g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * min(done, 1.0)))
-            loss = lossf(model(detectors.to_tensor(crops)), torch.as_tensor(labels, dtype=torch.float32))
+            crops, labels = batch[0], torch.as_tensor(batch[1], dtype=torch.float32)
+            if seg is None:
+                loss = lossf(model(detectors.to_tensor(crops)), labels)
+            else:  # FaceCNN.forward with the feature map kept for the change head
+                feats = model.features(detectors.to_tensor(crops))
+                loss = lossf(model.head(feats.mean((2, 3)))[:, 0], labels) + \
+                    seg_weight * change_loss(seg, feats, batch[2])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -136,7 +171,7 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
         check(step)
     model.load_state_dict(best)
     model.eval()
-    return FitResult(losses, step, round(elapsed(), 1), history, best_step, best_auc)
+    return FitResult(losses, step, round(elapsed(), 1), history, best_step, best_auc, seg)
 
 
 def validation_crops(faces: list, cfg: detectors.CNNConfig, seed: int,

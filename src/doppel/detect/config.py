@@ -11,6 +11,7 @@ from ..faces.options import DetectConfig
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 FUSION_CLIPS = ("retalking_face_4", "driving_d18", "driving_d20", "iplap_129")  # fold A
 CALIB_CLIPS = ("retalking_face_5", "driving_d19", "source_s20")  # fold B
+CHANGE_LEVEL = 4  # grey levels (of 255) a blend must move a pixel by to count as changed (TrainConfig.seg_weight)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class TrainConfig:
     # share of the blends made through a part mask (the lower face or the mouth) rather than a face shape;
     # a mouth CNN wants most of its blends' edges inside its crop
     part_share: float = 0.3
+    # weight of the CNN's auxiliary loss that asks a 1x1 convolution on its last feature map which cells of the
+    # crop a blend changed (cnn_fit: Face X-ray's localisation target); training-only, 0: off
+    seg_weight: float = 0.0
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
     corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
     corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)

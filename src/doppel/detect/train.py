@@ -36,9 +36,9 @@ from tqdm import tqdm
 
 from .. import media, provenance
 from ..errors import DoppelError
-from ..faces import finder
+from ..faces import align, finder
 from . import augment, card, cnn_fit, dataset, detectors, scan
-from .config import CALIB_CLIPS, FUSION_CLIPS, TrainConfig  # noqa: F401 (re-exported)
+from .config import CALIB_CLIPS, CHANGE_LEVEL, FUSION_CLIPS, TrainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -217,43 +217,58 @@ def mark_alike(images: list[np.ndarray], rng: np.random.Generator) -> list[np.nd
     return out
 
 
+def changed(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 1 where `fake` differs from `real` by more than CHANGE_LEVEL in any channel, else 0."""
+    return (np.abs(fake.astype(np.int16) - real.astype(np.int16)).max(2) > CHANGE_LEVEL).astype(np.uint8)
+
+
 def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
            fake_share: float = 0.0, mark_share: float = 0.0, groups: dict | None = None,
-           reenact_share: float = 0.0, part_share: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One (image, landmarks) training sample at context resolution: real, or a fake (a fresh blend,
+           reenact_share: float = 0.0, part_share: float | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One (image, landmarks, change mask) training sample at context resolution: real, or a fake (a fresh blend,
     or with probability `fake_share` a face of a fake video), degraded alike; real faces and blends get
     doppel's watermark as often as `mark_shares` says (fake videos have it already). With
     `reenact_share` and `groups` (dataset.by_group of faces), that share of the blends of a face
-    whose group holds other faces are reenactment blends (dataset.make_fake)."""
+    whose group holds other faces are reenactment blends (dataset.make_fake). The change mask (uint8 0/1,
+    `changed`) marks the pixels a blend changed: none of a real face; None for a face of a fake video (unknown)."""
     if fake and len(fakes) and rng.random() < fake_share:
         f = fakes[int(rng.integers(len(fakes)))]
-        return augment.degrade([f.image], rng)[0], f.landmarks
+        return augment.degrade([f.image], rng)[0], f.landmarks, None
     i = int(rng.integers(len(faces)))
     f = faces[i]
     # draws only with the option: runs without it keep their batches
     same = dataset.same_person(faces, groups, i, rng) if fake and reenact_share and groups else None
     img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share, part_share=part_share)[0] if fake \
         else f.image
+    change = changed(f.image, img)  # before the mark and the degradations, which real faces get alike
     if mark_share and rng.random() < mark_shares(fake_share, mark_share, len(fakes) > 0)[int(fake)]:
         img = mark_like_an_output(img, rng)
-    return augment.degrade([img], rng)[0], f.landmarks
+    return augment.degrade([img], rng)[0], f.landmarks, change
 
 
-def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tuple[np.ndarray, np.ndarray]:
-    """(crops (B, S, S, 3) uint8, labels (B,) float32): half fake, random flips."""
+def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tuple[np.ndarray, ...]:
+    """(crops (B, S, S, 3) uint8, labels (B,) float32): half fake, random flips; with `cfg.seg_weight` also
+    the crops' change masks (B, S, S) float16, the share of each pixel a blend changed (NaN: unknown)."""
     rng = np.random.default_rng(seed)
-    crops, labels = [], []
+    crops, labels, changes = [], [], []
     groups = dataset.by_group(faces) if cfg.reenact_share else None
     for j in range(cfg.batch):
-        img, lm = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups, cfg.reenact_share,
+        img, lm, change = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups, cfg.reenact_share,
                          cfg.part_share)
         shape = cfg.cnn
         if cfg.coverage_jitter:  # its own draw after the sample's: a run without jitter keeps its batches
             shape = replace(shape, coverage=shape.coverage + rng.uniform(-cfg.coverage_jitter, cfg.coverage_jitter))
         c = detectors.cnn_crop(img, lm, shape)
-        crops.append(c[:, ::-1] if rng.random() < 0.5 else c)
+        flip = rng.random() < 0.5
+        crops.append(c[:, ::-1] if flip else c)
         labels.append(j % 2)
-    return np.ascontiguousarray(np.stack(crops)), np.array(labels, np.float32)
+        if cfg.seg_weight:
+            m = np.full((shape.size, shape.size), np.nan, np.float16) if change is None else \
+                align.crop(change * 255, detectors.crop_matrix(lm, shape), shape.size) / 255.0
+            changes.append(m[:, ::-1] if flip else m)
+    out = (np.ascontiguousarray(np.stack(crops)), np.array(labels, np.float32))
+    return out + (np.ascontiguousarray(np.stack(changes), np.float16),) if cfg.seg_weight else out
 
 
 _WORKER: dict = {}  # the batch-making process's faces and config (set once by its initializer)
@@ -290,7 +305,7 @@ def fit_fourier(faces: list, n: int, rng: np.random.Generator, fakes: list = (),
     """Logistic regression on spectra of n real and n fake training faces."""
     x, y = [], []
     for j in tqdm(range(2 * n), desc="spectra", unit="face", leave=False):
-        img, lm = sample(faces, rng, j % 2 == 1, fakes, fake_share, mark_share)
+        img, lm, _ = sample(faces, rng, j % 2 == 1, fakes, fake_share, mark_share)
         x.append(detectors.spectrum(img, lm))
         y.append(j % 2)
     names = [f"r{k + 1}" for k in range(len(x[0]))]
@@ -471,7 +486,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
                                    cfg.cnn, cfg.seed, cfg.part_share)
     torch.set_num_threads(cfg.threads)
     fit = cnn_fit.fit(cnn, lambda first: batches(split.train, cfg, cfg.seed, split.train_fakes, first), cfg.max_steps,
-                      cfg.lr, cnn_deadline - time.monotonic(), out_dir, val, cfg.checkpoint_minutes * 60, cfg.resume)
+                      cfg.lr, cnn_deadline - time.monotonic(), out_dir, val, cfg.checkpoint_minutes * 60, cfg.resume,
+                      cfg.seg_weight)
     torch.set_num_threads(1)
     losses = fit.losses or [float("nan")]
     log.info("CNN: %d steps, best validation AUC %s at step %d", fit.steps, fit.best_auc, fit.best_step)
