@@ -182,7 +182,7 @@ def test_training_marks_real_faces_as_often_as_fakes(clip_frames, monkeypatch):
         n_video = 0
         for _ in range(4000):
             n_before = len(marked)
-            img, _ = train.sample([face], rng, fake, [video_fake], fake_share=0.3, mark_share=0.5)
+            img, _, _ = train.sample([face], rng, fake, [video_fake], fake_share=0.3, mark_share=0.5)
             n_video += fake and len(marked) == n_before and img is video_fake.image
         share[fake] = (len(marked) + n_video) / 4000  # a fake video's face is marked already
     assert share[False] == pytest.approx(0.65, abs=0.03) and share[True] == pytest.approx(share[False], abs=0.03)

@@ -202,11 +202,11 @@ def test_the_card_says_at_what_scale_the_cnn_crops_and_was_trained(tmp_path):
         assert detectors.Detectors.load(tmp_path).cnn.cfg.coverage == 0.56  # the scan crops as the card says
 
 
-def test_the_card_names_the_reenactment_blends_only_when_the_cnn_learnt_from_them(tmp_path):
+def test_the_card_names_the_reenactment_blends_and_the_change_head_only_when_the_cnn_learnt_from_them(tmp_path):
     from doppel.detect import card
     det = detectors.Detectors.load()
     for share, cnn_command, says in ((0.4, None, True), (0.0, None, False), (0.4, "doppel detect train ...", False)):
-        det.meta["config"] = {**det.meta["config"], "reenact_share": share}
+        det.meta["config"] = {**det.meta["config"], "reenact_share": share, "seg_weight": 2 * share}
         det.meta.pop("cnn_command", None)
         if cnn_command:  # a refit (--max-steps 0) made no CNN blends at all
             det.meta["cnn_command"] = cnn_command
@@ -214,6 +214,7 @@ def test_the_card_names_the_reenactment_blends_only_when_the_cnn_learnt_from_the
         card.write_card(tmp_path, det, 0.005, "blend")
         text = (tmp_path / "MODEL_CARD.md").read_text()
         assert ("40% are reenactment blends" in text) == says, (share, cnn_command)
+        assert ("where each blend changed the face (loss weight 0.8)" in text) == says, (share, cnn_command)
 
 
 def test_flip_scores_a_face_as_the_mean_of_its_crop_and_its_mirror_image(tmp_path, clip_frames):
