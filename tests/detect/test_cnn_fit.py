@@ -1,5 +1,6 @@
 """The CNN's training loop: an interrupted run resumes to the very weights of an uninterrupted one,
-validation picks the best checkpoint, and a state file of another CNN shape is refused."""
+validation picks the best checkpoint, a state file of another CNN shape is refused, and the training-only
+change head (seg_weight) learns where a planted change is."""
 import numpy as np
 import pytest
 import torch
@@ -10,16 +11,31 @@ from doppel.errors import DoppelError
 CFG = detectors.CNNConfig(size=32, coverage=0.7, widths=(4, 8), arch="plain")
 
 
-def _batches(first, stop_after=None):
-    """Planted data: 'fake' crops carry a bright square, so the loss can fall; seeded per step."""
+def _batches(first, stop_after=None, change=False):
+    """Planted data: 'fake' crops carry a bright square, so the loss can fall; seeded per step. With
+    `change`, the square sits in a random quarter and a third array, the change mask, says where (the last
+    crop's mask unknown, NaN, as for a face of a fake video)."""
     for i in range(first, 10_000):
         if stop_after is not None and i >= stop_after:
             raise KeyboardInterrupt
         rng = np.random.default_rng(i)
         x = rng.integers(0, 120, (8, 32, 32, 3)).astype(np.uint8)
         y = np.array([0, 1] * 4, np.float32)
-        x[1::2, 10:20, 10:20] = 250
-        yield x, y
+        if not change:
+            x[1::2, 10:20, 10:20] = 250
+            yield x, y
+            continue
+        mask = np.zeros((8, 32, 32), np.float16)
+        for j in range(1, 8, 2):
+            r, c = rng.integers(0, 2, 2) * 16
+            x[j, r:r + 16, c:c + 16] = 250
+            mask[j, r:r + 16, c:c + 16] = 1
+        mask[7] = np.nan
+        yield x, y, mask
+
+
+def _seg_batches(first, stop_after=None):
+    return _batches(first, stop_after, change=True)
 
 
 def _model():
@@ -62,24 +78,6 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path):
     other = detectors.FaceCNN(detectors.CNNConfig(size=32, coverage=0.7, widths=(4, 16), arch="plain"))
     with pytest.raises(DoppelError, match="another shape"):
         cnn_fit.fit(other, _batches, steps=12, lr=1e-2, state_dir=tmp_path, resume=True)
-
-
-def _seg_batches(first, stop_after=None):
-    """Planted data for the change head: every crop's mean decides nothing (half carry a square as 'fake'),
-    the square sits in a random quarter and the change mask says where; some masks unknown (NaN)."""
-    for i in range(first, 10_000):
-        if stop_after is not None and i >= stop_after:
-            raise KeyboardInterrupt
-        rng = np.random.default_rng(i)
-        x = rng.integers(0, 120, (8, 32, 32, 3)).astype(np.uint8)
-        y = np.array([0, 1] * 4, np.float32)
-        change = np.zeros((8, 32, 32), np.float16)
-        for j in range(1, 8, 2):
-            r, c = rng.integers(0, 2, 2) * 16
-            x[j, r:r + 16, c:c + 16] = 250
-            change[j, r:r + 16, c:c + 16] = 1
-        change[7] = np.nan  # a face of a fake video: no mask
-        yield x, y, change
 
 
 def test_the_change_head_learns_where_the_face_was_changed():
