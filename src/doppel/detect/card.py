@@ -45,8 +45,9 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
                "aligned on the lower face and blended through a part mask); the fusion's and calibration's are not."
                if share and not m.get("cnn_command") else "")
     seg = m["config"].get("seg_weight") or 0
+    changes = ""
     if seg and not m.get("cnn_command"):
-        reenact += (f"\nThe CNN also learnt where each blend changed the face (loss weight {seg:g}): a 1x1 convolution on its "
+        changes = (f"\nThe CNN also learnt where each blend changed the face (loss weight {seg:g}): a 1x1 convolution on its "
                     "last\nfeature map, trained on the share of each cell's pixels the blend moved by more than "
                     f"{CHANGE_LEVEL} grey levels\n(Face X-ray's localisation target; faces of fake videos have no mask). "
                     "That head was for training only: it is not shipped.")
@@ -76,7 +77,7 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
                  f"centred on the outer lips), kept as it was trained: `{r['folder']}` (`{r['version']}`, "
                  f"{r['cnn_steps']} steps, best validation AUC {r['cnn_best_val_auc']}): `{r['command']}`.")
     text = CARD.format(training=training, title=title, what=what, mouth=mouth, parts=parts, m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
-                       d=m["data"], start=start, reenact=reenact, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
+                       d=m["data"], start=start, reenact=reenact + changes, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=tolerance,
                        cfg=json.dumps(m["config"], indent=1), size=_size(folder))
     with media.atomic_path(folder / "MODEL_CARD.md") as tmp:

@@ -151,8 +151,7 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
                 loss = lossf(model(detectors.to_tensor(crops)), labels)
             else:  # FaceCNN.forward with the feature map kept for the change head
                 feats = model.features(detectors.to_tensor(crops))
-                loss = lossf(model.head(feats.mean((2, 3)))[:, 0], labels) + \
-                    seg_weight * change_loss(seg, feats, batch[2])
+                loss = lossf(model.logit(feats), labels) + seg_weight * change_loss(seg, feats, batch[2])
             opt.zero_grad()
             loss.backward()
             opt.step()

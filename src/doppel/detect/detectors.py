@@ -80,7 +80,11 @@ class FaceCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised crops -> (N,) logits (> 0 means fake)."""
-        return self.head(self.features(x).mean((2, 3)))[:, 0]
+        return self.logit(self.features(x))
+
+    def logit(self, feats: torch.Tensor) -> torch.Tensor:
+        """(N, C, h, w) feature maps (`features`) -> (N,) logits: the global average pool and the head."""
+        return self.head(feats.mean((2, 3)))[:, 0]
 
 
 def crop_matrix(landmarks: np.ndarray, cfg: CNNConfig = CNNConfig()) -> np.ndarray:
@@ -140,7 +144,7 @@ def gradcam(model: FaceCNN, crop: np.ndarray) -> np.ndarray:
     model.eval()
     x = to_tensor(crop[None])
     feats = model.features(x).detach().requires_grad_(True)
-    logit = model.head(feats.mean((2, 3)))[0, 0]
+    logit = model.logit(feats)[0]
     (grad,) = torch.autograd.grad(logit, feats)
     cam = torch.relu((grad.mean((2, 3), keepdim=True) * feats).sum(1))[0].detach().numpy()
     cam = cam / cam.max() if cam.max() > 0 else cam

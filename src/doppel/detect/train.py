@@ -224,14 +224,15 @@ def changed(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
 
 def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
            fake_share: float = 0.0, mark_share: float = 0.0, groups: dict | None = None,
-           reenact_share: float = 0.0, part_share: float | None = None
+           reenact_share: float = 0.0, part_share: float | None = None, with_change: bool = False
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One (image, landmarks, change mask) training sample at context resolution: real, or a fake (a fresh blend,
     or with probability `fake_share` a face of a fake video), degraded alike; real faces and blends get
     doppel's watermark as often as `mark_shares` says (fake videos have it already). With
     `reenact_share` and `groups` (dataset.by_group of faces), that share of the blends of a face
-    whose group holds other faces are reenactment blends (dataset.make_fake). The change mask (uint8 0/1,
-    `changed`) marks the pixels a blend changed: none of a real face; None for a face of a fake video (unknown)."""
+    whose group holds other faces are reenactment blends (dataset.make_fake). With `with_change`, the change
+    mask (uint8 0/1, `changed`) marks the pixels a blend changed: none of a real face; None for a face of a fake
+    video (unknown), and always None without `with_change` (the mask takes no draws either way)."""
     if fake and len(fakes) and rng.random() < fake_share:
         f = fakes[int(rng.integers(len(fakes)))]
         return augment.degrade([f.image], rng)[0], f.landmarks, None
@@ -241,7 +242,8 @@ def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
     same = dataset.same_person(faces, groups, i, rng) if fake and reenact_share and groups else None
     img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share, part_share=part_share)[0] if fake \
         else f.image
-    change = changed(f.image, img)  # before the mark and the degradations, which real faces get alike
+    # before the mark and the degradations, which real faces get alike
+    change = changed(f.image, img) if with_change else None
     if mark_share and rng.random() < mark_shares(fake_share, mark_share, len(fakes) > 0)[int(fake)]:
         img = mark_like_an_output(img, rng)
     return augment.degrade([img], rng)[0], f.landmarks, change
@@ -254,8 +256,8 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tu
     crops, labels, changes = [], [], []
     groups = dataset.by_group(faces) if cfg.reenact_share else None
     for j in range(cfg.batch):
-        img, lm, change = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups, cfg.reenact_share,
-                         cfg.part_share)
+        img, lm, change = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups,
+                                 cfg.reenact_share, cfg.part_share, with_change=cfg.seg_weight > 0)
         shape = cfg.cnn
         if cfg.coverage_jitter:  # its own draw after the sample's: a run without jitter keeps its batches
             shape = replace(shape, coverage=shape.coverage + rng.uniform(-cfg.coverage_jitter, cfg.coverage_jitter))
