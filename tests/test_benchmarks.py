@@ -67,6 +67,8 @@ RUNS = {  # name -> (argv with {a}, {b}, {root}, {data}; a line the output must 
     "swap_quality": (["--model", "{root}/model", "--input", "{a}", "--b-video", "{b}", "--other-video", "{b}",
                       "--frames", "6", "--every", "3", "--settings", "hull:reinhard"], "stranger"),
     "swap_speed": (["--clip", "{a}", "--frames", "6", "--repeat", "1"], "floor (decode + encode"),
+    "temporal_mouth": (["--train", "{a}", "--sel", "{b}", "--fakes", "{root}", "--cache", "{root}/tm", "-o", "{root}/tmo",
+                        "--minutes", "0.05", "--eval-s", "5", "--batch", "4"], "selection AUC, baseline chance 0.5: own"),
     "train_quality": (["--minutes", "0.05", "--clips", "{a}", "{b}", "--batch", "2", "--workers", "0"], "SSIM"),
     "train_speed": (["--presets", "lite", "--batch", "2", "--steps", "1", "--layouts", "nchw"], "GFLOP/s"),
     "watermark": (["speed", "--frames", "4"], "embed"),
