@@ -3,7 +3,7 @@ from real clips, tell doppel's lip-syncs from real speech? (docs/detect.md, "A t
 
 Usage: python benchmarks/temporal_mouth.py [--data DIR] [--fakes DIR] [--cache DIR] [--grid 40] [--minutes 30]
            [--wobble 0 0.4] [--smooth 0.5] [--train-fakes lipsync[,swap] [--video-share 0.5]] [-o DIR]
-           [--train A.mp4 ...] [--sel B.mp4 ...]
+           [--init stepN.pt] [--train A.mp4 ...] [--sel B.mp4 ...]
 1. Every frame of each clip: the face tracker's largest face, cropped at the face CNN's alignment (128 px,
    coverage 0.6) with its landmarks; one npz a clip in --cache (kept between runs).
 2. A small CNN sees T = 5 consecutive lower-face crops (nose tip to below the chin) and their frame-to-frame
@@ -224,6 +224,7 @@ def main() -> None:
     ap.add_argument("--train-fakes", default="", help="comma-separated kinds of doppel's fakes of the training "
                     "clips (lipsync, swap; from --fakes) to train on as well; default none")
     ap.add_argument("--video-share", type=float, default=0.5, help="share of the fakes taken from --train-fakes")
+    ap.add_argument("--init", type=Path, help="start from this checkpoint (a stepN.pt of an earlier run)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("-o", "--out", type=Path, default=Path("/tmp/temporal_mouth"))
     args = ap.parse_args()
@@ -265,6 +266,10 @@ def main() -> None:
           f"doppel lip-syncs {len(sel['lipsync'])}, swaps {len(sel['swap'])}; fake videos trained on {len(videos)}",
           flush=True)
     model = net()
+    if args.init is not None:
+        if not args.init.is_file():
+            raise SystemExit(f"temporal_mouth: no such checkpoint: {args.init}")
+        model.load_state_dict(torch.load(args.init))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = last = time.monotonic()
