@@ -56,13 +56,16 @@ def crops_of(path: Path, cache: Path) -> dict:
                 idx.append(fr.index)
             if len(idx) >= 600:
                 break
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.stem + ".part.npz")
-        np.savez(tmp, crops=np.array(crops, np.uint8).reshape(-1, 128, 128, 3),
-                 lm=np.array(lms, np.float32).reshape(-1, 68, 2), idx=np.array(idx, int))
-        tmp.replace(dst)
+        with media.atomic_path(dst) as tmp:
+            np.savez(tmp, crops=np.array(crops, np.uint8).reshape(-1, 128, 128, 3),
+                     lm=np.array(lms, np.float32).reshape(-1, 68, 2), idx=np.array(idx, int))
     z = np.load(dst)
     return {"crops": z["crops"], "lm": z["lm"].astype(np.float64), "idx": z["idx"]}
+
+
+def lower(frames) -> np.ndarray:
+    """(T, 64, 80, 3): the lower-face part of each of T 128 px crops."""
+    return np.stack([f[R0:R1, C0:C1] for f in frames])
 
 
 def starts(idx: np.ndarray) -> np.ndarray:
@@ -118,7 +121,7 @@ def sample(clip: dict, rng: np.random.Generator, fake: bool, args) -> np.ndarray
         frames = fake_window(clip, t, int(rng.choice(far)), rng, tuple(args.wobble), args.smooth)
     else:
         frames = [clip["crops"][t + k] for k in range(T)]
-    return np.stack([f[R0:R1, C0:C1] for f in augment.degrade(frames, rng)])
+    return lower(augment.degrade(frames, rng))
 
 
 def to_x(w: np.ndarray):
@@ -142,8 +145,8 @@ def net(widths=(32, 48, 64, 96, 128)):
 
 
 def windows(clip: dict, every: int = 3, limit: int = 80) -> np.ndarray:
-    st = clip["starts"][::every][:limit]
-    return np.stack([np.stack([clip["crops"][t + k][R0:R1, C0:C1] for k in range(T)]) for t in st])
+    """(W, T, 64, 80, 3): the lower-face windows starting at every `every`-th start, up to `limit`."""
+    return np.stack([lower(clip["crops"][t:t + T]) for t in clip["starts"][::every][:limit]])
 
 
 def scores(model, w: np.ndarray) -> np.ndarray:
@@ -161,13 +164,14 @@ def auc(neg, pos) -> float:
 
 
 def evaluate(model, sel: dict, own: tuple[np.ndarray, np.ndarray]) -> dict:
-    """AUCs on the selection clips: doppel's lip-syncs and swaps (window, clip), the probe's own fakes."""
+    """AUCs on the selection clips (their `windows`): doppel's lip-syncs and swaps (window, clip), the probe's own
+    fakes."""
     def clip_score(s):
         return float(np.sort(s)[len(s) // 2:].mean())
-    real = {n: scores(model, windows(c)) for n, c in sel["real"].items()}
+    real = {n: scores(model, c["windows"]) for n, c in sel["real"].items()}
     out = {}
     for kind in ("lipsync", "swap"):
-        fake = {n: scores(model, windows(c)) for n, c in sel[kind].items()}
+        fake = {n: scores(model, c["windows"]) for n, c in sel[kind].items()}
         if fake:
             out[kind] = auc(np.concatenate(list(real.values())), np.concatenate(list(fake.values())))
             out[kind + "_clip"] = auc([clip_score(s) for s in real.values()], [clip_score(s) for s in fake.values()])
@@ -189,8 +193,7 @@ def batches(train: list[dict], grid: list[dict], videos: list[dict], args, seed:
             if fake and videos and rng.random() < args.video_share:
                 v = videos[int(rng.integers(len(videos)))]
                 t = int(rng.choice(v["starts"]))
-                w = np.stack([f[R0:R1, C0:C1] for f in augment.degrade([v["crops"][t + k] for k in range(T)], rng)])
-                xs.append(w)
+                xs.append(lower(augment.degrade(list(v["crops"][t:t + T]), rng)))
                 ys.append(1)
                 continue
             pool = grid if grid and rng.random() < 0.25 else train
@@ -259,6 +262,9 @@ def main() -> None:
     for kind in ("lipsync", "swap"):
         sel[kind] = {c["name"]: c for c in load([args.fakes / f"{kind}_{n}.mp4" for n in sel["real"]
                                                 if (args.fakes / f"{kind}_{n}.mp4").exists()])}
+    for clips in sel.values():  # cut once, scored at every evaluation
+        for c in clips.values():
+            c["windows"] = windows(c)
     rng = np.random.default_rng(7)
     own = [(sample(c, rng, y == 1, args), y) for c in sel_real for y in (0, 1) * 20]
     own = (np.stack([w for w, _ in own if w is not None]), np.array([y for w, y in own if w is not None]))
