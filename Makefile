@@ -28,10 +28,10 @@ lint: setup
 test: lint
 	$(PY) -m pytest -q
 
-# the benchmarks on tiny inputs and the kill -9 trials (slow-marked, ~5 min here; CI runs them after `make test`):
+# the benchmarks and make_detect_fakes on tiny inputs and the kill -9 trials (slow-marked, ~5 min here; CI runs them after `make test`):
 # scripts that no default test runs rot unnoticed (four had, after the checkpoint header became a dataclass)
 test-tools: setup
-	$(PY) -m pytest -q -m slow tests/test_benchmarks.py tests/test_kill_trials.py
+	$(PY) -m pytest -q -m slow tests/test_benchmarks.py tests/test_kill_trials.py tests/test_make_detect_fakes.py
 
 test-all: setup
 	$(PY) -m pytest -q -m ''

@@ -12,8 +12,9 @@ Usage: python benchmarks/temporal_mouth.py [--data DIR] [--fakes DIR] [--cache D
    blended through one deformed part mask for the window (`detect/sbi.py`), each frame's paste misregistered
    by up to --wobble pixels; a --smooth share of the pasted frames is the mean of three donor frames (a
    generated mouth: less detail, smoother in time). With --train-fakes, a --video-share of the fakes are
-   instead windows of doppel's own fakes of the training clips (--fakes). Both classes get one
-   `augment.degrade` chain a window.
+   instead windows of doppel's own fakes of the training clips and GRID sentences (--fakes: `<kind>_<clip>.mp4`
+   and the variants `<kind>_<clip>__*.mp4`; GRID lip-syncs drawn as often as GRID real windows, a quarter).
+   Both classes get one `augment.degrade` chain a window.
    Training clips: the sample clips outside the detector's fusion and calibration clips, and the first
    --grid GRID s1 sentences (a quarter of the draws: one person). The test split is never read.
 3. Every --eval-s seconds and at the end, on the held-out selection clips (config.FUSION_CLIPS and
@@ -183,7 +184,8 @@ def evaluate(model, sel: dict, own: tuple[np.ndarray, np.ndarray]) -> dict:
 
 def batches(train: list[dict], grid: list[dict], videos: list[dict], args, seed: int):
     """Endless (windows, labels) batches, half fake; a quarter of the draws from the GRID clips; with fake
-    `videos`, a --video-share of the fakes is a window of one of them, the rest re-timed."""
+    `videos`, a --video-share of the fakes is a window of one of them (of a GRID sentence's a quarter of the
+    time, when there are any), the rest re-timed."""
     from doppel.detect import augment
     rng = np.random.default_rng(seed)
     while True:
@@ -191,7 +193,8 @@ def batches(train: list[dict], grid: list[dict], videos: list[dict], args, seed:
         while len(xs) < args.batch:
             fake = len(xs) % 2 == 1
             if fake and videos and rng.random() < args.video_share:
-                v = videos[int(rng.integers(len(videos)))]
+                vs = [v for v in videos if v["grid"] == (rng.random() < 0.25)] or videos
+                v = vs[int(rng.integers(len(vs)))]
                 t = int(rng.choice(v["starts"]))
                 xs.append(lower(augment.degrade(list(v["crops"][t:t + T]), rng)))
                 ys.append(1)
@@ -257,8 +260,10 @@ def main() -> None:
     if not train or not sel_real:
         raise SystemExit("temporal_mouth: no training or selection clip has a face in 5 consecutive frames")
     sel = {"real": {c["name"]: c for c in sel_real}}
-    videos = load([args.fakes / f"{k}_{c['name']}.mp4" for k in kinds for c in train
-                   if (args.fakes / f"{k}_{c['name']}.mp4").exists()])
+    videos = load([v for k in kinds for c in train + grid for v in sorted(args.fakes.glob(f"{k}_{c['name']}.mp4"))
+                   + sorted(args.fakes.glob(f"{k}_{c['name']}__*.mp4"))])
+    for v in videos:
+        v["grid"] = v["name"].split("__")[0].split("_", 1)[1] in {c["name"] for c in grid}
     for kind in ("lipsync", "swap"):
         sel[kind] = {c["name"]: c for c in load([args.fakes / f"{kind}_{n}.mp4" for n in sel["real"]
                                                 if (args.fakes / f"{kind}_{n}.mp4").exists()])}

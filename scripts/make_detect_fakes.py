@@ -9,7 +9,11 @@ of talking/ and video/ (data/deepfake/ is never touched):
   from clip to clip;
 - `gan_<clip>.mp4` (with --gan-model): the same with a GAN swap model (`doppel train --gan`)
   and the mask its decoder draws (`--mask learned`);
-- `lipsync_<clip>.mp4`: `doppel lipsync` of the clip to one of the speech/ files.
+- `lipsync_<clip>.mp4`: `doppel lipsync` of the clip to one of the speech/ files; with --variants K, K-1 more
+  a clip (`lipsync_<clip>__v<k>.mp4`), each to another speech file with other synthesis settings
+  (LIP_STYLES); with --grid N, the first N GRID s1 sentences (corpus/grid_s1), each lip-synced to the
+  audio of a later sentence (`lipsync_<sentence>.mp4`): more lip-syncs of more mouths to learn the lip
+  model's tell from.
 
 The shipped detector (detect-955cedfdb8) used `make demo`'s swap model (retalking_face_1 and _2,
 started from the shipped face prior, 10 minutes: `demo_out/model`) and the shipped lip model
@@ -43,6 +47,12 @@ SWAP_STYLES = [
     ["--to", "a", "--mask", "hull", "--color", "reinhard", "--seamless"],
     ["--to", "b", "--mask", "ellipse", "--color", "reinhard", "--sharpen", "0.5"],
     ["--to", "a", "--mask", "hull", "--color", "avg", "--erode", "-0.05", "--feather", "0.08"],
+]
+LIP_STYLES = [  # lip-sync variant k (variant 0 is the plain default)
+    [],
+    ["--candidates", "4"],
+    ["--candidates", "16", "--retime"],
+    ["--retime", "--crf", "23"],
 ]
 GAN_STYLES = [  # the GAN draws its own mask
     ["--to", "a", "--color", "reinhard"],
@@ -82,6 +92,8 @@ def main() -> None:
     ap.add_argument("--gan-model", help="a GAN swap model folder (`doppel train --gan`): also make gan_<clip>.mp4")
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--max-frames", type=int, default=150, help="frames swapped per clip")
+    ap.add_argument("--variants", type=int, default=1, help=f"lip-syncs per clip (1-{len(LIP_STYLES)})")
+    ap.add_argument("--grid", type=int, default=0, help="also lip-sync the first N GRID s1 sentences")
     a = ap.parse_args()
     clips = dataset.videos(a.data)
     speech = sorted((a.data / "speech").glob("*.wav"))
@@ -90,11 +102,22 @@ def main() -> None:
     for what, path in (("--swap-model", a.swap_model), ("--lip-model", a.lip_model), ("--gan-model", a.gan_model)):
         if path and not Path(path).exists():
             sys.exit(f"make_detect_fakes: {what} not found: {path}")
+    if not 1 <= a.variants <= len(LIP_STYLES):
+        sys.exit(f"make_detect_fakes: --variants must be 1-{len(LIP_STYLES)}, not {a.variants}")
+    grid = sorted((a.data / "corpus" / "grid_s1").glob("*.mpg"))
+    if a.grid and len(grid) < 2 * a.grid:
+        sys.exit(f"make_detect_fakes: --grid {a.grid} needs {2 * a.grid} GRID s1 sentences, {len(grid)} found")
     a.out.mkdir(parents=True, exist_ok=True)
     failed = []
     for i, clip in enumerate(clips):  # lip-syncs first: they need no swap model, so a first pass can run without one
-        out = a.out / f"lipsync_{clip.stem}.mp4"
-        make(out, ["lipsync", str(clip), str(speech[i % len(speech)]), "-m", a.lip_model, "-o", str(out)], failed)
+        for k in range(a.variants):
+            out = a.out / f"lipsync_{clip.stem}{f'__v{k}' if k else ''}.mp4"
+            make(out, ["lipsync", str(clip), str(speech[(i + k) % len(speech)]), "-m", a.lip_model, "-o", str(out),
+                       *LIP_STYLES[k]], failed)
+    for j, sentence in enumerate(grid[: a.grid]):
+        out = a.out / f"lipsync_{sentence.stem}.mp4"
+        make(out, ["lipsync", str(sentence), str(grid[a.grid + j]), "-m", a.lip_model, "-o", str(out),
+                   *LIP_STYLES[j % len(LIP_STYLES)]], failed)
     for i, clip in enumerate(clips):
         if a.swap_model:
             out = a.out / f"swap_{clip.stem}.mp4"
@@ -104,7 +127,8 @@ def main() -> None:
             out = a.out / f"gan_{clip.stem}.mp4"
             make(out, ["swap", str(clip), "-m", a.gan_model, "-o", str(out), "--match-distance", "10", "--mask",
                        "learned", "--max-frames", str(a.max_frames), *GAN_STYLES[i % len(GAN_STYLES)]], failed)
-    finish("make_detect_fakes", a.out, failed, (1 + bool(a.swap_model) + bool(a.gan_model)) * len(clips))
+    finish("make_detect_fakes", a.out, failed,
+           (a.variants + bool(a.swap_model) + bool(a.gan_model)) * len(clips) + a.grid)
 
 if __name__ == "__main__":
     main()
