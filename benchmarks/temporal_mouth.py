@@ -260,10 +260,11 @@ def main() -> None:
     if not train or not sel_real:
         raise SystemExit("temporal_mouth: no training or selection clip has a face in 5 consecutive frames")
     sel = {"real": {c["name"]: c for c in sel_real}}
-    videos = load([v for k in kinds for c in train + grid for v in sorted(args.fakes.glob(f"{k}_{c['name']}.mp4"))
-                   + sorted(args.fakes.glob(f"{k}_{c['name']}__*.mp4"))])
-    for v in videos:
-        v["grid"] = v["name"].split("__")[0].split("_", 1)[1] in {c["name"] for c in grid}
+    def fakes_of(clips, is_grid):
+        found = [v for k in kinds for c in clips for pattern in (f"{k}_{c['name']}.mp4", f"{k}_{c['name']}__*.mp4")
+                 for v in sorted(args.fakes.glob(pattern))]
+        return [{**v, "grid": is_grid} for v in load(found)]
+    videos = fakes_of(train, False) + fakes_of(grid, True)
     for kind in ("lipsync", "swap"):
         sel[kind] = {c["name"]: c for c in load([args.fakes / f"{kind}_{n}.mp4" for n in sel["real"]
                                                 if (args.fakes / f"{kind}_{n}.mp4").exists()])}
