@@ -188,12 +188,13 @@ def batches(train: list[dict], grid: list[dict], videos: list[dict], args, seed:
     time, when there are any), the rest re-timed."""
     from doppel.detect import augment
     rng = np.random.default_rng(seed)
+    by_grid = {g: [v for v in videos if v["grid"] == g] for g in (False, True)}
     while True:
         xs, ys = [], []
         while len(xs) < args.batch:
             fake = len(xs) % 2 == 1
             if fake and videos and rng.random() < args.video_share:
-                vs = [v for v in videos if v["grid"] == (rng.random() < 0.25)] or videos
+                vs = by_grid[bool(rng.random() < 0.25)] or videos
                 v = vs[int(rng.integers(len(vs)))]
                 t = int(rng.choice(v["starts"]))
                 xs.append(lower(augment.degrade(list(v["crops"][t:t + T]), rng)))
