@@ -25,11 +25,14 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     init = m["config"].get("init")
     start = ("the average (a uniform weight soup: weights and batch-norm statistics) of the CNNs of "
              + ", ".join(f"`{f}`" for f in init) if isinstance(init, list)
-             else f"the CNN of `{init}`" if init else "random initialisation")
+             else f"the CNN of `{init}`" if init else "dlib's face-recognition weights (`dlib_face_recognition_resnet_model_v1`, "
+             "face-recognition-models; detect/dlibnet.py)" if m["config"]["cnn"].get("arch") == "dlib" else "random initialisation")
     corpus = {"train": 0, "fusion": 0, **m["data"].get("corpus_identities", {})}
     c = m["config"]["cnn"]
-    arch = ("a stride-2 stem and one residual block per stage (ResNet-style)" if c.get("arch") == "resnet"
-            else "conv-BN-ReLU stages with 2x max-pooling")
+    arch = {"resnet": "a stride-2 stem and one residual block per stage (ResNet-style)",
+            "dlib": "dlib's face-recognition ResNet (a 7x7 stride-2 stem, max-pool, then 3, 4, 3 and 3 residual blocks; "
+                    "affine layers, no batch norm), its 128-d projection replaced by the logit"}.get(
+        c.get("arch"), "conv-BN-ReLU stages with 2x max-pooling")
     history = "; ".join(f"{h['step']}: {h['loss']}, {h['val_auc']}" for h in m.get("cnn_history", []))
     refit = (f"\n  The CNN was trained by `{m['cnn_command']}`; the run above (`--max-steps 0`) kept it and refitted "
              "the Fourier model, the fusion and the calibration." if m.get("cnn_command") else "")

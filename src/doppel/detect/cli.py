@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 LIST_EXTS = {".txt", ".csv", ".lst"}
 DEFAULT_DATA = "../shared/data"
-CNN_SHAPES = {"resnet": config.RESNET, "plain": config.CNNConfig(), "mouth": config.MOUTH}
+CNN_SHAPES = {"resnet": config.RESNET, "plain": config.CNNConfig(), "mouth": config.MOUTH, "dlib": config.DLIB}
 TRAIN_FLAGS: dict = {}  # dest -> default of the 'detect train' flags (set by add_arguments), for the card's command
 
 
@@ -64,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--heldout-faces", type=int, default=d["heldout_limit"], metavar="N",
                    help="faces per fusion or calibration clip (every 3rd frame)")
     t.add_argument("--cnn", choices=sorted(CNN_SHAPES), default="resnet",
-                   help="CNN shape: resnet (1.2M parameters, 128 px), plain (47k, 64 px: quick runs) or mouth (the "
-                        "resnet on a 64 px crop of the mouth at the same pixel scale; pair it with --part-share)")
+                   help="CNN shape: resnet (1.2M parameters, 128 px), plain (47k, 64 px: quick runs) mouth (the "
+                        "resnet on a 64 px crop of the mouth at the same pixel scale; pair it with --part-share) or dlib "
+                        "(dlib's face-recognition ResNet, 4.4M, 128 px, started from dlib's weights)")
     t.add_argument("--init", metavar="DIR", nargs="+",
                    help="weights folder whose CNN (same shape) training starts from; several: their CNNs averaged "
                         "(a weight soup of fine-tunes of one CNN; with --max-steps 0 the soup itself is refitted)")

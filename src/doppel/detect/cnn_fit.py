@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "cnn_state.safetensors"
 FORMAT = "doppel-detect-cnn-state/1"
+PRETRAINED_LR_SCALE = 0.1  # learning-rate share of a pretrained backbone's weights (the head and change head: 1)
 
 
 @dataclass
@@ -93,8 +94,13 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
     """Train `model` in place on `batches(first_step)` ((crops uint8, labels 0/1[, change masks]) each) and
     return the run's figures; the model ends holding the best-validated weights (eval mode)."""
     seg = nn.Conv2d(model.head.in_features, 1, 1) if seg_weight > 0 else None
-    params = list(model.parameters()) + (list(seg.parameters()) if seg is not None else [])
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
+    heads = list(model.head.parameters()) + (list(seg.parameters()) if seg is not None else [])
+    # a pretrained backbone (dlib's) learns at PRETRAINED_LR_SCALE of `lr`: Adam moves every weight by about the
+    # learning rate a step, and dlib's conv weights are ~0.003-0.01, so at the head's rate they were overwritten
+    # within a few hundred steps (a first run with every weight at 4e-4 ended at a constant logit by step 380)
+    scale = PRETRAINED_LR_SCALE if model.cfg.arch == "dlib" else 1.0
+    opt = torch.optim.Adam([{"params": list(model.features.parameters()), "lr_scale": scale},
+                            {"params": heads, "lr_scale": 1.0}], lr=lr, weight_decay=1e-4)
     lossf = nn.BCEWithLogitsLoss()
     path = Path(state_dir) / STATE_FILE if state_dir else None
     start, spent, history, best_step, best_auc = 0, 0.0, [], 0, None
@@ -145,7 +151,7 @@ def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.nda
             if step >= steps or (done >= 1.0 and step > start):
                 break
             for g in opt.param_groups:
-                g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * min(done, 1.0)))
+                g["lr"] = 0.5 * lr * g["lr_scale"] * (1 + np.cos(np.pi * min(done, 1.0)))
             crops, labels = batch[0], torch.as_tensor(batch[1], dtype=torch.float32)
             if seg is None:
                 loss = lossf(model(detectors.to_tensor(crops)), labels)

@@ -67,6 +67,11 @@ class FaceCNN(nn.Module):
             for i, w in enumerate(cfg.widths):
                 layers.append(_Residual(c, w, 2 if i else 1))
                 c = w
+        elif cfg.arch == "dlib":  # dlib's face-recognition ResNet (dlibnet), its first len(widths) levels
+            from . import dlibnet
+            if tuple(cfg.widths) != tuple(w for w, _, _ in dlibnet.LEVELS[:len(cfg.widths)]):
+                raise ValueError(f"a dlib CNN's widths are a prefix of {[w for w, _, _ in dlibnet.LEVELS]}, not {cfg.widths}")
+            layers, c = dlibnet.layers(len(cfg.widths)), cfg.widths[-1]
         elif cfg.arch == "plain":
             for i, w in enumerate(cfg.widths):
                 layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
@@ -74,9 +79,12 @@ class FaceCNN(nn.Module):
                     layers.append(nn.MaxPool2d(2))
                 c = w
         else:
-            raise ValueError(f"unknown CNN architecture {cfg.arch!r} (known: plain, resnet)")
+            raise ValueError(f"unknown CNN architecture {cfg.arch!r} (known: dlib, plain, resnet)")
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c, 1)
+        if cfg.arch == "dlib":  # a pretrained backbone's features are large: start from logit 0, not a random one
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised crops -> (N,) logits (> 0 means fake)."""

@@ -474,6 +474,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     split = gather(Path(data_dir), cfg)
     t_gather = time.monotonic() - t0
     cnn = detectors.FaceCNN(cfg.cnn)
+    if cfg.cnn.arch == "dlib":  # starts from dlib's face-recognition weights (an --init below replaces them)
+        from . import dlibnet
+        dlibnet.load_into(list(cnn.features))
     # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
     rest = REST_FIXED_S + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
     cnn_deadline = max(deadline - rest, time.monotonic() + CNN_MIN_SHARE * max(deadline - time.monotonic(), 10))
