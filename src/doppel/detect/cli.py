@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--heldout-faces", type=int, default=d["heldout_limit"], metavar="N",
                    help="faces per fusion or calibration clip (every 3rd frame)")
     t.add_argument("--cnn", choices=sorted(CNN_SHAPES), default="resnet",
-                   help="CNN shape: resnet (1.2M parameters, 128 px), plain (47k, 64 px: quick runs) mouth (the "
+                   help="CNN shape: resnet (1.2M parameters, 128 px), plain (47k, 64 px: quick runs), mouth (the "
                         "resnet on a 64 px crop of the mouth at the same pixel scale; pair it with --part-share) or dlib "
                         "(dlib's face-recognition ResNet, 4.4M, 128 px, started from dlib's weights)")
     t.add_argument("--init", metavar="DIR", nargs="+",

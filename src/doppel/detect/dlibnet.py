@@ -1,7 +1,7 @@
 """dlib's face-recognition ResNet as a pretrained start for the face CNN (`detect train --cnn dlib`).
 
-The face-recognition-models package ships `dlib_face_recognition_resnet_model_v1.dat` (Davis King, CC0):
-a 29-layer ResNet trained on about 3 million faces of about 7,500 people to tell identities apart. Its
+The face-recognition-models package ships `dlib_face_recognition_resnet_model_v1.dat` (Davis King, released
+into the public domain): a 29-layer ResNet trained on about 3 million faces of 7,485 people (none of them LFW's) to tell people apart. Its
 early and middle layers are face features learnt from far more faces than doppel has; the detector
 starts from them instead of from noise. This module reads the weights out of dlib's own serialisation
 (no dlib C++ tool, nothing downloaded) and builds the same net in PyTorch (`Backbone`); a test checks
