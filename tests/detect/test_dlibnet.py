@@ -83,3 +83,7 @@ def test_the_pretrained_backbone_learns_slower_than_the_head():
     moved = {k: float((v - before[k]).abs().max()) for k, v in cnn.state_dict().items()}
     assert moved["head.weight"] == pytest.approx(1e-3, rel=0.01)
     assert moved["features.1.weight"] == pytest.approx(1e-3 * cnn_fit.PRETRAINED_LR_SCALE, rel=0.01)
+    again = detectors.FaceCNN(cfg)  # --pretrained-lr-share sets the share
+    before = {k: v.clone() for k, v in again.state_dict().items()}
+    cnn_fit.fit(again, lambda first: itertools.repeat(batch), steps=1, lr=1e-3, pretrained_lr_share=0.5)
+    assert float((again.features[1].weight.detach() - before["features.1.weight"]).abs().max()) == pytest.approx(5e-4, rel=0.01)

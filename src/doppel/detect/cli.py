@@ -89,6 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--seg-weight", type=float, default=d["seg_weight"], metavar="W",
                    help="weight of an auxiliary training loss: the CNN's last feature map also learns where a blend "
                         "changed the face (a training-only head; 0: off)")
+    t.add_argument("--pretrained-lr-share", type=float, default=d["pretrained_lr_share"], metavar="S",
+                   help="share of --lr that a pretrained backbone (--cnn dlib) learns at; its head gets all of it")
     t.add_argument("--resume", action="store_true",
                    help="continue the CNN from the checkpoint an interrupted run left in the -o folder")
     t.add_argument("--lr", type=float, default=d["lr"], help="CNN peak learning rate (cosine decay)")
@@ -165,7 +167,7 @@ def _train(args: argparse.Namespace) -> int:
     if unknown:
         raise DoppelError(f"--fakes-train: unknown kind {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(train.FAKE_KINDS)})")
-    for flag in ("mark_share", "reenact_share", "part_share"):
+    for flag in ("mark_share", "reenact_share", "part_share", "pretrained_lr_share"):
         if not 0.0 <= getattr(args, flag) <= 1.0:
             raise DoppelError(f"--{flag.replace('_', '-')} must be from 0 to 1 (got {getattr(args, flag)})")
     if args.seg_weight < 0:
@@ -180,7 +182,7 @@ def _train(args: argparse.Namespace) -> int:
                             cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
                             mark_share=args.mark_share, coverage_jitter=args.coverage_jitter,
                             reenact_share=args.reenact_share, part_share=args.part_share, mouth=args.mouth,
-                            seg_weight=args.seg_weight)
+                            seg_weight=args.seg_weight, pretrained_lr_share=args.pretrained_lr_share)
     train.mouth_cnn(cfg)  # a bad --mouth folder fails now, not after the CNN's training
     # the command as given, less what only changes where files go or how fast (cache, resume, threads)
     skip = {"cache", "resume", "threads", "fakes_train"}

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "cnn_state.safetensors"
 FORMAT = "doppel-detect-cnn-state/1"
-PRETRAINED_LR_SCALE = 0.1  # learning-rate share of a pretrained backbone's weights (the head and change head: 1)
+PRETRAINED_LR_SCALE = 0.1  # default learning-rate share of a pretrained backbone's weights (the heads: 1)
 
 
 @dataclass
@@ -90,15 +90,15 @@ def change_loss(seg: nn.Module, feats: torch.Tensor, change: np.ndarray) -> torc
 def fit(model: detectors.FaceCNN, batches: Callable[[int], Iterator[tuple[np.ndarray, ...]]], steps: int,
         lr: float, budget_s: float | None = None, state_dir: str | Path | None = None,
         val: tuple[np.ndarray, np.ndarray] | None = None, every_s: float = 300.0, resume: bool = False,
-        seg_weight: float = 0.0) -> FitResult:
+        seg_weight: float = 0.0, pretrained_lr_share: float = PRETRAINED_LR_SCALE) -> FitResult:
     """Train `model` in place on `batches(first_step)` ((crops uint8, labels 0/1[, change masks]) each) and
     return the run's figures; the model ends holding the best-validated weights (eval mode)."""
     seg = nn.Conv2d(model.head.in_features, 1, 1) if seg_weight > 0 else None
     heads = list(model.head.parameters()) + (list(seg.parameters()) if seg is not None else [])
-    # a pretrained backbone (dlib's) learns at PRETRAINED_LR_SCALE of `lr`: Adam moves every weight by about the
+    # a pretrained backbone (dlib's) learns at `pretrained_lr_share` of `lr`: Adam moves every weight by about the
     # learning rate a step, and dlib's conv weights are ~0.003-0.01, so at the head's rate they were overwritten
     # within a few hundred steps (a first run with every weight at 4e-4 ended at a constant logit by step 380)
-    scale = PRETRAINED_LR_SCALE if model.cfg.arch == "dlib" else 1.0
+    scale = pretrained_lr_share if model.cfg.arch == "dlib" else 1.0
     opt = torch.optim.Adam([{"params": list(model.features.parameters()), "lr_scale": scale},
                             {"params": heads, "lr_scale": 1.0}], lr=lr, weight_decay=1e-4)
     lossf = nn.BCEWithLogitsLoss()

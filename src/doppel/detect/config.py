@@ -97,6 +97,8 @@ class TrainConfig:
     # weight of the CNN's auxiliary loss that asks a 1x1 convolution on its last feature map which cells of the
     # crop a blend changed (cnn_fit: Face X-ray's localisation target); training-only, 0: off
     seg_weight: float = 0.0
+    # share of the learning rate a pretrained backbone's weights learn at (the dlib CNN's; the head: all of it)
+    pretrained_lr_share: float = 0.1
     fake_limit: int = 60  # faces per fake video of a training clip (of a held-out clip: heldout_limit // 2)
     corpus: int = 0  # corpus identities (one photo each, ../data/corpus, train part) added to CNN training
     corpus_fusion: int = 0  # corpus identities of the fusion part added to the fusion (as photos: no temporal cues)

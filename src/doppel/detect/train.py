@@ -492,7 +492,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     torch.set_num_threads(cfg.threads)
     fit = cnn_fit.fit(cnn, lambda first: batches(split.train, cfg, cfg.seed, split.train_fakes, first), cfg.max_steps,
                       cfg.lr, cnn_deadline - time.monotonic(), out_dir, val, cfg.checkpoint_minutes * 60, cfg.resume,
-                      cfg.seg_weight)
+                      cfg.seg_weight, cfg.pretrained_lr_share)
     torch.set_num_threads(1)
     losses = fit.losses or [float("nan")]
     log.info("CNN: %d steps, best validation AUC %s at step %d", fit.steps, fit.best_auc, fit.best_step)
