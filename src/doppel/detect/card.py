@@ -30,8 +30,8 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     corpus = {"train": 0, "fusion": 0, **m["data"].get("corpus_identities", {})}
     c = m["config"]["cnn"]
     arch = {"resnet": "a stride-2 stem and one residual block per stage (ResNet-style)",
-            "dlib": "dlib's face-recognition ResNet (a 7x7 stride-2 stem, max-pool, then 3, 4, 3 and 3 residual blocks; "
-                    "affine layers, no batch norm), its 128-d projection replaced by the logit"}.get(
+            "dlib": "dlib's face-recognition ResNet without its last level (a 7x7 stride-2 stem, max-pool, then 3, 4, 3 "
+                    "and 3 residual blocks; affine layers, no batch norm; a logit in place of its 128-d projection)"}.get(
         c.get("arch"), "conv-BN-ReLU stages with 2x max-pooling")
     history = "; ".join(f"{h['step']}: {h['loss']}, {h['val_auc']}" for h in m.get("cnn_history", []))
     refit = (f"\n  The CNN was trained by `{m['cnn_command']}`; the run above (`--max-steps 0`) kept it and refitted "
