@@ -35,12 +35,13 @@ from tqdm import tqdm
 from .. import checkpoint
 from ..errors import DoppelError
 from . import detectors
+from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "cnn_state.safetensors"
 FORMAT = "doppel-detect-cnn-state/1"
-PRETRAINED_LR_SCALE = 0.1  # default learning-rate share of a pretrained backbone's weights (the heads: 1)
+PRETRAINED_LR_SCALE = TrainConfig.pretrained_lr_share  # default learning-rate share of a pretrained backbone (heads: 1)
 
 
 @dataclass

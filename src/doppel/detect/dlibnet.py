@@ -1,9 +1,9 @@
 """dlib's face-recognition ResNet as a pretrained start for the face CNN (`detect train --cnn dlib`).
 
 The face-recognition-models package ships `dlib_face_recognition_resnet_model_v1.dat` (Davis King, released
-into the public domain): a 29-layer ResNet trained on about 3 million faces of 7,485 people (none of them LFW's) to tell people apart. Its
-early and middle layers are face features learnt from far more faces than doppel has; the detector
-starts from them instead of from noise. This module reads the weights out of dlib's own serialisation
+into the public domain): a 29-layer ResNet trained on about 3 million faces of 7,485 people (none of them
+LFW's) to tell people apart. Its early and middle layers are face features learnt from far more faces than
+doppel has; the detector starts from them instead of from noise. This module reads the weights out of dlib's own serialisation
 (no dlib C++ tool, nothing downloaded) and builds the same net in PyTorch (`Backbone`); a test checks
 that its descriptor equals dlib's `compute_face_descriptor` on real faces.
 

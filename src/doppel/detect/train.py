@@ -474,9 +474,6 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     split = gather(Path(data_dir), cfg)
     t_gather = time.monotonic() - t0
     cnn = detectors.FaceCNN(cfg.cnn)
-    if cfg.cnn.arch == "dlib":  # starts from dlib's face-recognition weights (an --init below replaces them)
-        from . import dlibnet
-        dlibnet.load_into(list(cnn.features))
     # the CNN gets what is left after gathering, less the (measured) cost of spectra, fusion and calibration
     rest = REST_FIXED_S + _seconds_per_face(split, cfg.seed) * (len(split.fusion) + len(split.calib))
     cnn_deadline = max(deadline - rest, time.monotonic() + CNN_MIN_SHARE * max(deadline - time.monotonic(), 10))
@@ -486,6 +483,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
         if replace(start.cfg, coverage=cfg.cnn.coverage, flip=cfg.cnn.flip) != cfg.cnn:  # crop and flip may change
             raise DoppelError(f"--init: the CNN in {inits[0]} has another shape ({start.cfg})")
         cnn.load_state_dict(start.state_dict())
+    elif cfg.cnn.arch == "dlib":  # without --init, from dlib's face-recognition weights
+        from . import dlibnet
+        dlibnet.load_into(list(cnn.features))
     has_corpus = (Path(data_dir) / "corpus").is_dir()  # without one the CNN trains unvalidated (last weights kept)
     val = cnn_fit.validation_crops(corpus(data_dir, "fusion", cfg.val if has_corpus else 0, cfg.cache, CNN_SIDE),
                                    cfg.cnn, cfg.seed, cfg.part_share)
