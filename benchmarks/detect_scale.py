@@ -33,7 +33,9 @@ DATA = heldout.DATA
 
 
 def logits(det: detectors.Detectors, prep: dict, coverage: float) -> np.ndarray:
-    return detectors.cnn_logits(det.cnn, heldout.crops(prep, replace(det.cnn.cfg, coverage=coverage)))
+    """The face scores with the face CNN's crop at `coverage` (a partner CNN's crop stays at its own)."""
+    return det.face_logits(heldout.crops(prep, replace(det.cnn.cfg, coverage=coverage)),
+                           heldout.crops(prep, det.partner.cfg) if det.partner is not None else None)
 
 
 def clip_table(det: detectors.Detectors, prep: dict, coverage: float) -> dict:

@@ -79,6 +79,14 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
                  f"mouth at the face CNN's pixel scale (the face's landmark box = {100 * mc.coverage:g}% of the crop, "
                  f"centred on the outer lips), kept as it was trained: `{r['folder']}` (`{r['version']}`, "
                  f"{r['cnn_steps']} steps, best validation AUC {r['cnn_best_val_auc']}): `{r['command']}`.")
+    if m.get("partner_cnn"):
+        r, pc = m["partner_cnn"], det.partner.cfg
+        params = sum(p.numel() for p in det.partner.parameters())
+        mouth += (f"\n- **Partner CNN** (`partner.safetensors`): a second face CNN, {pc.arch}, {params} parameters, on a "
+                  f"{pc.size}x{pc.size} face crop (landmark box = {100 * pc.coverage:g}% of the crop); a face's `cnn` "
+                  "score is the mean of the two CNNs' logits. Kept as it was trained: "
+                  f"`{r['folder']}` (`{r['version']}`, {r['cnn_steps']} steps, best validation AUC "
+                  f"{r['cnn_best_val_auc']}): `{r['command']}`. The report's heat maps are the face CNN's alone.")
     text = CARD.format(training=training, title=title, what=what, mouth=mouth, parts=parts, m=m, c=c, refit=refit, spread=round(1 - 2 * det.platt.floor, 4), top=round(1 - det.platt.floor, 4), cap=det.fusion.cap, arch=arch, cover=cover, history=history or "none",
                        d=m["data"], start=start, reenact=reenact + changes, corpus=corpus, v=v, aucs=aucs, kinds=kinds, fusion=fusion, platt=det.platt, sel=sel, table=table,
                        tol=tolerance,
@@ -111,7 +119,7 @@ Version `{m[version]}`, made {m[created]} by
     {m[command]}
 
 in {m[seconds]} s ({m[gather_seconds]} s of it finding faces), torch threads: {m[torch_threads]}.
-Files: `cnn.safetensors` (CNN weights, config in its metadata) and `models.json`
+Files: `cnn.safetensors` (CNN weights, config in its metadata; a second CNN's file is named below) and `models.json`
 (CNN config, Fourier and fusion logistic regressions, Platt calibration, this
 metadata); {size} in all, no pickle.
 

@@ -84,6 +84,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--mouth", metavar="DIR",
                    help="weights folder of a mouth CNN (from 'detect train --cnn mouth'): added, as it is, as a second "
                         "CNN whose logit the fusion may weigh")
+    t.add_argument("--partner", metavar="DIR",
+                   help="weights folder of a face CNN of any shape (e.g. from 'detect train --cnn dlib'): added, as "
+                        "it is, as a second face CNN; a face's CNN score is the mean of the two CNNs' logits, each on "
+                        "its own crop (with --init DIR2 --max-steps 0: only the fusion and calibration are refitted)")
     t.add_argument("--part-share", type=float, default=d["part_share"], metavar="P",
                    help="share of the blends made through a part mask (lower face, mouth) instead of a face shape")
     t.add_argument("--seg-weight", type=float, default=d["seg_weight"], metavar="W",
@@ -181,9 +185,10 @@ def _train(args: argparse.Namespace) -> int:
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
                             cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
                             mark_share=args.mark_share, coverage_jitter=args.coverage_jitter,
-                            reenact_share=args.reenact_share, part_share=args.part_share, mouth=args.mouth,
+                            reenact_share=args.reenact_share, part_share=args.part_share, mouth=args.mouth, partner=args.partner,
                             seg_weight=args.seg_weight, pretrained_lr_share=args.pretrained_lr_share)
-    train.mouth_cnn(cfg)  # a bad --mouth folder fails now, not after the CNN's training
+    train.mouth_cnn(cfg)  # a bad --mouth or --partner folder fails now, not after the CNN's training
+    train.partner_cnn(cfg)
     # the command as given, less what only changes where files go or how fast (cache, resume, threads)
     skip = {"cache", "resume", "threads", "fakes_train"}
     changed = [(k, v) for k, v in vars(args).items() if k in TRAIN_FLAGS and k not in skip

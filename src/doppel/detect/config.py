@@ -107,6 +107,9 @@ class TrainConfig:
     # weights folder whose CNN (region "mouth", from a `detect train --cnn mouth` run) becomes the new detector's
     # mouth CNN, as it is; its logit is the fusion's mouth_cnn, which the fusion may weigh or leave out
     mouth: str | None = None
+    # weights folder whose face CNN (any shape, e.g. from a `detect train --cnn dlib` run) becomes the new detector's
+    # partner CNN, as it is: the face score "cnn" is then the mean of the two CNNs' logits
+    partner: str | None = None
     cache: str | None = None  # folder keeping the faces found, so a rerun skips finding them; None: no cache
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CNN_FILE = "cnn.safetensors"
 MOUTH_FILE = "mouth.safetensors"  # the optional second CNN, on the mouth (Detectors.mouth)
+PARTNER_FILE = "partner.safetensors"  # the optional second face CNN (Detectors.partner)
 MODELS_FILE = "models.json"
 FORMAT = "doppel-detect/1"
 FOURIER_SIZE = 64  # side of the grey crop whose spectrum is taken
@@ -283,20 +284,23 @@ class Detectors:
     platt: Platt
     meta: dict = field(default_factory=dict)  # version, data, validation scores, command
     mouth: FaceCNN | None = None  # a second CNN on the mouth's crop (region "mouth"), its logit the fusion's mouth_cnn
+    # a second face CNN, of any shape: the face score ("cnn") is the mean of the two CNNs' logits (face_logits)
+    partner: FaceCNN | None = None
 
     def save(self, folder: str | Path = WEIGHTS_DIR) -> None:
         folder = Path(folder)
         # fp16 on disk (half the size; rounding fp32 weights to fp16 moved 200 faces' logits by at most 0.005, their
         # spread being 2.5), float32 in memory
-        for net, name in ((self.cnn, CNN_FILE), (self.mouth, MOUTH_FILE)):
+        for net, name in ((self.cnn, CNN_FILE), (self.mouth, MOUTH_FILE), (self.partner, PARTNER_FILE)):
             if net is not None:
                 half = {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
                 checkpoint.write(folder / name, FORMAT, half, net.cfg, {"version": self.version})
-        if self.mouth is None:
-            (folder / MOUTH_FILE).unlink(missing_ok=True)  # a folder rewritten without one must not keep an old one
+            else:  # a folder rewritten without one must not keep an old one
+                (folder / name).unlink(missing_ok=True)
         doc = {"format": FORMAT, "cnn": asdict(self.cnn.cfg), "fourier": asdict(self.fourier),
                "fusion": asdict(self.fusion), "platt": asdict(self.platt), "meta": self.meta,
-               "mouth": asdict(self.mouth.cfg) if self.mouth is not None else None}
+               "mouth": asdict(self.mouth.cfg) if self.mouth is not None else None,
+               "partner": asdict(self.partner.cfg) if self.partner is not None else None}
         with media.atomic_path(folder / MODELS_FILE) as tmp:
             tmp.write_text(json.dumps(doc, indent=1))
 
@@ -308,12 +312,19 @@ class Detectors:
             checkpoint.check_format(doc.get("format", ""), FORMAT, folder / MODELS_FILE, "doppel detector")
             cnn = _load_cnn(folder / CNN_FILE, "doppel detector CNN")
             mouth = _load_cnn(folder / MOUTH_FILE, "doppel detector mouth CNN") if doc.get("mouth") else None
+            partner = _load_cnn(folder / PARTNER_FILE, "doppel detector partner CNN") if doc.get("partner") else None
         except DoppelError as e:
             raise DoppelError(f"{e}; run 'doppel detect train'") from None
         except (OSError, KeyError, ValueError, RuntimeError) as e:
             raise DoppelError(f"no usable detector weights in {folder} ({e}); run 'doppel detect train'") from None
         return cls(cnn, Linear(**doc["fourier"]), Linear(**doc["fusion"]), Platt(**doc["platt"]), doc.get("meta", {}),
-                   mouth)
+                   mouth, partner)
+
+    def face_logits(self, crops: np.ndarray, partner_crops: np.ndarray | None = None) -> np.ndarray:
+        """(N,) face scores ("cnn"): the face CNN's logits of its crops; with a partner CNN, the mean of both CNNs'
+        logits, each of its own crops (`partner_crops`, cut at the partner's CNNConfig)."""
+        s = cnn_logits(self.cnn, crops)
+        return s if self.partner is None else (s + cnn_logits(self.partner, partner_crops)) / 2
 
     @property
     def version(self) -> str:

@@ -47,22 +47,26 @@ def face_scores(det: detectors.Detectors, frame: np.ndarray, landmarks: np.ndarr
 def face_features(det: detectors.Detectors, frame: np.ndarray, landmarks: np.ndarray,
                   prev: np.ndarray | None = None, prev_landmarks: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """Every cue and the Fourier logit of one face, and its CNN crop (finish_scores adds the CNN and the fusion);
-    with a mouth CNN, the mouth's crop waits in the features ("_mouth_crop") for finish_scores."""
+    with a mouth or partner CNN, its crop waits in the features ("_mouth_crop", "_partner_crop") for finish_scores."""
     feats = cues.face_cues(frame, landmarks, prev, prev_landmarks)
     crop = detectors.cnn_crop(frame, landmarks, det.cnn.cfg)
     feats["fourier"] = float(det.fourier.logit(detectors.spectrum(frame, landmarks)[None])[0])
     if det.mouth is not None:
         feats["_mouth_crop"] = detectors.cnn_crop(frame, landmarks, det.mouth.cfg)
+    if det.partner is not None:
+        feats["_partner_crop"] = detectors.cnn_crop(frame, landmarks, det.partner.cfg)
     return feats, crop
 
 
 def finish_scores(det: detectors.Detectors, feats: list[dict], crops: np.ndarray) -> None:
-    """Adds "cnn", "mouth_cnn" (with a mouth CNN; the fusion reads a missing one as no evidence) and "fused" to
-    each face's features (in place); each CNN scores its crops as one batch."""
+    """Adds "cnn" (with a partner CNN, the mean of both face CNNs' logits), "mouth_cnn" (with a mouth CNN; the
+    fusion reads a missing one as no evidence) and "fused" to each face's features (in place); each CNN scores its
+    crops as one batch."""
     if det.mouth is not None and feats:
         for f, m in zip(feats, detectors.cnn_logits(det.mouth, np.stack([f.pop("_mouth_crop") for f in feats]))):
             f["mouth_cnn"] = float(m)
-    for f, logit in zip(feats, detectors.cnn_logits(det.cnn, crops)):
+    partner = np.stack([f.pop("_partner_crop") for f in feats]) if det.partner is not None and feats else None
+    for f, logit in zip(feats, det.face_logits(crops, partner)):
         f["cnn"] = float(logit)
         f["fused"] = float(det.fusion.logit(feature_row(f, det.fusion.names))[0])
 

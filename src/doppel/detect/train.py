@@ -499,7 +499,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share, cfg.mark_share)
     n = len(scan.FUSION_FEATURES)
     blank = detectors.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
-    det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0), mouth=mouth_cnn(cfg))
+    det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0), mouth=mouth_cnn(cfg),
+                              partner=partner_cnn(cfg))
     t_cnn = time.monotonic()
     xa, ya, ga, ka = features(det, split.fusion, rng, "fusion features", split.fusion_fakes)
     det.fusion, selection = fit_fusion(xa, ya, ga, ka, det.mouth is not None)
@@ -520,6 +521,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
                     cnn_best_val_auc=fit.best_auc, val_faces=int(len(val[1]) // 2) if val else 0)
     if det.mouth is not None:
         det.meta["mouth_cnn"] = _cnn_record(cfg.mouth)
+    if det.partner is not None:
+        det.meta["partner_cnn"] = _cnn_record(cfg.partner)
     if len(inits) > 1:  # the CNNs averaged, each with the record of how it was made
         det.meta["cnn_soup"] = [_cnn_record(f) for f in inits]
     if len(inits) == 1 and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
@@ -542,6 +545,17 @@ def mouth_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
     if net.cfg.region != "mouth":
         raise DoppelError(f"--mouth: the CNN in {cfg.mouth} is a {net.cfg.region} CNN, not a mouth CNN "
                           "(train one with 'doppel detect train --cnn mouth')")
+    return net
+
+
+def partner_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
+    """The face CNN of the `cfg.partner` folder (DoppelError unless it is a face CNN), or None without one."""
+    if not cfg.partner:
+        return None
+    net = detectors.Detectors.load(cfg.partner).cnn
+    if net.cfg.region != "face":
+        raise DoppelError(f"--partner: the CNN in {cfg.partner} is a {net.cfg.region} CNN, not a face CNN "
+                          "(give it to --mouth instead)")
     return net
 
 
