@@ -131,7 +131,7 @@ def rows(det: detectors.Detectors, prep: dict) -> np.ndarray:
     in the columns that folder's fusion reads (older weights read fewer cues)."""
     x = prep["cues"].copy()
     x[:, scan.FUSION_FEATURES.index("cnn")] = det.face_logits(
-        crops(prep, det.cnn.cfg), crops(prep, det.partner.cfg) if det.partner is not None else None)
+        crops(prep, det.cnn.cfg), crops(prep, det.partner.cfg) if det.partner is not None and not det.shares_crop else None)
     x[:, scan.FUSION_FEATURES.index("fourier")] = det.fourier.logit(prep["spectrum"])
     if det.mouth is not None:  # the second CNN, on the mouth's crop (else the column stays NaN: no evidence)
         x[:, scan.FUSION_FEATURES.index("mouth_cnn")] = detectors.cnn_logits(det.mouth, crops(prep, det.mouth.cfg))

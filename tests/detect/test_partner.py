@@ -11,7 +11,7 @@ from doppel.errors import DoppelError
 from detect_helpers import blank_detectors
 
 # a second face CNN of another shape and crop than the face CNN's (plain, 64 px, its own coverage)
-OTHER = detectors.CNNConfig(size=64, coverage=0.7, widths=(8, 16), arch="plain")
+OTHER = detectors.CNNConfig(size=64, coverage=0.8, widths=(8, 16), arch="plain")
 
 
 def _with_partner(seed: int = 0) -> detectors.Detectors:
@@ -45,6 +45,21 @@ def test_a_partner_cnn_is_saved_loaded_and_averaged_with_the_face_cnn_on_its_own
     assert not (tmp_path / detectors.PARTNER_FILE).exists() and detectors.Detectors.load(tmp_path).partner is None
     c, _ = scan.face_scores(det, frames[1], lms[1], frames[0], lms[0])
     assert c["cnn"] == pytest.approx(own)
+
+
+def test_a_partner_with_the_face_cnns_crop_is_given_that_crop_without_cutting_it_again(clip_frames, monkeypatch):
+    frames, lms = clip_frames
+    det = blank_detectors()
+    torch.manual_seed(5)
+    det.partner = detectors.FaceCNN(detectors.CNNConfig(widths=(8, 16, 32))).eval()  # another net, the same crop
+    assert det.shares_crop and not _with_partner().shares_crop and not blank_detectors().shares_crop
+    crop = detectors.cnn_crop(frames[1], lms[1], det.cnn.cfg)
+    want = (detectors.cnn_logits(det.cnn, crop[None])[0] + detectors.cnn_logits(det.partner, crop[None])[0]) / 2
+    cuts = []
+    real_cut = detectors.cnn_crop
+    monkeypatch.setattr(detectors, "cnn_crop", lambda *a: cuts.append(a[2]) or real_cut(*a))
+    a, _ = scan.face_scores(det, frames[1], lms[1], frames[0], lms[0])
+    assert a["cnn"] == pytest.approx(float(want)) and cuts == [det.cnn.cfg]
 
 
 def test_a_scan_with_a_partner_scores_every_face_with_both(data_dir):
@@ -95,7 +110,7 @@ def test_the_card_describes_a_partner_cnn(tmp_path):
     text = (tmp_path / "MODEL_CARD.md").read_text()
     params = sum(p.numel() for p in det.partner.parameters())
     assert f"**Partner CNN** (`partner.safetensors`): a second face CNN, plain, {params} parameters, on a 64x64" in text
-    assert "landmark box = 70% of the crop" in text and "`detect-0123456789`, 9 steps" in text
+    assert "landmark box = 80% of the crop" in text and "`detect-0123456789`, 9 steps" in text
     assert "mean of the two CNNs' logits" in text
     det.partner = None
     del det.meta["partner_cnn"]

@@ -322,9 +322,18 @@ class Detectors:
 
     def face_logits(self, crops: np.ndarray, partner_crops: np.ndarray | None = None) -> np.ndarray:
         """(N,) face scores ("cnn"): the face CNN's logits of its crops; with a partner CNN, the mean of both CNNs'
-        logits, each of its own crops (`partner_crops`, cut at the partner's CNNConfig)."""
+        logits, each of its own crops (`partner_crops`, cut at the partner's CNNConfig; None: the face CNN's crops,
+        which a partner that `shares_crop` sees as they are)."""
         s = cnn_logits(self.cnn, crops)
-        return s if self.partner is None else (s + cnn_logits(self.partner, partner_crops)) / 2
+        if self.partner is None:
+            return s
+        return (s + cnn_logits(self.partner, crops if partner_crops is None else partner_crops)) / 2
+
+    @property
+    def shares_crop(self) -> bool:
+        """Whether the partner CNN's crop is the face CNN's (same size, scale and region), so it is cut once."""
+        a, b = self.cnn.cfg, self.partner.cfg if self.partner is not None else None
+        return b is not None and (a.size, a.coverage, a.region) == (b.size, b.coverage, b.region)
 
     @property
     def version(self) -> str:

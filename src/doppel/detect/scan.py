@@ -53,7 +53,7 @@ def face_features(det: detectors.Detectors, frame: np.ndarray, landmarks: np.nda
     feats["fourier"] = float(det.fourier.logit(detectors.spectrum(frame, landmarks)[None])[0])
     if det.mouth is not None:
         feats["_mouth_crop"] = detectors.cnn_crop(frame, landmarks, det.mouth.cfg)
-    if det.partner is not None:
+    if det.partner is not None and not det.shares_crop:
         feats["_partner_crop"] = detectors.cnn_crop(frame, landmarks, det.partner.cfg)
     return feats, crop
 
@@ -65,7 +65,7 @@ def finish_scores(det: detectors.Detectors, feats: list[dict], crops: np.ndarray
     if det.mouth is not None and feats:
         for f, m in zip(feats, detectors.cnn_logits(det.mouth, np.stack([f.pop("_mouth_crop") for f in feats]))):
             f["mouth_cnn"] = float(m)
-    partner = np.stack([f.pop("_partner_crop") for f in feats]) if det.partner is not None and feats else None
+    partner = np.stack([f.pop("_partner_crop") for f in feats]) if feats and "_partner_crop" in feats[0] else None
     for f, logit in zip(feats, det.face_logits(crops, partner)):
         f["cnn"] = float(logit)
         f["fused"] = float(det.fusion.logit(feature_row(f, det.fusion.names))[0])
