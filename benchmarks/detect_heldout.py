@@ -263,7 +263,8 @@ def write_test_section(folder: Path, lines: list[str], a: argparse.Namespace) ->
     text = text.split("\n## Test (held out", 1)[0].rstrip() + "\n"
     cmd = "python benchmarks/detect_heldout.py " + " ".join(a.weights) + f" --limit {a.limit} --corpus {a.corpus} " \
           f"--clips {a.clips} --seed {a.seed}" + (f" --fakes {a.fakes}" if a.fakes else "") + \
-          (" --mark-reals" if a.mark_reals else "") + (f" --bootstrap {a.bootstrap}" if a.bootstrap else "")
+          (" --mark-reals" if a.mark_reals else "") + (f" --bootstrap {a.bootstrap}" if a.bootstrap else "") + \
+          (" --reenact" if a.reenact else "")
     text += ("\n## Test (held out, scored once after training)\n"
              "Identities and clips no training, fusion or calibration step used: corpus photos of the test\n"
              "part and the corpus/talking clips (MEAD, two presenters), each real and as a fresh blend; with\n"

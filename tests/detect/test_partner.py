@@ -76,6 +76,18 @@ def test_a_scan_with_a_partner_scores_every_face_with_both(data_dir):
     assert type(both).from_json(doc).to_json() == both.to_json()
 
 
+def test_the_version_names_the_partner_too(tmp_path):
+    det = _with_partner()
+    det.save(tmp_path / "a")
+    with torch.no_grad():
+        det.partner.head.bias.fill_(-3.0)  # the same face CNN, another partner
+    det.save(tmp_path / "b")
+    alone = blank_detectors()
+    alone.save(tmp_path / "c")
+    versions = {train._version(tmp_path / k) for k in "abc"}
+    assert len(versions) == 3
+
+
 def test_partner_folder_must_hold_a_face_cnn(tmp_path):
     mouth = blank_detectors()
     mouth.cnn = detectors.FaceCNN(detectors.MOUTH).eval()

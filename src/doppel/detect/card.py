@@ -22,7 +22,9 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
     fusion = "\n".join(f"| {n} | {c:+.3f} |" for n, c in zip(det.fusion.names, det.fusion.coef) if not no_mouth(n))
     sel = m["fusion_selection"]
     table = ", ".join(f"{k}: {x}" for k, x in sel["table"].items())
-    init = m["config"].get("init")
+    # how the CNN was trained: a refit's (cnn_command) by its CNN's run, not by the refit's own settings
+    trained = {**m["config"], **(m.get("cnn_trained_with", {}) if m.get("cnn_command") else {})}
+    init = trained.get("init")
     start = ("the average (a uniform weight soup: weights and batch-norm statistics) of the CNNs of "
              + ", ".join(f"`{f}`" for f in init) if isinstance(init, list)
              else f"the CNN of `{init}`" if init else "dlib's face-recognition weights (`dlib_face_recognition_resnet_model_v1`, "
@@ -60,7 +62,7 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
         training = (f"Not trained further (`--max-steps 0`): the CNN is {start}. Its AUC on {m['val_faces']} corpus "
                     f"identities of the fusion part (never trained on), real against blends: {m['cnn_best_val_auc']}.")
     else:
-        training = TRAINING.format(m=m, start=start, history=history or "none")
+        training = TRAINING.format(m=m, t=trained, start=start, history=history or "none")
     if c.get("flip"):
         training = "A face's score is the mean of the logits of its crop and its mirror image. " + training
     part = m["config"].get("part_share", sbi.PART_SHARE)  # weights made before the option: the default
@@ -106,9 +108,9 @@ def _size(folder: Path) -> str:
 
 
 TRAINING = """{m[cnn_steps]} Adam steps of
-  {m[config][batch]} crops (half fake) in {m[cnn_seconds]} s, peak learning rate {m[config][lr]:g} (cosine),
-  {m[config][threads]} torch threads; started from: {start}. Checkpointed and validated every
-  {m[config][checkpoint_minutes]:g} minutes on {m[val_faces]} corpus identities of the fusion part (never
+  {t[batch]} crops (half fake) in {m[cnn_seconds]} s, peak learning rate {t[lr]:g} (cosine),
+  {t[threads]} torch threads; started from: {start}. Checkpointed and validated every
+  {t[checkpoint_minutes]:g} minutes on {m[val_faces]} corpus identities of the fusion part (never
   trained on), real against blends; the weights kept are the best validated (step {m[cnn_best_step]},
   AUC {m[cnn_best_val_auc]}). Validation as it trained (step: training loss, AUC): {history}."""
 

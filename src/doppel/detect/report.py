@@ -150,6 +150,10 @@ def overlay(crop: np.ndarray, heat: np.ndarray, size: int = 128) -> np.ndarray:
 # What a verdict short of FAKE can miss, as measured for a shipped version on its test fakes (people it
 # never saw; docs/detect.md, "Known limits"). Weights without an entry get the general sentence.
 BLIND_SPOTS = {
+    "detect-b289b8ed95": ("What it can miss: in its held-out test (fakes of people it never saw) this version called 75% of "
+                          "doppel's GAN-swap clips and 62% of its lip-sync clips REAL, and it calls the "
+                          "FaceForensics++ sample fake (the same person's mouth redrawn) REAL; plain doppel "
+                          "swaps were never called REAL"),
     "detect-955cedfdb8": ("What it can miss: in its held-out test (fakes of people it never saw) this version called 75% of "
                           "doppel's GAN-swap clips and 50% of its lip-sync clips REAL, and it calls the "
                           "FaceForensics++ sample fake (the same person's mouth redrawn) REAL; plain doppel "

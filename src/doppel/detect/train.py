@@ -60,6 +60,8 @@ FAKE_KINDS = ("swap", "gan", "lipsync")  # name prefixes of the videos of a --fa
 BLEND = "blend"  # kind of the fakes made on the fly (self-blended or X-ray)
 CNN_RECORD = ("cnn_steps", "cnn_seconds", "cnn_history", "cnn_best_step", "cnn_best_val_auc", "val_faces",
               "cnn_final_loss")  # what --max-steps 0 from --init carries over from the init's card
+# the training settings the card's CNN paragraph states: a refit (--max-steps 0) keeps its CNN's, not its own
+CNN_SETTINGS = ("batch", "lr", "threads", "init", "checkpoint_minutes")
 CORPUS_CHUNK = 250  # corpus photos per cache file
 FOURIER_C = 0.1  # L2 inverse strength of the Fourier model (32 correlated radii: strong regularisation)
 REST_FIXED_S = 40  # seconds of the budget kept after the CNN for spectra, saving and the card, beside per-face costs
@@ -528,7 +530,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     if len(inits) == 1 and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
         prev = detectors.Detectors.load(inits[0]).meta
         det.meta.update({k: prev[k] for k in CNN_RECORD if k in prev}, cnn_command=prev.get("cnn_command", prev["command"]),
-                        cnn_trained_coverage=prev.get("cnn_trained_coverage", prev["config"]["cnn"]["coverage"]))
+                        cnn_trained_coverage=prev.get("cnn_trained_coverage", prev["config"]["cnn"]["coverage"]),
+                        cnn_trained_with=prev.get("cnn_trained_with", {k: prev["config"][k] for k in CNN_SETTINGS}))
     det.save(out_dir)
     det.meta["version"] = _version(Path(out_dir))
     det.save(out_dir)
@@ -584,9 +587,9 @@ def _seconds_per_face(split: Split, seed: int, n: int = 4) -> float:
 
 
 def _version(folder: Path) -> str:
-    """detect- and a digest of the CNN file (and of the mouth CNN's, when there is one)."""
-    mouth = folder / detectors.MOUTH_FILE
-    data = (folder / detectors.CNN_FILE).read_bytes() + (mouth.read_bytes() if mouth.is_file() else b"")
+    """detect- and a digest of the CNN file (and of the mouth and partner CNNs', when there are)."""
+    files = [folder / f for f in (detectors.CNN_FILE, detectors.MOUTH_FILE, detectors.PARTNER_FILE)]
+    data = b"".join(f.read_bytes() for f in files if f.is_file())
     digest = hashlib.sha256(data).hexdigest()[:10]
     return f"detect-{digest}"
 
