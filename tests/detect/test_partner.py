@@ -72,6 +72,9 @@ def test_a_scan_with_a_partner_scores_every_face_with_both(data_dir):
     assert len(a) == len(b) > 2
     # the partner's bias of 3 lifts every face's mean logit by about 1.5 over the face CNN alone
     assert 0.5 < np.mean(np.array(a) - np.array(b)) < 3.0
+    # the partner's bias makes the face score the top reason; the reasons name both CNNs, and one CNN alone
+    assert any(r.startswith("cnn: face CNNs (two, their logits averaged)") for r in both.verdict.reasons)
+    assert "face CNNs" not in " ".join(alone.verdict.reasons)
     doc = json.loads(json.dumps(both.to_json()))
     assert type(both).from_json(doc).to_json() == both.to_json()
 

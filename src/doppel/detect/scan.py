@@ -255,7 +255,9 @@ def reasons(contrib: np.ndarray, det: detectors.Detectors, suspicious: bool, top
         if (c > 0.1) if suspicious else (c < -0.1):
             name = det.fusion.names[k]
             side = "points to fake" if c > 0 else "points to real"
-            out.append(f"{name}: {MODEL_NAMES.get(name) or cues.CUES[name]}: {side} ({c:+.2f} logit)")
+            what = "face CNNs (two, their logits averaged)" if name == "cnn" and det.partner is not None else \
+                MODEL_NAMES.get(name) or cues.CUES[name]
+            out.append(f"{name}: {what}: {side} ({c:+.2f} logit)")
     return out or ["no single model or cue stood out"]
 
 
