@@ -542,23 +542,22 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
 
 def mouth_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
     """The CNN of the `cfg.mouth` folder (DoppelError unless it is a mouth CNN), or None without one."""
-    if not cfg.mouth:
-        return None
-    net = detectors.Detectors.load(cfg.mouth).cnn
-    if net.cfg.region != "mouth":
-        raise DoppelError(f"--mouth: the CNN in {cfg.mouth} is a {net.cfg.region} CNN, not a mouth CNN "
-                          "(train one with 'doppel detect train --cnn mouth')")
-    return net
+    return _second_cnn(cfg.mouth, "mouth", "train one with 'doppel detect train --cnn mouth'")
 
 
 def partner_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
     """The face CNN of the `cfg.partner` folder (DoppelError unless it is a face CNN), or None without one."""
-    if not cfg.partner:
+    return _second_cnn(cfg.partner, "face", "give it to --mouth instead")
+
+
+def _second_cnn(folder: str | None, region: str, hint: str) -> detectors.FaceCNN | None:
+    """The CNN of a weights folder given to --mouth (region "mouth") or --partner (region "face"), or None."""
+    if not folder:
         return None
-    net = detectors.Detectors.load(cfg.partner).cnn
-    if net.cfg.region != "face":
-        raise DoppelError(f"--partner: the CNN in {cfg.partner} is a {net.cfg.region} CNN, not a face CNN "
-                          "(give it to --mouth instead)")
+    net = detectors.Detectors.load(folder).cnn
+    if net.cfg.region != region:
+        flag = "--mouth" if region == "mouth" else "--partner"
+        raise DoppelError(f"{flag}: the CNN in {folder} is a {net.cfg.region} CNN, not a {region} CNN ({hint})")
     return net
 
 
