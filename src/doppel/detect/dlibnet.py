@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ def read_layers(path: str) -> list[tuple[str, np.ndarray, list[int]]]:
     the input up: (name, its flat float32 parameters, for convs [filters, rows, cols, stride, stride,
     padding, padding])."""
     try:
-        buf = open(path, "rb").read()
+        buf = Path(path).read_bytes()
     except OSError as e:
         raise DoppelError(f"cannot read dlib's face recognition model {path} ({e.strerror})") from None
     out = []
