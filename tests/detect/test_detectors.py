@@ -167,6 +167,9 @@ def test_detect_train_end_to_end(tmp_path, data_dir):
     det = train.train(data_dir, tmp_path / "w", cfg, command="test")
     back = detectors.Detectors.load(tmp_path / "w")
     assert back.version == det.version and back.meta["cnn_steps"] > 0
+    shipped = detectors.Detectors.load()
+    if shipped.partner is not None:  # --init of a two-CNN detector without --partner keeps its partner
+        assert back.partner is not None and back.meta["partner_cnn"] == shipped.meta["partner_cnn"]
     assert back.meta["data"]["corpus_identities"] == {"train": 4, "fusion": 4}
     assert any(f.stem.startswith("faces-") for f in (tmp_path / "cache").iterdir())
     assert back.meta["data"]["fake_faces"] == {"train": {"swap": 3}, "fusion": {"swap": 4}, "calibration": {"lipsync": 4}}

@@ -99,9 +99,30 @@ def test_partner_folder_must_hold_a_face_cnn(tmp_path):
         train.partner_cnn(train.TrainConfig(partner=str(tmp_path / "m")))
     with pytest.raises(DoppelError, match="no usable detector weights"):
         train.partner_cnn(train.TrainConfig(partner=str(tmp_path / "missing")))
-    _with_partner().save(tmp_path / "p")
-    assert train.partner_cnn(train.TrainConfig(partner=str(tmp_path / "p"))).cfg == detectors.CNNConfig()
+    blank_detectors().save(tmp_path / "one")
+    assert train.partner_cnn(train.TrainConfig(partner=str(tmp_path / "one"))).cfg == detectors.CNNConfig()
     assert train.partner_cnn(train.TrainConfig()) is None
+    # a folder that scores faces with two CNNs is refused: either one alone is another model than the folder's
+    _with_partner().save(tmp_path / "p")
+    with pytest.raises(DoppelError, match="two CNNs"):
+        train.partner_cnn(train.TrainConfig(partner=str(tmp_path / "p")))
+
+
+def test_a_refit_from_a_detector_with_a_partner_keeps_it_unless_told_otherwise(tmp_path):
+    """--init of a two-CNN detector without --partner keeps its partner (a refit of the shipped weights must not
+    silently drop one of its CNNs); --partner chooses another; a soup or a one-CNN init has none."""
+    pair = _with_partner()
+    pair.save(tmp_path / "pair")
+    blank_detectors().save(tmp_path / "one")
+    cfg = train.TrainConfig(init=str(tmp_path / "pair"))
+    assert train.partner_folder(cfg) == str(tmp_path / "pair")
+    kept = train._init_partner(cfg)
+    assert kept.cfg == OTHER and kept.head.bias.detach()[0].item() == pytest.approx(pair.partner.head.bias.detach()[0].item(), abs=1e-2)
+    other = train.TrainConfig(init=str(tmp_path / "pair"), partner=str(tmp_path / "one"))
+    assert train.partner_folder(other) == str(tmp_path / "one") and train._init_partner(other).cfg == detectors.CNNConfig()
+    assert train.partner_folder(train.TrainConfig(init=str(tmp_path / "one"))) is None
+    assert train.partner_folder(train.TrainConfig(init=(str(tmp_path / "pair"), str(tmp_path / "one")))) is None
+    assert train._init_partner(train.TrainConfig()) is None
 
 
 def test_detect_train_cli_checks_the_partner_before_any_work(tmp_path, capsys):

@@ -87,7 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--partner", metavar="DIR",
                    help="weights folder of a face CNN of any shape (e.g. from 'detect train --cnn dlib'): added, as "
                         "it is, as a second face CNN; a face's CNN score is the mean of the two CNNs' logits, each on "
-                        "its own crop (with --init DIR2 --max-steps 0: only the fusion and calibration are refitted)")
+                        "its own crop (with --init DIR2 --max-steps 0: only the fusion and calibration are refitted); "
+                        "without it, a single --init folder's partner is kept")
     t.add_argument("--part-share", type=float, default=d["part_share"], metavar="P",
                    help="share of the blends made through a part mask (lower face, mouth) instead of a face shape")
     t.add_argument("--seg-weight", type=float, default=d["seg_weight"], metavar="W",

@@ -502,7 +502,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     n = len(scan.FUSION_FEATURES)
     blank = detectors.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
     det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0), mouth=mouth_cnn(cfg),
-                              partner=partner_cnn(cfg))
+                              partner=_init_partner(cfg))
     t_cnn = time.monotonic()
     xa, ya, ga, ka = features(det, split.fusion, rng, "fusion features", split.fusion_fakes)
     det.fusion, selection = fit_fusion(xa, ya, ga, ka, det.mouth is not None)
@@ -524,7 +524,9 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     if det.mouth is not None:
         det.meta["mouth_cnn"] = _cnn_record(cfg.mouth)
     if det.partner is not None:
-        det.meta["partner_cnn"] = _cnn_record(cfg.partner)
+        det.meta["partner_cnn"] = (_cnn_record(cfg.partner) if cfg.partner
+                                   else detectors.Detectors.load(partner_folder(cfg)).meta.get("partner_cnn")
+                                   or {"folder": partner_folder(cfg)})
     if len(inits) > 1:  # the CNNs averaged, each with the record of how it was made
         det.meta["cnn_soup"] = [_cnn_record(f) for f in inits]
     if len(inits) == 1 and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
@@ -546,19 +548,41 @@ def mouth_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
 
 
 def partner_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
-    """The face CNN of the `cfg.partner` folder (DoppelError unless it is a face CNN), or None without one."""
+    """The face CNN of the `cfg.partner` folder (DoppelError unless it is a face CNN and the folder's only one), or
+    None without one."""
     return _second_cnn(cfg.partner, "face", "give it to --mouth instead")
+
+
+def partner_folder(cfg: TrainConfig) -> str | None:
+    """Where the new detector's partner CNN comes from: --partner; without it, a single --init folder that has one
+    (a refit of a detector with two face CNNs keeps both); else None."""
+    inits = init_folders(cfg)
+    if cfg.partner or len(inits) != 1 or not (Path(inits[0]) / detectors.PARTNER_FILE).is_file():
+        return cfg.partner
+    return inits[0]
 
 
 def _second_cnn(folder: str | None, region: str, hint: str) -> detectors.FaceCNN | None:
     """The CNN of a weights folder given to --mouth (region "mouth") or --partner (region "face"), or None."""
     if not folder:
         return None
-    net = detectors.Detectors.load(folder).cnn
-    if net.cfg.region != region:
-        flag = "--mouth" if region == "mouth" else "--partner"
-        raise DoppelError(f"{flag}: the CNN in {folder} is a {net.cfg.region} CNN, not a {region} CNN ({hint})")
-    return net
+    det = detectors.Detectors.load(folder)
+    flag = "--mouth" if region == "mouth" else "--partner"
+    if det.cnn.cfg.region != region:
+        raise DoppelError(f"{flag}: the CNN in {folder} is a {det.cnn.cfg.region} CNN, not a {region} CNN ({hint})")
+    if region == "face" and det.partner is not None:  # its face score is a pair's: one of them alone is another model
+        raise DoppelError(f"{flag}: {folder} scores faces with two CNNs (it has a partner); give the folder of the "
+                          "one face CNN you want")
+    return det.cnn
+
+
+def _init_partner(cfg: TrainConfig) -> detectors.FaceCNN | None:
+    """The partner CNN of the new detector: --partner's face CNN, or the one --init's folder has (partner_folder)."""
+    folder = partner_folder(cfg)
+    if folder is None or folder == cfg.partner:
+        return partner_cnn(cfg)
+    log.info("keeping the partner CNN of --init %s (give --partner to choose another)", folder)
+    return detectors.Detectors.load(folder).partner
 
 
 def init_folders(cfg: TrainConfig) -> list[str]:
