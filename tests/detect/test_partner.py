@@ -116,13 +116,13 @@ def test_a_refit_from_a_detector_with_a_partner_keeps_it_unless_told_otherwise(t
     blank_detectors().save(tmp_path / "one")
     cfg = train.TrainConfig(init=str(tmp_path / "pair"))
     assert train.partner_folder(cfg) == str(tmp_path / "pair")
-    kept = train._init_partner(cfg)
-    assert kept.cfg == OTHER and kept.head.bias.detach()[0].item() == pytest.approx(pair.partner.head.bias.detach()[0].item(), abs=1e-2)
+    kept, record = train._partner(cfg)
+    assert record == pair.meta.get("partner_cnn", {"folder": str(tmp_path / "pair")}) and kept.cfg == OTHER and kept.head.bias.detach()[0].item() == pytest.approx(pair.partner.head.bias.detach()[0].item(), abs=1e-2)
     other = train.TrainConfig(init=str(tmp_path / "pair"), partner=str(tmp_path / "one"))
-    assert train.partner_folder(other) == str(tmp_path / "one") and train._init_partner(other).cfg == detectors.CNNConfig()
+    assert train.partner_folder(other) == str(tmp_path / "one") and train._partner(other)[0].cfg == detectors.CNNConfig()
     assert train.partner_folder(train.TrainConfig(init=str(tmp_path / "one"))) is None
     assert train.partner_folder(train.TrainConfig(init=(str(tmp_path / "pair"), str(tmp_path / "one")))) is None
-    assert train._init_partner(train.TrainConfig()) is None
+    assert train._partner(train.TrainConfig()) == (None, None)
 
 
 def test_detect_train_cli_checks_the_partner_before_any_work(tmp_path, capsys):

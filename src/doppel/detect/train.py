@@ -501,8 +501,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     fourier = fit_fourier(split.train, 300, rng, split.train_fakes, cfg.fake_share, cfg.mark_share)
     n = len(scan.FUSION_FEATURES)
     blank = detectors.Linear(scan.FUSION_FEATURES, [0.0] * n, [1.0] * n, [0.0] * n, 0.0)
-    det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0), mouth=mouth_cnn(cfg),
-                              partner=_init_partner(cfg))
+    partner, partner_record = _partner(cfg)
+    det = detectors.Detectors(cnn, fourier, blank, detectors.Platt(1.0, 0.0), mouth=mouth_cnn(cfg), partner=partner)
     t_cnn = time.monotonic()
     xa, ya, ga, ka = features(det, split.fusion, rng, "fusion features", split.fusion_fakes)
     det.fusion, selection = fit_fusion(xa, ya, ga, ka, det.mouth is not None)
@@ -523,10 +523,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
                     cnn_best_val_auc=fit.best_auc, val_faces=int(len(val[1]) // 2) if val else 0)
     if det.mouth is not None:
         det.meta["mouth_cnn"] = _cnn_record(cfg.mouth)
-    if det.partner is not None:
-        det.meta["partner_cnn"] = (_cnn_record(cfg.partner) if cfg.partner
-                                   else detectors.Detectors.load(partner_folder(cfg)).meta.get("partner_cnn")
-                                   or {"folder": partner_folder(cfg)})
+    if partner_record is not None:
+        det.meta["partner_cnn"] = partner_record
     if len(inits) > 1:  # the CNNs averaged, each with the record of how it was made
         det.meta["cnn_soup"] = [_cnn_record(f) for f in inits]
     if len(inits) == 1 and fit.steps == 0:  # only the Fourier model, fusion and calibration were refitted: keep the CNN's record
@@ -576,13 +574,17 @@ def _second_cnn(folder: str | None, region: str, hint: str) -> detectors.FaceCNN
     return det.cnn
 
 
-def _init_partner(cfg: TrainConfig) -> detectors.FaceCNN | None:
-    """The partner CNN of the new detector: --partner's face CNN, or the one --init's folder has (partner_folder)."""
+def _partner(cfg: TrainConfig) -> tuple[detectors.FaceCNN | None, dict | None]:
+    """The new detector's partner CNN and its record for the card: --partner's face CNN, or the partner --init's
+    folder has (partner_folder), or (None, None)."""
     folder = partner_folder(cfg)
-    if folder is None or folder == cfg.partner:
-        return partner_cnn(cfg)
+    if folder is None:
+        return None, None
+    if folder == cfg.partner:
+        return partner_cnn(cfg), _cnn_record(folder)
     log.info("keeping the partner CNN of --init %s (give --partner to choose another)", folder)
-    return detectors.Detectors.load(folder).partner
+    kept = detectors.Detectors.load(folder)
+    return kept.partner, kept.meta.get("partner_cnn") or {"folder": folder}
 
 
 def init_folders(cfg: TrainConfig) -> list[str]:
