@@ -240,6 +240,10 @@ def test_the_card_names_the_reenactment_blends_and_the_change_head_only_when_the
         text = (tmp_path / "MODEL_CARD.md").read_text()
         assert ("40% are reenactment blends" in text) == says, (share, cnn_command)
         assert ("where each blend changed the face (loss weight 0.8)" in text) == says, (share, cnn_command)
+        det.meta["config"] = {**det.meta["config"], "gen_share": share}
+        det.save(tmp_path)
+        card.write_card(tmp_path, det, 0.005, "blend")
+        assert ("40% of the other blends are generated blends" in (tmp_path / "MODEL_CARD.md").read_text()) == says
 
 
 def test_flip_scores_a_face_as_the_mean_of_its_crop_and_its_mirror_image(tmp_path, clip_frames):

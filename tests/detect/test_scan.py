@@ -206,7 +206,7 @@ def test_detect_train_rejects_an_unknown_fake_kind(capsys):
     assert "unknown kind deepfake" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--mark-share", "--reenact-share", "--pretrained-lr-share"])
+@pytest.mark.parametrize("flag", ["--mark-share", "--reenact-share", "--gen-share", "--pretrained-lr-share"])
 def test_detect_train_rejects_a_share_outside_0_1(capsys, tmp_path, flag):
     assert cli.main(["detect", "train", flag, "1.5", "-o", str(tmp_path / "w")]) == 2
     assert f"{flag} must be from 0 to 1" in capsys.readouterr().err and not (tmp_path / "w").exists()

@@ -49,6 +49,12 @@ def write_card(folder: Path, det: detectors.Detectors, tolerance: float, blend: 
                "blends\n(the person's own mouth or lower face from a frame at least 10 frames away, or another photo,\n"
                "aligned on the lower face and blended through a part mask); the fusion's and calibration's are not."
                if share and not m.get("cnn_command") else "")
+    gen = m["config"].get("gen_share") or 0
+    if gen and not m.get("cnn_command"):
+        reenact += (f"\n{100 * gen:g}% of the other blends are generated blends: the face redrawn by one of a bank of "
+                    "small autoencoders\n(simulate.py: transposed-convolution, nearest, bilinear and pixel-shuffle "
+                    "upsampling, trained seconds each\nat the start of the run) pasted back through the same masks, "
+                    f"{100 * sbi.GENERATED_WHOLE:g}% of them the whole redrawn crop.")
     seg = m["config"].get("seg_weight") or 0
     changes = ""
     if seg and not m.get("cnn_command"):

@@ -81,6 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--reenact-share", type=float, default=d["reenact_share"], metavar="P",
                    help="share of the CNN's blends that are reenactment blends: the person's own mouth or lower "
                         "face from another frame of the clip (or another photo), aligned and blended in")
+    t.add_argument("--gen-share", type=float, default=d["gen_share"], metavar="P",
+                   help="share of the CNN's other blends that are generated blends: the face redrawn by one of eight "
+                        "small autoencoders with different upsampling (trained ~25 s each at the start of the run) "
+                        "and pasted back, so the CNN learns generators' traces, not one generator's look")
     t.add_argument("--mouth", metavar="DIR",
                    help="weights folder of a mouth CNN (from 'detect train --cnn mouth'): added, as it is, as a second "
                         "CNN whose logit the fusion may weigh")
@@ -172,7 +176,7 @@ def _train(args: argparse.Namespace) -> int:
     if unknown:
         raise DoppelError(f"--fakes-train: unknown kind {', '.join(sorted(unknown))} "
                           f"(known: {', '.join(train.FAKE_KINDS)})")
-    for flag in ("mark_share", "reenact_share", "part_share", "pretrained_lr_share"):
+    for flag in ("mark_share", "reenact_share", "gen_share", "part_share", "pretrained_lr_share"):
         if not 0.0 <= getattr(args, flag) <= 1.0:
             raise DoppelError(f"--{flag.replace('_', '-')} must be from 0 to 1 (got {getattr(args, flag)})")
     if args.seg_weight < 0:
@@ -186,7 +190,7 @@ def _train(args: argparse.Namespace) -> int:
                             lr=args.lr, cache=args.cache, video_limit=args.clip_faces, heldout_limit=args.heldout_faces,
                             cnn=shape, val=args.val, threads=args.threads, resume=args.resume,
                             mark_share=args.mark_share, coverage_jitter=args.coverage_jitter,
-                            reenact_share=args.reenact_share, part_share=args.part_share, mouth=args.mouth, partner=args.partner,
+                            reenact_share=args.reenact_share, gen_share=args.gen_share, part_share=args.part_share, mouth=args.mouth, partner=args.partner,
                             seg_weight=args.seg_weight, pretrained_lr_share=args.pretrained_lr_share)
     train.mouth_cnn(cfg)  # a bad --mouth or --partner folder fails now, not after the CNN's training
     train.partner_cnn(cfg)

@@ -91,6 +91,10 @@ class TrainConfig:
     # share of the CNN's blends of a face whose clip or person holds other faces that are reenactment blends
     # (sbi.reenact_blend: the person's own mouth or lower face from another frame); 0: none
     reenact_share: float = 0.0
+    # share of the CNN's other blends (self-blended or X-ray) that are generated blends instead: the face redrawn
+    # by one of a bank of small autoencoders (simulate.py, trained at the start of the run) pasted back; 0: none
+    gen_share: float = 0.0
+    gen_bank: str | None = None  # the bank's file (set by train.train when gen_share is on; not an option)
     # share of the blends made through a part mask (the lower face or the mouth) rather than a face shape;
     # a mouth CNN wants most of its blends' edges inside its crop
     part_share: float = 0.3

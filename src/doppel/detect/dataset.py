@@ -111,11 +111,14 @@ def window(face: RealFace, image: np.ndarray | None = None, prev: bool = False) 
 
 def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
               xray_share: float = 0.3, own_prev: float = 0.3, same: RealFace | None = None,
-              reenact_share: float = 0.0, part_share: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+              reenact_share: float = 0.0, part_share: float | None = None,
+              bank: list | None = None, gen_share: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
     """A fake of `face` (and of its previous frame): SBI, an X-ray blend from a donor or, with
     probability `reenact_share` when `same` is another face of the person (same_person), a
-    reenactment blend (its mouth or lower face). SBI and X-ray blends go through a part mask with
-    probability `part_share` (None: sbi.PART_SHARE), else through a face shape.
+    reenactment blend (its mouth or lower face); with probability `gen_share` of the rest, given a
+    `bank` of simulate.Simulator, a generated blend (sbi.generated_blend, one simulator drawn). SBI, X-ray
+    and generated blends go through a part mask with probability `part_share` (None: sbi.PART_SHARE),
+    else through a face shape.
 
     Mostly the previous frame gets the same blend parameters (a steady fake);
     `own_prev` of the time its own (a fake that flickers, as per-frame swaps do).
@@ -123,13 +126,17 @@ def make_fake(face: RealFace, donors: list[RealFace], rng: np.random.Generator,
     # no draw at all without the option or a donor: such runs keep their batches
     reenact = same if reenact_share and same is not None and rng.random() < reenact_share else None
     seed = int(rng.integers(2 ** 31))
-    use_xray = reenact is None and donors and rng.random() < xray_share
+    sim = bank[int(rng.integers(len(bank)))] if bank and gen_share and reenact is None and rng.random() < gen_share \
+        else None  # draws only with the option: runs without it keep their fakes
+    use_xray = reenact is None and sim is None and donors and rng.random() < xray_share
     donor = donors[int(rng.integers(len(donors)))] if use_xray else None
 
     def one(img, lm, s):
         r = np.random.default_rng(s)
         if reenact is not None:
             return sbi.reenact_blend(img, lm, reenact.image, reenact.landmarks, r)
+        if sim is not None:
+            return sbi.generated_blend(img, lm, sim.redraw, r, part_share)
         if donor:
             return sbi.xray_blend(img, lm, donor.image, donor.landmarks, r, part_share)
         return sbi.self_blend(img, lm, r, part_share)

@@ -8,6 +8,8 @@ image is aligned onto another real face by their landmarks and blended in.
 Reenactment style: the mouth or lower face of the same person in another frame
 (or photo) is aligned onto the face and blended in, a redrawn mouth of the
 right person, as reenactment (Face2Face, NeuralTextures) and lip-sync make.
+Generated style: the face redrawn by a small autoencoder (simulate.py) pasted back, so the
+evidence is a generator's upsampling traces as well as the blend.
 
 Images are (H, W, 3) uint8 RGB, landmarks (68, 2) float64 pixels, masks
 (H, W) float32 in [0, 1]. Every function takes a numpy Generator for its
@@ -156,3 +158,19 @@ def reenact_blend(target: np.ndarray, t_landmarks: np.ndarray, source: np.ndarra
     if rng.random() < 0.5:
         warped = quality_jitter(warped, rng)
     return blend(target, warped, deformed_mask(t_landmarks, target.shape[:2], rng, PART_SHAPES))
+
+
+GENERATED_WHOLE = 0.2  # share of generated fakes that are the whole redrawn crop (no seam: a generated frame)
+
+
+def generated_blend(image: np.ndarray, landmarks: np.ndarray, redraw, rng: np.random.Generator,
+                    part_share: float | None = None) -> np.ndarray:
+    """Generated-style fake: `redraw(image)` (a simulate.Simulator's redraw: a generator's traces)
+    blended back through a deformed mask, colour-jittered 30% of the time; `GENERATED_WHOLE` of the
+    time the redrawn crop itself, as a talking-head generator draws the whole frame."""
+    src = redraw(image)
+    if rng.random() < GENERATED_WHOLE:
+        return src
+    if rng.random() < 0.3:
+        src = color_jitter(src, rng)
+    return blend(image, src, deformed_mask(landmarks, image.shape[:2], rng, part_share=part_share))

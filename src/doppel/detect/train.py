@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .. import media, provenance
 from ..errors import DoppelError
 from ..faces import align, finder
-from . import augment, card, cnn_fit, dataset, detectors, scan
+from . import augment, card, cnn_fit, dataset, detectors, scan, simulate
 from .config import CALIB_CLIPS, CHANGE_LEVEL, FUSION_CLIPS, TrainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ CNN_RECORD = ("cnn_steps", "cnn_seconds", "cnn_history", "cnn_best_step", "cnn_b
               "cnn_final_loss")  # what --max-steps 0 from --init carries over from the init's card
 # the training settings the card's CNN paragraph states: a refit (--max-steps 0) keeps its CNN's, not its own
 CNN_SETTINGS = ("batch", "lr", "threads", "init", "checkpoint_minutes")
+GEN_SIMULATORS = 8  # generator simulators in a --gen-share run's bank (two of each upsampler)
+GEN_SECONDS = 25.0  # training seconds each
+GEN_FACES = 2000  # training faces they learn from
 CORPUS_CHUNK = 250  # corpus photos per cache file
 FOURIER_C = 0.1  # L2 inverse strength of the Fourier model (32 correlated radii: strong regularisation)
 REST_FIXED_S = 40  # seconds of the budget kept after the CNN for spectra, saving and the card, beside per-face costs
@@ -226,13 +229,14 @@ def changed(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
 
 def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
            fake_share: float = 0.0, mark_share: float = 0.0, groups: dict | None = None,
-           reenact_share: float = 0.0, part_share: float | None = None, with_change: bool = False
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+           reenact_share: float = 0.0, part_share: float | None = None, with_change: bool = False,
+           bank: list | None = None, gen_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One (image, landmarks, change mask) training sample at context resolution: real, or a fake (a fresh blend,
     or with probability `fake_share` a face of a fake video), degraded alike; real faces and blends get
     doppel's watermark as often as `mark_shares` says (fake videos have it already). With
     `reenact_share` and `groups` (dataset.by_group of faces), that share of the blends of a face
-    whose group holds other faces are reenactment blends (dataset.make_fake). With `with_change`, the change
+    whose group holds other faces are reenactment blends (dataset.make_fake); with a simulator `bank`,
+    `gen_share` of the other blends are generated blends. With `with_change`, the change
     mask (uint8 0/1, `changed`) marks the pixels a blend changed: none of a real face; None for a face of a fake
     video (unknown), and always None without `with_change` (the mask takes no draws either way)."""
     if fake and len(fakes) and rng.random() < fake_share:
@@ -242,8 +246,8 @@ def sample(faces: list, rng: np.random.Generator, fake: bool, fakes: list = (),
     f = faces[i]
     # draws only with the option: runs without it keep their batches
     same = dataset.same_person(faces, groups, i, rng) if fake and reenact_share and groups else None
-    img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share, part_share=part_share)[0] if fake \
-        else f.image
+    img = dataset.make_fake(f, faces, rng, same=same, reenact_share=reenact_share, part_share=part_share,
+                            bank=bank, gen_share=gen_share)[0] if fake else f.image
     # before the mark and the degradations, which real faces get alike
     change = changed(f.image, img) if with_change else None
     if mark_share and rng.random() < mark_shares(fake_share, mark_share, len(fakes) > 0)[int(fake)]:
@@ -257,9 +261,11 @@ def make_batch(faces: list, cfg: TrainConfig, seed: int, fakes: list = ()) -> tu
     rng = np.random.default_rng(seed)
     crops, labels, changes = [], [], []
     groups = dataset.by_group(faces) if cfg.reenact_share else None
+    bank = simulate.bank_at(cfg.gen_bank) if cfg.gen_share and cfg.gen_bank else None
     for j in range(cfg.batch):
         img, lm, change = sample(faces, rng, j % 2 == 1, fakes, cfg.fake_share, cfg.mark_share, groups,
-                                 cfg.reenact_share, cfg.part_share, with_change=cfg.seg_weight > 0)
+                                 cfg.reenact_share, cfg.part_share, with_change=cfg.seg_weight > 0,
+                                 bank=bank, gen_share=cfg.gen_share)
         shape = cfg.cnn
         if cfg.coverage_jitter:  # its own draw after the sample's: a run without jitter keeps its batches
             shape = replace(shape, coverage=shape.coverage + rng.uniform(-cfg.coverage_jitter, cfg.coverage_jitter))
@@ -491,6 +497,8 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     has_corpus = (Path(data_dir) / "corpus").is_dir()  # without one the CNN trains unvalidated (last weights kept)
     val = cnn_fit.validation_crops(corpus(data_dir, "fusion", cfg.val if has_corpus else 0, cfg.cache, CNN_SIDE),
                                    cfg.cnn, cfg.seed, cfg.part_share)
+    if cfg.gen_share and cfg.max_steps > 0:
+        cfg = replace(cfg, gen_bank=str(simulator_bank(split.train, Path(out_dir), cfg)))
     torch.set_num_threads(cfg.threads)
     fit = cnn_fit.fit(cnn, lambda first: batches(split.train, cfg, cfg.seed, split.train_fakes, first), cfg.max_steps,
                       cfg.lr, cnn_deadline - time.monotonic(), out_dir, val, cfg.checkpoint_minutes * 60, cfg.resume,
@@ -538,6 +546,22 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     (Path(out_dir) / cnn_fit.STATE_FILE).unlink(missing_ok=True)  # the run is done: the weights say it all
     card.write_card(Path(out_dir), det, FUSION_TOLERANCE, BLEND)
     return det
+
+
+def simulator_bank(faces: list, out_dir: Path, cfg: TrainConfig) -> Path:
+    """The generator simulators' file in `out_dir` (simulate.BANK_FILE): kept when resuming (the run goes on with
+    the same simulators), else trained now on up to GEN_FACES of the training faces, GEN_SECONDS each."""
+    path = out_dir / simulate.BANK_FILE
+    if cfg.resume and path.is_file():
+        log.info("generator simulators from %s", path)
+        return path
+    rng = np.random.default_rng(cfg.seed)
+    pick = rng.choice(len(faces), min(GEN_FACES, len(faces)), replace=False)
+    bank, errors = simulate.train_bank([faces[i].image for i in pick], GEN_SIMULATORS, GEN_SECONDS, cfg.seed)
+    log.info("%d generator simulators, held-out L1 %s", len(bank), " ".join(f"{e:.3f}" for e in errors))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    simulate.save_bank(bank, path)
+    return path
 
 
 def mouth_cnn(cfg: TrainConfig) -> detectors.FaceCNN | None:
