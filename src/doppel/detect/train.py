@@ -544,6 +544,7 @@ def train(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig = TrainCon
     det.meta["version"] = _version(Path(out_dir))
     det.save(out_dir)
     (Path(out_dir) / cnn_fit.STATE_FILE).unlink(missing_ok=True)  # the run is done: the weights say it all
+    (Path(out_dir) / simulate.BANK_FILE).unlink(missing_ok=True)  # only a resumed run needed its simulators
     card.write_card(Path(out_dir), det, FUSION_TOLERANCE, BLEND)
     return det
 
