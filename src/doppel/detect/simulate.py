@@ -10,7 +10,8 @@ interpolation, pixel shuffle), depth and width, is trained for seconds each on t
 generators' traces and the blending at once, never one generator's look.
 
 Images are (H, W, 3) uint8 RGB. The bank is training data, not part of a detector: it is written beside
-the run's checkpoint (`BANK_FILE`) so a resumed run redraws with the same simulators.
+the run's checkpoint (`BANK_FILE`) so a resumed run redraws with the same simulators, and removed with the
+checkpoint when the run ends.
 """
 from __future__ import annotations
 
@@ -57,7 +58,9 @@ class Simulator(nn.Module):
 
     The decoder adds its output to the input shrunk by the encoder's stride and enlarged again (bilinear):
     from the first step the redraw has the face's colours and shape, and training only adds the detail
-    that the decoder's upsampling can draw, with its traces (seconds, not minutes, give a usable face)."""
+    that the decoder's upsampling can draw, with its traces (seconds, not minutes, give a usable face). It also
+    keeps a redraw within a few grey levels of the face: too faint for the CNN to learn in 45 CPU-minutes
+    (docs/detect.md, "Generated blends"); a coarser simulator is the next thing to try."""
 
     def __init__(self, cfg: SimConfig):
         super().__init__()
@@ -143,6 +146,7 @@ def save_bank(bank: list[Simulator], path: str | Path) -> None:
 
 
 def load_bank(path: str | Path) -> list[Simulator]:
+    """The bank `save_bank` wrote, each simulator in eval mode."""
     from safetensors import safe_open
     with safe_open(str(path), "pt") as f:
         cfgs = json.loads(f.metadata()["configs"])
