@@ -4,19 +4,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from doppel.detect import augment, cues, dataset, sbi, simulate, train
+from doppel.detect import augment, cues, dataset, detectors, sbi, simulate, train
+from doppel.errors import DoppelError
 from doppel.detect.config import TrainConfig
 
 
 @pytest.fixture(scope="module")
 def faces(data_dir):
-    """Context faces of 12 corpus photos (cut as training keeps them) and a bank trained 1 s each on them."""
+    """Context faces of 12 corpus photos, cut as training keeps them."""
     photos = dataset.corpus_photos(data_dir, "train", 12)
     return dataset.corpus_faces(photos, train.CNN_SIDE)
 
 
 @pytest.fixture(scope="module")
 def bank(faces):
+    """One simulator of each upsampler, trained 1 s each on those faces, and their held-out L1."""
     return simulate.train_bank([f.image for f in faces], 4, 1.0, seed=0)
 
 
@@ -33,6 +35,8 @@ def test_a_bank_redraws_faces_close_to_them_with_each_upsampler_and_survives_a_r
     loaded = simulate.load_bank(tmp_path / "bank.safetensors")
     assert [s.cfg for s in loaded] == [s.cfg for s in sims]
     assert all(np.array_equal(a.redraw(img), b.redraw(img)) for a, b in zip(sims, loaded))
+    with pytest.raises(DoppelError, match="not a simulator bank"):  # another kind of doppel file, in one line
+        simulate.load_bank(detectors.WEIGHTS_DIR / "cnn.safetensors")
     with pytest.raises(ValueError, match="at least 64 pixels"):
         simulate.train_bank([img[:40, :40]], 1, 0.1)
 

@@ -15,7 +15,6 @@ checkpoint when the run ends.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -23,16 +22,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from .. import media
+from .. import checkpoint
 
 log = logging.getLogger(__name__)
 
 UPSAMPLERS = ("transpose", "nearest", "bilinear", "shuffle")
 BANK_FILE = "simulators.safetensors"
+BANK_FORMAT = "doppel-detect-simulators/1"
 PATCH = 64  # training patches (pixels a side)
 
 
@@ -138,21 +137,16 @@ def train_bank(images: list[np.ndarray], k: int, seconds: float, seed: int = 0,
 
 
 def save_bank(bank: list[Simulator], path: str | Path) -> None:
-    """The bank as one safetensors file (fp32; its shapes in the header), written atomically."""
-    tensors = {f"{i}.{k}": v.contiguous() for i, sim in enumerate(bank) for k, v in sim.state_dict().items()}
-    meta = {"configs": json.dumps([asdict(s.cfg) for s in bank])}
-    with media.atomic_path(Path(path)) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    """The bank as one doppel file (checkpoint.write, BANK_FORMAT: fp32 tensors, the shapes as a "configs" section)."""
+    tensors = {f"{i}.{k}": v for i, sim in enumerate(bank) for k, v in sim.state_dict().items()}
+    checkpoint.write(path, BANK_FORMAT, tensors, configs=[asdict(s.cfg) for s in bank])
 
 
 def load_bank(path: str | Path) -> list[Simulator]:
-    """The bank `save_bank` wrote, each simulator in eval mode."""
-    from safetensors import safe_open
-    with safe_open(str(path), "pt") as f:
-        cfgs = json.loads(f.metadata()["configs"])
-    tensors = load_file(str(path))
+    """The bank `save_bank` wrote, each simulator in eval mode; a file of another kind is refused in one line."""
+    tensors, header = checkpoint.load(path, BANK_FORMAT, what="simulator bank")
     bank = []
-    for i, c in enumerate(cfgs):
+    for i, c in enumerate(header.sections["configs"]):
         sim = Simulator(SimConfig(**c))
         sim.load_state_dict({k.split(".", 1)[1]: v for k, v in tensors.items() if k.split(".", 1)[0] == str(i)})
         bank.append(sim.eval())
